@@ -1,0 +1,38 @@
+"""An async client for Pi's RPC mode (``pi --mode rpc``): JSON lines over stdin/stdout."""
+
+from .client import (
+    ClientEvent,
+    ClientNotice,
+    PiClient,
+    Run,
+    RunOutcome,
+    Subscription,
+    cancel_dialog,
+    open_client,
+)
+from .errors import PiCommandError, PiError, PiExited, PiNotFound, PiProtocolError, PiTimeout
+from .launch import ENV_PI_PATH, PiInstall, locate_pi
+from .protocol import THINKING_LEVELS, ModelInfo, SessionState
+
+__all__ = [
+    "ENV_PI_PATH",
+    "THINKING_LEVELS",
+    "ClientEvent",
+    "ClientNotice",
+    "ModelInfo",
+    "PiClient",
+    "PiCommandError",
+    "PiError",
+    "PiExited",
+    "PiInstall",
+    "PiNotFound",
+    "PiProtocolError",
+    "PiTimeout",
+    "Run",
+    "RunOutcome",
+    "SessionState",
+    "Subscription",
+    "cancel_dialog",
+    "locate_pi",
+    "open_client",
+]

@@ -1,0 +1,159 @@
+"""Finding Pi, and the command line that really starts it.
+
+Order (the first that is set wins, and a set one that is broken is an error, never a silent
+fallback to something else):
+
+1. an explicit path from the caller (the ``PiMagics.pi_path`` setting),
+2. the ``PI_KERNEL_PI_PATH`` environment variable,
+3. the project-local install made by ``npm ci`` next to this source tree,
+4. ``pi`` on ``PATH``.
+
+Pi's launcher is a Node script (``#!/usr/bin/env node``).  Pi 0.87 needs Node >= 22.19, and
+the machine's ``node`` may be older, so a script is started as ``<node> <script>`` with the
+Node that was installed beside it (``node_modules/.bin/node`` from the ``node@22`` package)
+when there is one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .errors import PiNotFound
+
+ENV_PI_PATH = "PI_KERNEL_PI_PATH"
+"""Environment variable naming the Pi executable to use."""
+
+PI_PACKAGES = ("@earendil-works/pi-coding-agent", "@mariozechner/pi-coding-agent")
+"""npm packages that ship Pi, newest name first."""
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+"""The source checkout this package was installed from (editable installs), if any."""
+
+INSTALL_HINT = (
+    "Install Pi with `npm ci` in the pi-kernel checkout, or point "
+    f"{ENV_PI_PATH} (or %config PiMagics.pi_path) at a working `pi`."
+)
+
+Source = Literal["setting", "environment", "project", "PATH"]
+
+
+@dataclass(frozen=True)
+class PiInstall:
+    """A Pi that can be started: what was chosen, from where, and how to run it."""
+
+    path: Path
+    """The Pi executable as configured or found (what status and errors report)."""
+    source: Source
+    argv: tuple[str, ...]
+    """Program and leading arguments: ``(node, cli.js)`` for a script, ``(pi,)`` otherwise."""
+    package: str | None = None
+    version: str | None = None
+
+    @property
+    def version_tuple(self) -> tuple[int, ...] | None:
+        if self.version is None:
+            return None
+        try:
+            return tuple(int(part) for part in self.version.split("-")[0].split("."))
+        except ValueError:
+            return None
+
+    def at_least(self, *version: int) -> bool:
+        """True when Pi is this version or newer; an unknown version counts as new."""
+        mine = self.version_tuple
+        return mine is None or mine >= version
+
+    def describe(self) -> str:
+        label = f"{self.package or 'pi'} {self.version or '(version unknown)'}"
+        return f"{label} at {self.path} (from {self.source})"
+
+
+def locate_pi(explicit: str | os.PathLike[str] | None = None) -> PiInstall:
+    """Choose the Pi to run, in the documented order; raise ``PiNotFound`` if it can't run."""
+    if explicit:
+        return inspect_pi(Path(explicit).expanduser(), "setting")
+    from_env = os.environ.get(ENV_PI_PATH)
+    if from_env:
+        return inspect_pi(Path(from_env).expanduser(), "environment")
+    project_pi = PROJECT_ROOT / "node_modules" / ".bin" / "pi"
+    if project_pi.exists():
+        return inspect_pi(project_pi, "project")
+    on_path = shutil.which("pi")
+    if on_path:
+        return inspect_pi(Path(on_path), "PATH")
+    raise PiNotFound(
+        "pi",
+        f"no {ENV_PI_PATH}, no project-local install, and no `pi` on PATH",
+        hint=INSTALL_HINT,
+    )
+
+
+def inspect_pi(path: Path, source: Source) -> PiInstall:
+    """Check that ``path`` can be run and work out the command line for it."""
+    if not path.exists():
+        raise PiNotFound(str(path), "no such file", hint=INSTALL_HINT)
+    if path.is_dir():
+        raise PiNotFound(str(path), "it is a directory, not the pi executable", hint=INSTALL_HINT)
+    real = path.resolve()
+    package, version = _package_of(real)
+    if _is_node_script(real):
+        node = _node_for(path, real)
+        if node is None:
+            raise PiNotFound(
+                str(path),
+                "it is a Node.js script and no `node` was found to run it",
+                hint=INSTALL_HINT,
+            )
+        return PiInstall(path, source, (node, str(real)), package, version)
+    if not os.access(real, os.X_OK):
+        raise PiNotFound(str(path), "it is not executable", hint=INSTALL_HINT)
+    return PiInstall(path, source, (str(path),), package, version)
+
+
+def _is_node_script(real: Path) -> bool:
+    if real.suffix in {".js", ".mjs", ".cjs"}:
+        return True
+    try:
+        with real.open("rb") as handle:
+            first = handle.readline(128)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and b"node" in first
+
+
+def _node_for(path: Path, real: Path) -> str | None:
+    """The Node beside the script (npm's ``.bin``), else the nearest ``node_modules``'s."""
+    beside = path.parent / "node"
+    if beside.exists() and os.access(beside, os.X_OK):
+        return str(beside)
+    for parent in real.parents:
+        if parent.name == "node_modules":
+            candidate = parent / ".bin" / "node"
+            if candidate.exists() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    return shutil.which("node")
+
+
+def _package_of(real: Path) -> tuple[str | None, str | None]:
+    """The npm package name and version that ``real`` belongs to, if it is a Pi package."""
+    for parent in real.parents:
+        manifest = parent / "package.json"
+        if not manifest.is_file():
+            continue
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None, None
+        name = data.get("name")
+        if name is None:
+            continue  # a nested manifest such as {"type": "module"}; keep walking up
+        if name in PI_PACKAGES:
+            version = data.get("version")
+            return name, version if isinstance(version, str) else None
+        return None, None
+    return None, None

@@ -1,0 +1,256 @@
+"""Spawn Pi, frame its stdout into records, and shut it down for certain.
+
+``open_transport`` is one async context manager that owns the process: on entry Pi runs in
+its own process group (a kernel interrupt's SIGINT must not reach it, and the tools it
+spawns must die with it); inside, ``transport.records`` yields parsed records, or a
+``PiProtocolError`` for a line that is not one (the reader keeps going); on exit Pi is
+stopped — close stdin, SIGTERM the group, SIGKILL the group — each step bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from subprocess import PIPE
+from typing import Any
+
+import anyio
+from anyio.abc import ByteReceiveStream, Process
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from pydantic import ValidationError
+
+from .errors import PiNotFound, PiProtocolError
+from .protocol import Record, parse_record
+
+STDIN_CLOSE_GRACE = 2.0
+"""Seconds Pi gets to exit after stdin closes; it normally exits at once."""
+SIGTERM_GRACE = 2.0
+"""Seconds after SIGTERM before SIGKILL; Pi's handler disposes its runtime and exits 143."""
+SIGKILL_GRACE = 2.0
+"""Seconds to wait for the kernel to reap a SIGKILLed process."""
+READ_CHUNK = 1 << 16
+"""Bytes per stdout read; lines may be much longer, the framer joins chunks."""
+RECORD_BUFFER = 256
+"""Parsed records that may wait for the client before the reader (and so Pi) is held back."""
+STDERR_TAIL_BYTES = 64 * 1024
+"""How much of Pi's stderr is kept for error messages; older output is dropped."""
+
+
+class LineFramer:
+    """Split a byte stream into records on LF only.
+
+    JSON strings may hold U+2028/U+2029, which ``str.splitlines`` would split on, so the
+    stream stays bytes until a whole line is cut.  A trailing CR is stripped.  Chunks are
+    joined once per line, so a multi-megabyte line costs O(size), not O(size²).
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        start = 0
+        newline = chunk.find(b"\n")
+        while newline != -1:
+            piece = chunk[start:newline]
+            if self._parts:
+                self._parts.append(piece)
+                piece = b"".join(self._parts)
+                self._parts.clear()
+            yield piece[:-1] if piece.endswith(b"\r") else piece
+            start = newline + 1
+            newline = chunk.find(b"\n", start)
+        if start < len(chunk):
+            self._parts.append(chunk[start:])
+
+    def finish(self) -> Iterator[bytes]:
+        """The last line, if the stream ended without a final LF."""
+        if self._parts:
+            piece = b"".join(self._parts)
+            self._parts.clear()
+            yield piece[:-1] if piece.endswith(b"\r") else piece
+
+
+def encode_command(record: Mapping[str, Any]) -> bytes:
+    """One command as a JSON line.  Never ``null``: a bare null line crashes Pi."""
+    if not isinstance(record, Mapping) or "type" not in record:
+        raise TypeError("a Pi command is a mapping with a 'type'")
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_line(line: bytes) -> Record | PiProtocolError:
+    """Parse one line; a line that is not a record becomes an error value, not an exception."""
+    try:
+        return parse_record(line)
+    except ValidationError as exc:
+        excerpt = line[:200].decode("utf-8", "replace")
+        return PiProtocolError(
+            f"Pi wrote a line that is not a protocol record ({exc.error_count()} problem(s)): "
+            f"{excerpt!r}"
+        )
+
+
+@dataclass
+class StderrTail:
+    """The last ``limit`` bytes of Pi's stderr, as text lines."""
+
+    limit: int = STDERR_TAIL_BYTES
+    _chunks: deque[bytes] = field(default_factory=deque)
+    _size: int = 0
+
+    def add(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        while self._size - len(self._chunks[0]) >= self.limit:
+            self._size -= len(self._chunks.popleft())
+
+    def lines(self, count: int | None = None) -> list[str]:
+        text = b"".join(self._chunks)[-self.limit :].decode("utf-8", "replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        return lines if count is None else lines[-count:]
+
+
+class PiTransport:
+    """A running Pi: records out, command lines in, stderr kept aside."""
+
+    def __init__(
+        self,
+        process: Process,
+        records: MemoryObjectReceiveStream[Record | PiProtocolError],
+        stderr: StderrTail,
+    ) -> None:
+        self.process = process
+        self.records = records
+        self.stderr = stderr
+        self._write_lock = anyio.Lock()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    async def send(self, record: Mapping[str, Any]) -> None:
+        """Write one command.  Raises ``anyio.BrokenResourceError`` if Pi's stdin is gone."""
+        line = encode_command(record)
+        stdin = self.process.stdin
+        if stdin is None:
+            raise anyio.BrokenResourceError
+        async with self._write_lock:
+            await stdin.send(line)
+
+    async def wait(self, timeout: float) -> int | None:
+        """Pi's exit code, or ``None`` if it still runs after ``timeout`` seconds."""
+        with anyio.move_on_after(timeout):
+            return await self.process.wait()
+        return self.process.returncode
+
+
+@asynccontextmanager
+async def open_transport(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    name: str | None = None,
+) -> AsyncIterator[PiTransport]:
+    """Start Pi with ``argv`` and yield its transport; stop it for certain on exit.
+
+    ``name`` is how errors refer to Pi (the configured path); it defaults to ``argv[0]``.
+    """
+    try:
+        process = await anyio.open_process(
+            list(argv),
+            stdin=PIPE,
+            stdout=PIPE,
+            stderr=PIPE,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if cwd is not None and not os.path.isdir(cwd):  # noqa: ASYNC240 - error path only
+            reason = f"its working directory {cwd} does not exist"
+        elif exc.filename is not None and str(exc.filename) != (name or argv[0]):
+            reason = f"{reason}: {exc.filename}"
+        raise PiNotFound(name or argv[0], reason) from exc
+
+    send_records, receive_records = anyio.create_memory_object_stream[Record | PiProtocolError](
+        RECORD_BUFFER
+    )
+    stderr = StderrTail()
+    transport = PiTransport(process, receive_records, stderr)
+    try:
+        async with anyio.create_task_group() as tasks:
+            assert process.stdout is not None
+            assert process.stderr is not None
+            tasks.start_soon(_read_records, process.stdout, send_records)
+            tasks.start_soon(_read_stderr, process.stderr, stderr)
+            try:
+                yield transport
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await _stop(process)
+                tasks.cancel_scope.cancel()
+    finally:
+        receive_records.close()
+
+
+async def _read_records(
+    stdout: ByteReceiveStream,
+    sink: MemoryObjectSendStream[Record | PiProtocolError],
+) -> None:
+    framer = LineFramer()
+    async with sink:
+        try:
+            while True:
+                chunk = await stdout.receive(READ_CHUNK)
+                for line in framer.feed(chunk):
+                    if line:
+                        await sink.send(decode_line(line))
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+        for line in framer.finish():
+            if line:
+                with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    await sink.send(decode_line(line))
+
+
+async def _read_stderr(stream: ByteReceiveStream, tail: StderrTail) -> None:
+    # Pi blocks if its stderr pipe fills, so stderr is drained for as long as Pi runs.
+    with suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+        while True:
+            tail.add(await stream.receive(READ_CHUNK))
+
+
+async def _stop(process: Process) -> None:
+    """Close stdin, then SIGTERM, then SIGKILL the process group; every wait bounded."""
+    if process.stdin is not None:
+        with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            await process.stdin.aclose()
+    if await _exited_within(process, STDIN_CLOSE_GRACE) is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        if await _exited_within(process, SIGTERM_GRACE) is None:
+            _signal_group(process.pid, signal.SIGKILL)
+            await _exited_within(process, SIGKILL_GRACE)
+    # Tools Pi started (a shell, a dev server) share its group and may outlive it.
+    _signal_group(process.pid, signal.SIGKILL)
+
+
+async def _exited_within(process: Process, seconds: float) -> int | None:
+    with anyio.move_on_after(seconds):
+        return await process.wait()
+    return process.returncode
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    # The group id is Pi's pid; Linux does not reuse a pid while a group of that id exists.
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,112 @@
+"""Fixtures shared by the whole suite: the real Pi, an isolated agent dir, the scripted LLM.
+
+Pi always runs for real (the pinned 0.87.1 from ``npm ci``); the only double is the LLM
+server on 127.0.0.1.  Pi never sees the user's home: HOME and PI_CODING_AGENT_DIR point into
+the test's temporary directory.  After every test, no Pi started by it may still run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pi_kernel.rpc import PiInstall, locate_pi
+from tests.agent_dir import write_agent_dir
+from tests.llm_server import ScriptedLLM
+
+REPO = Path(__file__).resolve().parents[1]
+LEGACY_PI = REPO / "tests" / "legacy" / "node_modules" / ".bin" / "pi"
+PROCESS_EXIT_TIMEOUT = 5.0
+"""Seconds a Pi may take to disappear after its test ended before the test fails."""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def pi_install() -> PiInstall:
+    """The project's pinned Pi; the suite fails (not skips) when it is missing."""
+    install = locate_pi(REPO / "node_modules" / ".bin" / "pi")
+    assert install.version == "0.87.1", install.describe()
+    return install
+
+
+@pytest.fixture(scope="session")
+def legacy_install() -> PiInstall:
+    install = locate_pi(LEGACY_PI)
+    assert install.version == "0.73.1", install.describe()
+    return install
+
+
+@pytest.fixture
+def llm() -> Iterator[ScriptedLLM]:
+    with ScriptedLLM() as server:
+        yield server
+
+
+@dataclass
+class PiEnv:
+    """Where a test's Pi lives: its environment, agent dir and working directory."""
+
+    env: dict[str, str]
+    agent_dir: Path
+    home: Path
+    cwd: Path
+
+
+def isolated_env(root: Path, agent_dir: Path) -> PiEnv:
+    home = root / "home"
+    cwd = root / "work"
+    home.mkdir(parents=True, exist_ok=True)
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PI_")}
+    env.update(
+        HOME=str(home),
+        PI_CODING_AGENT_DIR=str(agent_dir),
+        PI_OFFLINE="1",
+        PI_SKIP_VERSION_CHECK="1",
+        PI_TELEMETRY="0",
+    )
+    return PiEnv(env, agent_dir, home, cwd)
+
+
+@pytest.fixture
+def pi_env(tmp_path: Path, llm: ScriptedLLM) -> PiEnv:
+    """An environment whose Pi knows exactly the scripted provider's three models."""
+    agent_dir = write_agent_dir(tmp_path / "agent", llm.base_url)
+    return isolated_env(tmp_path, agent_dir)
+
+
+def _pis_of(root: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "rpc" not in cmdline:
+            continue
+        try:
+            agent_dir = process.environ().get("PI_CODING_AGENT_DIR", "")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if agent_dir.startswith(str(root)):
+            found.append(process)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_pi_left_behind(tmp_path: Path) -> Iterator[None]:
+    """Fail the test if a Pi it started (recognised by its agent dir) outlives it."""
+    yield
+    leftovers = _pis_of(tmp_path)
+    if not leftovers:
+        return
+    _, alive = psutil.wait_procs(leftovers, timeout=PROCESS_EXIT_TIMEOUT)
+    for process in alive:
+        process.kill()
+    assert not alive, f"Pi processes left running: {[p.pid for p in alive]}"
