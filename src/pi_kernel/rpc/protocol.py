@@ -684,19 +684,30 @@ def extension_ui_response(
     return {"type": "extension_ui_response", "id": request_id, "value": value}
 
 
-def thinking_levels_for(model: ModelInfo) -> list[str]:
+LEGACY_THINKING_LEVELS: tuple[str, ...] = THINKING_LEVELS[:6]
+"""Pi 0.73 knows no ``max`` level (``set_thinking_level max`` falls back to ``off`` there)."""
+
+_OPT_IN_LEVELS = frozenset({"xhigh", "max"})
+
+
+def thinking_levels_for(
+    model: ModelInfo, *, known: tuple[str, ...] = LEGACY_THINKING_LEVELS
+) -> list[str]:
     """The thinking levels Pi offers for ``model``, for Pi versions that cannot tell us.
 
-    Mirrors Pi's own rule: a model without reasoning has only ``off``; a reasoning model has
-    ``off`` to ``high``, and its ``thinkingLevelMap`` adds levels (a non-null entry) or
-    removes them (a null entry).
+    Pi's own rule (``pi-ai`` ``models.js``): a model without reasoning has only ``off``; a
+    reasoning model has every known level except that ``xhigh`` and ``max`` need a non-null
+    entry in its ``thinkingLevelMap``, and a null entry removes a level.
     """
     if not model.reasoning:
         return ["off"]
-    levels = set(THINKING_LEVELS[:5])
-    for level, mapped in (model.thinking_level_map or {}).items():
-        if mapped is None:
-            levels.discard(level)
-        elif level in THINKING_LEVELS:
-            levels.add(level)
-    return [level for level in THINKING_LEVELS if level in levels]
+    mapping = model.thinking_level_map or {}
+    return [
+        level
+        for level in known
+        if (
+            mapping.get(level) is not None
+            if level in _OPT_IN_LEVELS
+            else level not in mapping or mapping[level] is not None
+        )
+    ]
