@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from pi_kernel.rpc import PiClient, PiExited, PiInstall, open_client
+from pi_kernel.rpc import PiClient, PiExited, PiInstall, Run, open_client
 from pi_kernel.rpc.protocol import (
     AgentEnd,
     MessageUpdate,
@@ -135,19 +135,26 @@ async def test_abort_during_a_slow_stream_ends_the_run_quickly(
     assert after.final_text == "Still here."
 
 
+async def kill_pi_during(run: Run, client: PiClient) -> float:
+    """SIGKILL Pi at the first event of ``run``; return when the run failed."""
+    async for _ in run:
+        os.killpg(client.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        with anyio.fail_after(2):
+            async for _ in run:
+                pass
+        return killed
+    raise AssertionError("the run ended before Pi could be killed")
+
+
 async def test_pi_killed_mid_run_fails_the_run_and_every_waiter(
     pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
 ):
     llm.enqueue(script.text("word " * 400, pieces=400, delay=0.05))
     async with client_for(pi_install, pi_env) as client:
-        with pytest.raises(PiExited):
-            async with client.prompt("Talk slowly") as run:
-                async for _ in run:
-                    os.killpg(client.pid, signal.SIGKILL)
-                    started = time.monotonic()
-                    with anyio.fail_after(2):
-                        async for _ in run:
-                            pass
-        assert time.monotonic() - started < 2
+        async with client.prompt("Talk slowly") as run:
+            with pytest.raises(PiExited) as caught:
+                await kill_pi_during(run, client)
+        assert caught.value.returncode == -signal.SIGKILL
         with pytest.raises(PiExited):
             await client.get_state()

@@ -58,7 +58,7 @@ from .protocol import (
     extension_ui_response,
     thinking_levels_for,
 )
-from .transport import PiTransport, open_transport
+from .transport import PiTransport, open_transport, task_group
 
 COMMAND_TIMEOUT = 10.0
 """Seconds for an ordinary command; Pi answers state queries in milliseconds."""
@@ -628,7 +628,7 @@ async def open_client(
     argv = [*install.argv, "--mode", "rpc", *args]
     async with (
         open_transport(argv, cwd=cwd, env=env, name=str(install.path)) as transport,
-        anyio.create_task_group() as tasks,
+        task_group() as tasks,
     ):
         client = PiClient(transport, install, tasks, ui_handler)
         tasks.start_soon(client._dispatch)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 from pydantic.alias_generators import to_camel
 
 THINKING_LEVELS: tuple[str, ...] = ("off", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -51,6 +51,8 @@ class LeanWireModel(WireModel):
 
 
 def _tag(key: str, known: frozenset[str]) -> Any:
+    # For cold unions (messages, content blocks).  The hot unions below use pydantic's
+    # native tag lookup with a left-to-right fallback instead: no Python call per record.
     """A discriminator on ``key`` that names unknown tags ``"unknown"``."""
 
     def discriminate(value: Any) -> str:
@@ -265,37 +267,23 @@ class UnknownStreamEvent(LeanWireModel):
     type: str = "unknown"
 
 
-_STREAM_TAGS = frozenset(
-    {
-        "start",
-        "text_start",
-        "text_delta",
-        "text_end",
-        "thinking_start",
-        "thinking_delta",
-        "thinking_end",
-        "toolcall_start",
-        "toolcall_delta",
-        "toolcall_end",
-        "done",
-        "error",
-    }
-)
+_KnownStreamEvent = Annotated[
+    StreamStart
+    | TextStart
+    | TextDelta
+    | TextEnd
+    | ThinkingStart
+    | ThinkingDelta
+    | ThinkingEnd
+    | ToolCallStart
+    | ToolCallDelta
+    | ToolCallEnd
+    | StreamDone
+    | StreamError,
+    Field(discriminator="type"),
+]
 AssistantMessageEvent = Annotated[
-    Annotated[StreamStart, Tag("start")]
-    | Annotated[TextStart, Tag("text_start")]
-    | Annotated[TextDelta, Tag("text_delta")]
-    | Annotated[TextEnd, Tag("text_end")]
-    | Annotated[ThinkingStart, Tag("thinking_start")]
-    | Annotated[ThinkingDelta, Tag("thinking_delta")]
-    | Annotated[ThinkingEnd, Tag("thinking_end")]
-    | Annotated[ToolCallStart, Tag("toolcall_start")]
-    | Annotated[ToolCallDelta, Tag("toolcall_delta")]
-    | Annotated[ToolCallEnd, Tag("toolcall_end")]
-    | Annotated[StreamDone, Tag("done")]
-    | Annotated[StreamError, Tag("error")]
-    | Annotated[UnknownStreamEvent, Tag("unknown")],
-    _tag("type", _STREAM_TAGS),
+    _KnownStreamEvent | UnknownStreamEvent, Field(union_mode="left_to_right")
 ]
 
 
@@ -477,34 +465,6 @@ class ExtensionUIRequest(WireModel):
         return self.method in DIALOG_METHODS
 
 
-_RECORD_TAGS = frozenset(
-    {
-        "response",
-        "extension_ui_request",
-        "agent_start",
-        "agent_end",
-        "agent_settled",
-        "turn_start",
-        "turn_end",
-        "message_start",
-        "message_update",
-        "message_end",
-        "tool_execution_start",
-        "tool_execution_update",
-        "tool_execution_end",
-        "queue_update",
-        "entry_appended",
-        "session_info_changed",
-        "thinking_level_changed",
-        "compaction_start",
-        "compaction_end",
-        "auto_retry_start",
-        "auto_retry_end",
-        "bash_execution_update",
-        "extension_error",
-    }
-)
-
 Event = (
     AgentStart
     | AgentEnd
@@ -531,33 +491,33 @@ Event = (
 )
 """A session event: what Pi tells every listener about the run."""
 
-Record = Annotated[
-    Annotated[Response, Tag("response")]
-    | Annotated[ExtensionUIRequest, Tag("extension_ui_request")]
-    | Annotated[AgentStart, Tag("agent_start")]
-    | Annotated[AgentEnd, Tag("agent_end")]
-    | Annotated[AgentSettled, Tag("agent_settled")]
-    | Annotated[TurnStart, Tag("turn_start")]
-    | Annotated[TurnEnd, Tag("turn_end")]
-    | Annotated[MessageStart, Tag("message_start")]
-    | Annotated[MessageUpdate, Tag("message_update")]
-    | Annotated[MessageEnd, Tag("message_end")]
-    | Annotated[ToolExecutionStart, Tag("tool_execution_start")]
-    | Annotated[ToolExecutionUpdate, Tag("tool_execution_update")]
-    | Annotated[ToolExecutionEnd, Tag("tool_execution_end")]
-    | Annotated[QueueUpdate, Tag("queue_update")]
-    | Annotated[EntryAppended, Tag("entry_appended")]
-    | Annotated[SessionInfoChanged, Tag("session_info_changed")]
-    | Annotated[ThinkingLevelChanged, Tag("thinking_level_changed")]
-    | Annotated[CompactionStart, Tag("compaction_start")]
-    | Annotated[CompactionEnd, Tag("compaction_end")]
-    | Annotated[AutoRetryStart, Tag("auto_retry_start")]
-    | Annotated[AutoRetryEnd, Tag("auto_retry_end")]
-    | Annotated[BashExecutionUpdate, Tag("bash_execution_update")]
-    | Annotated[ExtensionError, Tag("extension_error")]
-    | Annotated[UnknownEvent, Tag("unknown")],
-    _tag("type", _RECORD_TAGS),
+_KnownRecord = Annotated[
+    Response
+    | ExtensionUIRequest
+    | AgentStart
+    | AgentEnd
+    | AgentSettled
+    | TurnStart
+    | TurnEnd
+    | MessageStart
+    | MessageUpdate
+    | MessageEnd
+    | ToolExecutionStart
+    | ToolExecutionUpdate
+    | ToolExecutionEnd
+    | QueueUpdate
+    | EntryAppended
+    | SessionInfoChanged
+    | ThinkingLevelChanged
+    | CompactionStart
+    | CompactionEnd
+    | AutoRetryStart
+    | AutoRetryEnd
+    | BashExecutionUpdate
+    | ExtensionError,
+    Field(discriminator="type"),
 ]
+Record = Annotated[_KnownRecord | UnknownEvent, Field(union_mode="left_to_right")]
 """Anything Pi writes on stdout."""
 
 RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)

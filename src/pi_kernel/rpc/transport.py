@@ -20,7 +20,7 @@ from subprocess import PIPE
 from typing import Any
 
 import anyio
-from anyio.abc import ByteReceiveStream, Process
+from anyio.abc import ByteReceiveStream, Process, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import ValidationError
 
@@ -73,6 +73,22 @@ class LineFramer:
             piece = b"".join(self._parts)
             self._parts.clear()
             yield piece[:-1] if piece.endswith(b"\r") else piece
+
+
+@asynccontextmanager
+async def task_group() -> AsyncIterator[TaskGroup]:
+    """An anyio task group whose lone error propagates as itself.
+
+    anyio wraps even a single error in an ``ExceptionGroup``; callers of this package catch
+    ``PiError`` subclasses, so one error is unwrapped (several stay grouped).
+    """
+    try:
+        async with anyio.create_task_group() as tasks:
+            yield tasks
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 def encode_command(record: Mapping[str, Any]) -> bytes:
@@ -188,7 +204,7 @@ async def open_transport(
     stderr = StderrTail()
     transport = PiTransport(process, receive_records, stderr)
     try:
-        async with anyio.create_task_group() as tasks:
+        async with task_group() as tasks:
             assert process.stdout is not None
             assert process.stderr is not None
             tasks.start_soon(_read_records, process.stdout, send_records)
