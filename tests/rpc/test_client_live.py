@@ -10,21 +10,37 @@ from typing import Any
 import anyio
 import pytest
 
-from pi_kernel.rpc import PiClient, PiExited, PiInstall, Run, open_client
+from pi_kernel.rpc import (
+    ClientNotice,
+    PiClient,
+    PiCommandError,
+    PiExited,
+    PiInstall,
+    Run,
+    open_client,
+)
 from pi_kernel.rpc.protocol import (
     AgentEnd,
+    AssistantMessage,
+    AutoRetryStart,
+    ExtensionUIRequest,
+    MessageEnd,
     MessageUpdate,
+    TextContent,
     TextDelta,
+    ToolCall,
     ToolExecutionEnd,
     ToolExecutionStart,
     ToolExecutionUpdate,
+    extension_ui_response,
 )
 from tests import llm_server as script
-from tests.conftest import PiEnv
+from tests.conftest import REPO, PiEnv
 from tests.llm_server import ScriptedLLM
 
 pytestmark = pytest.mark.anyio
 
+EXTENSIONS = REPO / "tests" / "data" / "extensions"
 PLAIN = ("--provider", "scripted", "--model", "plain", "--no-session")
 
 
@@ -158,3 +174,169 @@ async def test_pi_killed_mid_run_fails_the_run_and_every_waiter(
         assert caught.value.returncode == -signal.SIGKILL
         with pytest.raises(PiExited):
             await client.get_state()
+
+
+async def test_multi_stage_run_keeps_text_and_tools_in_order(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    llm.enqueue(*script.multi_stage())
+    async with client_for(pi_install, pi_env) as client:
+        events, outcome = await collect(client, "Work in stages")
+    order = []
+    for event in events:
+        if isinstance(event, MessageEnd) and isinstance(event.message, AssistantMessage):
+            order.extend(
+                "text" if isinstance(block, TextContent) else "tool"
+                for block in event.message.content
+                if isinstance(block, TextContent | ToolCall)
+            )
+    assert order == ["text", "tool", "text", "tool", "text"]
+    assert outcome.status == "completed"
+    assert len(llm.requests) == 3
+
+
+async def test_parallel_tool_calls_both_finish_in_one_run(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    llm.enqueue(*script.parallel_tools_then_answer(commands=("echo alpha", "echo beta")))
+    async with client_for(pi_install, pi_env) as client:
+        events, outcome = await collect(client, "Run both")
+    ends = [event for event in events if isinstance(event, ToolExecutionEnd)]
+    assert sorted(end.result.text.strip() for end in ends if end.result) == ["alpha", "beta"]
+    assert outcome.status == "completed"
+
+
+async def test_a_failing_tool_is_reported_as_an_error_and_the_run_goes_on(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    llm.enqueue(*script.failing_tool_then_answer(command="echo failing >&2; exit 3"))
+    async with client_for(pi_install, pi_env) as client:
+        events, outcome = await collect(client, "Fail once")
+    end = next(event for event in events if isinstance(event, ToolExecutionEnd))
+    assert end.is_error
+    assert end.result is not None
+    assert "code 3" in end.result.text
+    assert outcome.status == "completed"
+
+
+async def test_a_model_error_ends_the_run_as_failed_with_pis_message(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    llm.enqueue(script.http_error(status=400, message="the model refuses"))
+    async with client_for(pi_install, pi_env) as client:
+        _, outcome = await collect(client, "Hello?")
+        state = await client.get_state()
+    assert outcome.status == "failed"
+    assert outcome.error is not None
+    assert "the model refuses" in outcome.error
+    assert not state.is_streaming
+
+
+async def test_a_dropped_connection_is_retried_to_success(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    llm.enqueue(*script.dropped_then_answer())
+    async with client_for(pi_install, pi_env) as client:
+        events, outcome = await collect(client, "Go")
+    assert any(isinstance(event, AutoRetryStart) for event in events)
+    assert outcome.status == "completed"
+
+
+async def test_unicode_separators_and_a_5_mb_answer_arrive_intact(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    separated = "first\u2028second\u2029third"
+    llm.enqueue(script.text(separated, pieces=3))
+    llm.enqueue(script.long_text(900_000))
+    async with client_for(pi_install, pi_env) as client:
+        _, first = await collect(client, "Separators")
+        events, second = await collect(client, "A lot")
+        # The huge answer overflows the context: a fresh session keeps Pi from compacting.
+        assert not (await client.new_session()).cancelled
+        _, third = await collect_after(llm, client, script.text("Still fine."), "After")
+    assert first.final_text == separated
+    assert len(second.final_text) > 5 * 1024 * 1024
+    streamed = "".join(
+        event.assistant_message_event.delta
+        for event in events
+        if isinstance(event, MessageUpdate) and isinstance(event.assistant_message_event, TextDelta)
+    )
+    assert streamed == second.final_text
+    assert third.final_text == "Still fine."
+    assert not client.protocol_errors
+
+
+async def collect_after(
+    llm: ScriptedLLM, client: PiClient, reply: script.Reply, prompt: str
+) -> tuple[list[Any], Any]:
+    llm.enqueue(reply)
+    return await collect(client, prompt)
+
+
+async def test_unknown_commands_fail_cleanly(pi_install: PiInstall, pi_env: PiEnv):
+    async with client_for(pi_install, pi_env) as client:
+        with pytest.raises(PiCommandError, match="Unknown command"):
+            await client.request("no_such_command")
+        assert (await client.get_state()).model is not None
+
+
+async def test_a_rejected_model_is_pis_own_error(pi_install: PiInstall, pi_env: PiEnv):
+    async with client_for(pi_install, pi_env) as client:
+        with pytest.raises(PiCommandError, match="Model not found: scripted/nope"):
+            await client.set_model("scripted", "nope")
+        state = await client.get_state()
+    assert state.model is not None
+    assert state.model.ref == "scripted/plain"
+
+
+async def test_an_extension_dialog_is_cancelled_with_a_notice_and_nothing_hangs(
+    pi_install: PiInstall, pi_env: PiEnv
+):
+    args = (*PLAIN, "--extension", str(EXTENSIONS / "confirm_dialog.ts"))
+    async with client_for(pi_install, pi_env, *args) as client:
+        commands = await client.get_commands()
+        assert "confirm-test" in [entry.name for entry in commands]
+        with anyio.fail_after(15):
+            events, outcome = await collect(client, "/confirm-test")
+    assert outcome.status == "completed"
+    assert outcome.handled_without_run
+    dialog = next(event for event in events if isinstance(event, ExtensionUIRequest))
+    assert dialog.method == "confirm"
+    notices = [event.message for event in events if isinstance(event, ClientNotice)]
+    assert any("Proceed?" in notice and "cancelled" in notice for notice in notices)
+
+
+async def test_a_custom_ui_handler_answers_the_dialog(pi_install: PiInstall, pi_env: PiEnv):
+    async def say_yes(request: ExtensionUIRequest) -> dict[str, Any]:
+        return extension_ui_response(request.id, confirmed=True)
+
+    args = (*PLAIN, "--extension", str(EXTENSIONS / "confirm_dialog.ts"))
+    async with (
+        open_client(
+            pi_install, args=args, cwd=str(pi_env.cwd), env=pi_env.env, ui_handler=say_yes
+        ) as client,
+        client.events() as events,
+    ):
+        _, outcome = await collect(client, "/confirm-test")
+        with anyio.fail_after(10):
+            async for event in events:
+                if isinstance(event, ExtensionUIRequest) and event.method == "notify":
+                    break
+    assert outcome.status == "completed"
+    assert event.message == "confirmed=true"
+
+
+async def test_leaving_a_run_early_aborts_it_and_the_next_run_is_clean(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    llm.enqueue(script.text("word " * 400, pieces=400, delay=0.05))
+    llm.enqueue(script.text("Fresh answer."))
+    async with client_for(pi_install, pi_env) as client:
+        with anyio.move_on_after(0.5):
+            async with client.prompt("Talk slowly") as run:
+                async for _ in run:
+                    pass
+        assert run.outcome is not None
+        assert run.outcome.status == "aborted"
+        _, after = await collect(client, "Again")
+    assert after.final_text == "Fresh answer."

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install what pi-kernel needs, into this checkout only: a Python virtual environment in
+# .venv (the package, editable, with its test tools), and the pinned Pi with its Node 22 in
+# node_modules (npm ci).  Safe to run again; each step is skipped when already done.
+# Usage: scripts/install.sh [--tests]   (--tests also installs the legacy Pi for tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-}
+if [[ -z "$python" ]]; then
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null; then python=$candidate; break; fi
+  done
+fi
+[[ -n "$python" ]] || { echo "install: no python3 found; install Python >= 3.11" >&2; exit 1; }
+
+step() { printf '\n== %s\n' "$*"; }
+
+if [[ ! -x .venv/bin/python ]]; then
+  step "Python environment (.venv, $($python --version))"
+  "$python" -m venv .venv
+fi
+stamp=.venv/.pi-kernel-installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  step "Python packages (pip install -e '.[dev]')"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  touch "$stamp"
+fi
+
+npm_ci() {  # npm_ci DIR: install DIR's lock unless node_modules already matches it
+  local dir=$1
+  if [[ ! -f $dir/node_modules/.package-lock.json || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+    step "Node packages in ${dir} (npm ci)"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  fi
+}
+npm_ci .
+if [[ "${1:-}" == "--tests" ]]; then
+  npm_ci tests/legacy
+fi
