@@ -340,3 +340,61 @@ async def test_leaving_a_run_early_aborts_it_and_the_next_run_is_clean(
         assert run.outcome.status == "aborted"
         _, after = await collect(client, "Again")
     assert after.final_text == "Fresh answer."
+
+
+async def test_requests_in_flight_fail_at_once_when_pi_dies(pi_install: PiInstall, pi_env: PiEnv):
+    failures: list[BaseException] = []
+    both_failed = anyio.Event()
+
+    async def wait_for_slow_bash(client: PiClient) -> None:
+        try:
+            await client.request("bash", command="sleep 30", timeout=60)
+        except PiExited as exc:
+            failures.append(exc)
+            if len(failures) == 2:
+                both_failed.set()
+
+    async with client_for(pi_install, pi_env) as client, anyio.create_task_group() as tasks:
+        tasks.start_soon(wait_for_slow_bash, client)
+        tasks.start_soon(wait_for_slow_bash, client)
+        await anyio.wait_all_tasks_blocked()
+        os.killpg(client.pid, signal.SIGKILL)
+        with anyio.fail_after(2):
+            await both_failed.wait()
+    assert len(failures) == 2
+
+
+async def test_a_follow_up_queued_during_a_run_belongs_to_the_same_run(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    llm.enqueue(script.text("first " * 40, pieces=40, delay=0.02))
+    llm.enqueue(script.text("Second answer."))
+    async with client_for(pi_install, pi_env) as client:
+        queued = False
+        async with client.prompt("First") as run:
+            async for event in run:
+                if isinstance(event, MessageUpdate) and not queued:
+                    queued = True
+                    await client.follow_up("And then?")
+        outcome = run.outcome
+    assert outcome is not None
+    answers = [
+        message.text for message in outcome.messages if isinstance(message, AssistantMessage)
+    ]
+    assert answers == ["first " * 40, "Second answer."]
+    assert outcome.final_text == "Second answer."
+    assert len(llm.requests) == 2
+
+
+async def test_a_second_prompt_while_busy_is_rejected_by_pi(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    llm.enqueue(script.text("busy " * 100, pieces=100, delay=0.02))
+    async with client_for(pi_install, pi_env) as client, client.prompt("First") as first:
+        async for event in first:
+            if isinstance(event, MessageUpdate):
+                break
+        with pytest.raises(PiCommandError, match="already processing"):
+            async with client.prompt("Second") as second:
+                await second.wait()
+        assert (await first.wait()).status == "completed"
