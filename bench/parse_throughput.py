@@ -53,7 +53,7 @@ if str(REPO) not in sys.path:
 
 import pydantic  # noqa: E402
 import pydantic_core  # noqa: E402
-from tests.agent_dir import write_agent_dir  # noqa: E402
+from tests.agent_dir import isolated_env, write_agent_dir  # noqa: E402
 from tests.llm_server import ScriptedLLM, long_text  # noqa: E402
 
 from pi_kernel.rpc.errors import PiProtocolError  # noqa: E402
@@ -109,22 +109,6 @@ class Stream:
         return meta
 
 
-def _agent_env(root: Path, base_url: str) -> dict[str, str]:
-    """An environment that keeps Pi away from the user's home and ~/.pi."""
-    home = root / "home"
-    home.mkdir()
-    agent_dir = write_agent_dir(root / "agent", base_url)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PI_")}
-    env.update(
-        HOME=str(home),
-        PI_CODING_AGENT_DIR=str(agent_dir),
-        PI_OFFLINE="1",
-        PI_SKIP_VERSION_CHECK="1",
-        PI_TELEMETRY="0",
-    )
-    return env
-
-
 def _stop_process(process: subprocess.Popen[bytes]) -> None:
     """Close stdin, then SIGTERM, then SIGKILL Pi's process group; every wait bounded."""
     if process.stdin is not None:
@@ -162,9 +146,8 @@ def record_live(install: PiInstall, tokens: int, stop_type: str, timeout: float)
     with ScriptedLLM() as llm, tempfile.TemporaryDirectory(prefix="pi-bench-") as tmp:
         llm.enqueue(long_text(tokens))
         root = Path(tmp)
-        env = _agent_env(root, llm.base_url)
-        cwd = root / "work"
-        cwd.mkdir()
+        pi_env = isolated_env(root, write_agent_dir(root / "agent", llm.base_url))
+        env, cwd = pi_env.env, pi_env.cwd
         argv = [
             *install.argv,
             *("--mode", "rpc", "--no-session", "--provider", "scripted", "--model", "plain"),
@@ -257,48 +240,38 @@ def trace_fallback(reason: str) -> Stream:
     )
 
 
-def record_streams(tokens: int, legacy_tokens: int, timeout: float) -> list[Stream]:
-    streams: list[Stream] = []
-    current = locate_pi(CURRENT_PI)
-    if current.version != "0.87.1":
-        print(f"note: expected Pi 0.87.1, found {current.describe()}")
-    print(f"recording {current.describe()}, {tokens} tokens ...", flush=True)
+def record_stream(
+    path: Path, key: str, label: str, tokens: int, stop_type: str, timeout: float
+) -> Stream:
+    """Record one live stream from the Pi at ``path``, which should be version ``key``."""
+    install = locate_pi(path)
+    if install.version != key:
+        print(f"note: expected Pi {key}, found {install.describe()}")
+    print(f"recording {install.describe()}, {tokens} tokens ...", flush=True)
     started = time.perf_counter()
-    data = record_live(current, tokens, "agent_settled", timeout)
-    streams.append(
-        Stream(
-            key="0.87.1",
-            label=f"{current.version} (live)",
-            pi_version=current.version,
-            tokens=tokens,
-            source="live",
-            record_seconds=time.perf_counter() - started,
-            data=data,
-        )
+    data = record_live(install, tokens, stop_type, timeout)
+    return Stream(
+        key=key,
+        label=f"{install.version}{label}",
+        pi_version=install.version,
+        tokens=tokens,
+        source="live",
+        record_seconds=time.perf_counter() - started,
+        data=data,
     )
 
+
+def record_streams(tokens: int, legacy_tokens: int, timeout: float) -> list[Stream]:
+    # 0.87.1 ends a run with agent_settled; 0.73.1 has none, so its first agent_end ends it.
+    streams = [record_stream(CURRENT_PI, "0.87.1", " (live)", tokens, "agent_settled", timeout)]
     unavailable = ensure_legacy_install()
     if unavailable is not None:
         print(f"note: {unavailable}; falling back to the committed 0.73.1 trace")
         streams.append(trace_fallback(unavailable))
-        return streams
-    legacy = locate_pi(LEGACY_PI)
-    if legacy.version != "0.73.1":
-        print(f"note: expected Pi 0.73.1, found {legacy.describe()}")
-    print(f"recording {legacy.describe()}, {legacy_tokens} tokens ...", flush=True)
-    started = time.perf_counter()
-    data = record_live(legacy, legacy_tokens, "agent_end", timeout)
-    streams.append(
-        Stream(
-            key="0.73.1",
-            label=f"{legacy.version}-style (live)",
-            pi_version=legacy.version,
-            tokens=legacy_tokens,
-            source="live",
-            record_seconds=time.perf_counter() - started,
-            data=data,
+    else:
+        streams.append(
+            record_stream(LEGACY_PI, "0.73.1", "-style (live)", legacy_tokens, "agent_end", timeout)
         )
-    )
     return streams
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODELS", "PROVIDER", "write_agent_dir"]
+__all__ = ["MODELS", "PROVIDER", "PiEnv", "isolated_env", "write_agent_dir"]
 
 PROVIDER = "scripted"
 # plain: no reasoning, levels ["off"]; reasoner: off..high; deep: off..xhigh.
@@ -53,3 +55,33 @@ def write_agent_dir(path: Path, base_url: str, *, api_key: str = "scripted-test-
     (path / "models.json").write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
     (path / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+@dataclass
+class PiEnv:
+    """Where a test's Pi lives: its environment, agent dir, home and working directory."""
+
+    env: dict[str, str]
+    agent_dir: Path
+    home: Path
+    cwd: Path
+
+
+def isolated_env(root: Path, agent_dir: Path) -> PiEnv:
+    """An environment that keeps Pi inside ``root``: its own HOME, agent dir and cwd.
+
+    The caller's ``PI_*`` variables are dropped, and Pi is told not to go online.
+    """
+    home = root / "home"
+    cwd = root / "work"
+    home.mkdir(parents=True, exist_ok=True)
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PI_")}
+    env.update(
+        HOME=str(home),
+        PI_CODING_AGENT_DIR=str(agent_dir),
+        PI_OFFLINE="1",
+        PI_SKIP_VERSION_CHECK="1",
+        PI_TELEMETRY="0",
+    )
+    return PiEnv(env, agent_dir, home, cwd)

@@ -7,16 +7,14 @@ the test's temporary directory.  After every test, no Pi started by it may still
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
 from pi_kernel.rpc import PiInstall, locate_pi
-from tests.agent_dir import write_agent_dir
+from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
 from tests.llm_server import ScriptedLLM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,32 +47,6 @@ def legacy_install() -> PiInstall:
 def llm() -> Iterator[ScriptedLLM]:
     with ScriptedLLM() as server:
         yield server
-
-
-@dataclass
-class PiEnv:
-    """Where a test's Pi lives: its environment, agent dir and working directory."""
-
-    env: dict[str, str]
-    agent_dir: Path
-    home: Path
-    cwd: Path
-
-
-def isolated_env(root: Path, agent_dir: Path) -> PiEnv:
-    home = root / "home"
-    cwd = root / "work"
-    home.mkdir(parents=True, exist_ok=True)
-    cwd.mkdir(parents=True, exist_ok=True)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PI_")}
-    env.update(
-        HOME=str(home),
-        PI_CODING_AGENT_DIR=str(agent_dir),
-        PI_OFFLINE="1",
-        PI_SKIP_VERSION_CHECK="1",
-        PI_TELEMETRY="0",
-    )
-    return PiEnv(env, agent_dir, home, cwd)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pi_kernel.rpc import PiInstall
-from tests.conftest import PiEnv, isolated_env
+from tests.agent_dir import PiEnv, isolated_env
 
 DOCTOR_TIMEOUT = 60
 

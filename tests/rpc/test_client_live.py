@@ -35,7 +35,8 @@ from pi_kernel.rpc.protocol import (
     extension_ui_response,
 )
 from tests import llm_server as script
-from tests.conftest import REPO, PiEnv
+from tests.agent_dir import PiEnv
+from tests.conftest import REPO
 from tests.llm_server import ScriptedLLM
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pi_kernel.rpc import ENV_PI_PATH, PiExited, PiInstall, PiNotFound, locate_pi, open_client
-from tests.conftest import REPO, PiEnv
+from tests.agent_dir import PiEnv
+from tests.conftest import REPO
 
 
 def test_the_project_install_runs_with_its_own_node(pi_install: PiInstall):

@@ -7,7 +7,7 @@ import pytest
 from pi_kernel.rpc import PiCommandError, PiInstall
 from pi_kernel.rpc.protocol import MessageUpdate, TextDelta, ToolExecutionEnd
 from tests import llm_server as script
-from tests.conftest import PiEnv
+from tests.agent_dir import PiEnv
 from tests.llm_server import ScriptedLLM
 from tests.rpc.test_client_live import client_for, collect
 

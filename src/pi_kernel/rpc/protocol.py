@@ -465,7 +465,7 @@ class ExtensionUIRequest(WireModel):
         return self.method in DIALOG_METHODS
 
 
-Event = (
+_KnownEvent = (
     AgentStart
     | AgentEnd
     | AgentSettled
@@ -487,34 +487,12 @@ Event = (
     | AutoRetryEnd
     | BashExecutionUpdate
     | ExtensionError
-    | UnknownEvent
 )
+Event = _KnownEvent | UnknownEvent
 """A session event: what Pi tells every listener about the run."""
 
 _KnownRecord = Annotated[
-    Response
-    | ExtensionUIRequest
-    | AgentStart
-    | AgentEnd
-    | AgentSettled
-    | TurnStart
-    | TurnEnd
-    | MessageStart
-    | MessageUpdate
-    | MessageEnd
-    | ToolExecutionStart
-    | ToolExecutionUpdate
-    | ToolExecutionEnd
-    | QueueUpdate
-    | EntryAppended
-    | SessionInfoChanged
-    | ThinkingLevelChanged
-    | CompactionStart
-    | CompactionEnd
-    | AutoRetryStart
-    | AutoRetryEnd
-    | BashExecutionUpdate
-    | ExtensionError,
+    Response | ExtensionUIRequest | _KnownEvent,
     Field(discriminator="type"),
 ]
 Record = Annotated[_KnownRecord | UnknownEvent, Field(union_mode="left_to_right")]
