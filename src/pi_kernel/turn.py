@@ -1,0 +1,389 @@
+"""One notebook turn: Pi's events folded into an ordered list of blocks.
+
+A turn is what one cell shows: the assistant's text segments, its thinking, each tool call
+with its output, and one-line notices (retries, compaction, dialogs), in the order they
+happened.  The rules come from how Pi really streams (see ``../shared/PI-NOTES.md``):
+
+* An assistant message is rebuilt from its deltas, keyed by ``contentIndex``; its
+  ``message_start`` content is ignored (0.87 already puts the first delta there, and the
+  same delta follows as an update) and ``*_end`` / ``message_end`` replace what was
+  rebuilt, because they are authoritative.
+* A step whose content is only tool calls has no text block, so nothing empty is shown.
+* Text -> tool -> text stays as separate blocks, in order.
+* A model error is an error block with Pi's message; when Pi retries it, the failed
+  attempt's blocks give way to a one-line notice.
+* ``partialResult`` of a tool replaces its output; parallel tools finish in any order.
+
+No I/O and no IPython: the renderer reads ``blocks`` and each block's ``version``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from .rpc.client import ClientEvent, ClientNotice, RunOutcome
+from .rpc.protocol import (
+    AgentEnd,
+    AssistantMessage,
+    AutoRetryEnd,
+    AutoRetryStart,
+    CompactionEnd,
+    CompactionStart,
+    ExtensionError,
+    ExtensionUIRequest,
+    MessageEnd,
+    MessageStart,
+    MessageUpdate,
+    TextContent,
+    TextDelta,
+    TextEnd,
+    TextStart,
+    ThinkingContent,
+    ThinkingDelta,
+    ThinkingEnd,
+    ThinkingStart,
+    ToolCall,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolExecutionEnd,
+    ToolExecutionStart,
+    ToolExecutionUpdate,
+    Usage,
+)
+
+ToolState = Literal["pending", "running", "ok", "error", "interrupted"]
+NoticeLevel = Literal["info", "warning", "error"]
+
+
+@dataclass(eq=False)
+class Block:
+    """One visible piece of a turn.  ``version`` grows with every change to it."""
+
+    version: int = 0
+    done: bool = False
+
+    def touch(self) -> None:
+        self.version += 1
+
+    @property
+    def visible(self) -> bool:
+        return True
+
+
+@dataclass(eq=False)
+class TextBlock(Block):
+    """Assistant text, Markdown."""
+
+    text: str = ""
+
+    @property
+    def visible(self) -> bool:
+        return bool(self.text.strip())
+
+
+@dataclass(eq=False)
+class ThinkingBlock(Block):
+    """The model's reasoning, shown collapsed."""
+
+    text: str = ""
+    redacted: bool = False
+
+    @property
+    def visible(self) -> bool:
+        return bool(self.text.strip()) or self.redacted
+
+
+@dataclass(eq=False)
+class ToolBlock(Block):
+    """One tool call: its name and arguments, its (partial, then final) output, its state."""
+
+    call_id: str = ""
+    name: str = ""
+    arguments: dict[str, object] = field(default_factory=dict)
+    output: str = ""
+    state: ToolState = "pending"
+
+
+@dataclass(eq=False)
+class NoticeBlock(Block):
+    """A one-line notice: a retry, a compaction, a dialog, an interruption."""
+
+    level: NoticeLevel = "info"
+    text: str = ""
+
+
+@dataclass(eq=False)
+class ErrorBlock(Block):
+    """A failure of the turn itself (a model or provider error), with Pi's message."""
+
+    message: str = ""
+
+
+@dataclass
+class TurnUsage:
+    """Tokens and cost summed over every assistant message of the turn."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    cost: float = 0.0
+
+    def add(self, usage: Usage) -> None:
+        self.input += usage.input
+        self.output += usage.output
+        self.cache_read += usage.cache_read
+        self.cache_write += usage.cache_write
+        self.cost += usage.cost.total
+
+
+_B = TypeVar("_B", bound=Block)
+
+TurnStatus = Literal["running", "completed", "failed", "aborted", "interrupted"]
+
+
+@dataclass(eq=False)
+class _Message:
+    """The blocks of the assistant message being streamed, by ``contentIndex``."""
+
+    blocks: dict[int, Block] = field(default_factory=dict)
+
+
+class Turn:
+    """Fold events with ``apply``; read ``blocks`` (in order) and the turn's facts."""
+
+    def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
+        self.blocks: list[Block] = []
+        self.status: TurnStatus = "running"
+        self.error: str | None = None
+        self.usage = TurnUsage()
+        self.provider: str | None = None
+        self.model: str | None = None
+        self.thinking_level: str | None = None
+        self.stop_reason: str | None = None
+        self.started = time.time()
+        self.ended: float | None = None
+        self.version = 0
+        self._message: _Message | None = None
+        self._last_message_blocks: list[Block] = []
+        self._tools: dict[str, ToolBlock] = {}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def visible_blocks(self) -> list[Block]:
+        return [block for block in self.blocks if block.visible]
+
+    @property
+    def text(self) -> str:
+        """The answer: every text block, in order, separated by blank lines."""
+        return "\n\n".join(
+            block.text.strip() for block in self.blocks if isinstance(block, TextBlock)
+        ).strip()
+
+    @property
+    def duration(self) -> float:
+        return (self.ended or time.time()) - self.started
+
+    # -- folding ---------------------------------------------------------------------------
+
+    def apply(self, event: ClientEvent) -> None:
+        """Fold one event in.  Events this turn does not show are ignored."""
+        self.version += 1
+        if isinstance(event, MessageUpdate):
+            self._on_update(event)
+        elif isinstance(event, MessageStart):
+            if isinstance(event.message, AssistantMessage):
+                self._message = _Message()
+        elif isinstance(event, MessageEnd):
+            if isinstance(event.message, AssistantMessage):
+                self._on_assistant_end(event.message)
+        elif isinstance(event, ToolExecutionStart):
+            tool = self._tool(event.tool_call_id, event.tool_name)
+            if isinstance(event.args, dict) and not tool.arguments:
+                tool.arguments = event.args
+            tool.state = "running"
+            tool.touch()
+        elif isinstance(event, ToolExecutionUpdate):
+            tool = self._tool(event.tool_call_id, event.tool_name)
+            if event.partial_result is not None:
+                tool.output = event.partial_result.text
+                tool.touch()
+        elif isinstance(event, ToolExecutionEnd):
+            tool = self._tool(event.tool_call_id, event.tool_name)
+            if event.result is not None:
+                tool.output = event.result.text
+            tool.state = "error" if event.is_error else "ok"
+            tool.done = True
+            tool.touch()
+        elif isinstance(event, AutoRetryStart):
+            self._on_retry(event)
+        elif isinstance(event, AutoRetryEnd):
+            if not event.success and event.final_error:
+                self._add(ErrorBlock(message=f"Gave up retrying: {event.final_error}"))
+        elif isinstance(event, CompactionStart):
+            self._notice("info", f"Compacting the conversation ({event.reason or 'auto'})…")
+        elif isinstance(event, CompactionEnd):
+            self._on_compaction_end(event)
+        elif isinstance(event, ClientNotice):
+            self._notice(event.level, event.message)
+        elif isinstance(event, ExtensionUIRequest):
+            if event.method == "notify" and event.message:
+                level: NoticeLevel = "info"
+                if event.notify_type == "warning":
+                    level = "warning"
+                elif event.notify_type == "error":
+                    level = "error"
+                self._notice(level, event.message)
+        elif isinstance(event, ExtensionError):
+            self._notice("error", f"Extension error ({event.event}): {event.error}")
+        elif isinstance(event, AgentEnd):
+            self._message = None
+
+    def finish(self, outcome: RunOutcome | None, *, interrupted: bool = False) -> None:
+        """Close the turn: mark open blocks done and record how it ended."""
+        self.ended = time.time()
+        if interrupted:
+            self.status = "interrupted"
+        elif outcome is None:
+            self.status = "failed"
+        else:
+            self.status = outcome.status
+            if outcome.status == "failed" and outcome.error:
+                self.error = outcome.error
+                if not any(isinstance(block, ErrorBlock) for block in self.blocks):
+                    self._add(ErrorBlock(message=outcome.error))
+        for block in self.blocks:
+            if isinstance(block, ToolBlock) and block.state in ("pending", "running"):
+                block.state = "interrupted"
+            if not block.done:
+                block.done = True
+                block.touch()
+        if interrupted:
+            self._notice("warning", "Interrupted: Pi was asked to stop this turn.", done=True)
+        self.version += 1
+
+    def fail(self, message: str) -> None:
+        """Close the turn on an error outside Pi's stream (Pi exited, timed out)."""
+        self.error = message
+        self._add(ErrorBlock(message=message, done=True))
+        self.finish(None)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _add(self, block: Block) -> Block:
+        block.touch()
+        self.blocks.append(block)
+        return block
+
+    def _notice(self, level: NoticeLevel, text: str, *, done: bool = True) -> None:
+        self._add(NoticeBlock(level=level, text=text, done=done))
+
+    def _tool(self, call_id: str, name: str | None = None) -> ToolBlock:
+        tool = self._tools.get(call_id)
+        if tool is None:
+            tool = ToolBlock(call_id=call_id, name=name or "tool")
+            self._tools[call_id] = tool
+            self._add(tool)
+        elif name and tool.name == "tool":
+            tool.name = name
+        return tool
+
+    def _indexed(self, index: int, kind: type[_B]) -> _B:
+        """The block at ``contentIndex`` of the current message, created on first use."""
+        if self._message is None:
+            self._message = _Message()
+        block = self._message.blocks.get(index)
+        if not isinstance(block, kind):
+            block = kind()
+            self._add(block)
+            self._message.blocks[index] = block
+        return block
+
+    def _on_update(self, event: MessageUpdate) -> None:
+        delta = event.assistant_message_event
+        index = getattr(delta, "content_index", 0)
+        if isinstance(delta, TextStart | ThinkingStart):
+            self._indexed(index, TextBlock if isinstance(delta, TextStart) else ThinkingBlock)
+        elif isinstance(delta, TextDelta | ThinkingDelta):
+            kind: type[TextBlock | ThinkingBlock]
+            kind = TextBlock if isinstance(delta, TextDelta) else ThinkingBlock
+            block = self._indexed(index, kind)
+            block.text += delta.delta
+            block.touch()
+        elif isinstance(delta, TextEnd | ThinkingEnd):
+            kind = TextBlock if isinstance(delta, TextEnd) else ThinkingBlock
+            block = self._indexed(index, kind)
+            block.text = delta.content
+            block.done = True
+            block.touch()
+        elif isinstance(delta, ToolCallStart):
+            # Pi 0.87 names the call here; 0.73 only at toolcall_end.
+            if delta.id:
+                self._bind_tool(index, delta.id, delta.tool_name)
+        elif isinstance(delta, ToolCallEnd) and delta.tool_call is not None:
+            call = delta.tool_call
+            tool = self._bind_tool(index, call.id, call.name)
+            tool.arguments = call.arguments
+            tool.touch()
+
+    def _bind_tool(self, index: int, call_id: str, name: str | None) -> ToolBlock:
+        tool = self._tool(call_id, name)
+        if self._message is None:
+            self._message = _Message()
+        self._message.blocks[index] = tool
+        return tool
+
+    def _on_assistant_end(self, message: AssistantMessage) -> None:
+        self.provider = message.provider or self.provider
+        self.model = message.model or self.model
+        self.stop_reason = message.stop_reason
+        self.usage.add(message.usage)
+        current = self._message = self._message or _Message()
+        for index, content in enumerate(message.content):
+            if isinstance(content, TextContent):
+                self._indexed(index, TextBlock).text = content.text
+            elif isinstance(content, ThinkingContent):
+                thinking = self._indexed(index, ThinkingBlock)
+                thinking.text = content.thinking
+                thinking.redacted = content.redacted
+            elif isinstance(content, ToolCall):
+                tool = self._tool(content.id, content.name)
+                tool.arguments = content.arguments
+                current.blocks[index] = tool
+        for block in current.blocks.values():
+            if not isinstance(block, ToolBlock):
+                block.done = True
+            block.touch()
+        self._last_message_blocks = list(current.blocks.values())
+        if message.stop_reason == "error":
+            error = ErrorBlock(message=message.error_message or "The model returned an error.")
+            error.done = True
+            self._add(error)
+            self._last_message_blocks.append(error)
+        self._message = None
+
+    def _on_retry(self, event: AutoRetryStart) -> None:
+        # The failed attempt is thrown away by Pi; show one line instead of its remains.
+        for block in self._last_message_blocks:
+            if block in self.blocks and not isinstance(block, ToolBlock):
+                self.blocks.remove(block)
+        self._last_message_blocks = []
+        reason = event.error_message or "a provider error"
+        seconds = event.delay_ms / 1000
+        self._notice(
+            "warning",
+            f"Retrying after {reason} (attempt {event.attempt}/{event.max_attempts}, "
+            f"in {seconds:g} s)",
+        )
+
+    def _on_compaction_end(self, event: CompactionEnd) -> None:
+        if event.aborted:
+            self._notice("warning", "Compaction was aborted.")
+        elif event.error_message:
+            self._notice("error", f"Compaction failed: {event.error_message}")
+        else:
+            self._notice("info", "Compacted the conversation.")

@@ -1,0 +1,138 @@
+"""Folding real recorded Pi streams into a turn's blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pi_kernel.rpc.client import ClientNotice, RunOutcome
+from pi_kernel.rpc.protocol import Response
+from pi_kernel.rpc.transport import decode_line
+from pi_kernel.turn import (
+    ErrorBlock,
+    NoticeBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolBlock,
+    Turn,
+)
+
+TRACES = Path(__file__).resolve().parent / "data" / "traces"
+
+
+def fold(trace: str, prompt: str = "prompt") -> Turn:
+    turn = Turn(prompt)
+    for line in (TRACES / trace).read_bytes().split(b"\n"):
+        if not line:
+            continue
+        record = decode_line(line)
+        if not isinstance(record, Response | Exception):
+            turn.apply(record)
+    return turn
+
+
+def kinds(turn: Turn) -> list[str]:
+    return [type(block).__name__ for block in turn.visible_blocks]
+
+
+def test_a_text_answer_is_one_text_block_without_duplicated_first_delta():
+    turn = fold("087/text.jsonl")
+    assert kinds(turn) == ["TextBlock"]
+    block = turn.visible_blocks[0]
+    assert isinstance(block, TextBlock)
+    assert block.done
+    assert turn.text.count("Hello") == 1
+    assert turn.provider == "scripted"
+    assert turn.model == "plain"
+
+
+def test_a_tool_only_step_shows_no_empty_assistant_block():
+    turn = fold("087/tool.jsonl")
+    assert kinds(turn) == ["ToolBlock", "TextBlock"]
+    tool = turn.visible_blocks[0]
+    assert isinstance(tool, ToolBlock)
+    assert tool.name == "bash"
+    assert tool.arguments == {"command": "echo hello"}
+    assert tool.output.strip() == "hello"
+    assert tool.state == "ok"
+
+
+def test_text_tool_text_tool_text_stays_in_order():
+    turn = fold("087/multi_stage.jsonl")
+    assert kinds(turn) == ["TextBlock", "ToolBlock", "TextBlock", "ToolBlock", "TextBlock"]
+
+
+def test_thinking_is_its_own_block_before_the_answer():
+    turn = fold("087/thinking.jsonl")
+    assert kinds(turn) == ["ThinkingBlock", "TextBlock"]
+    thinking = turn.visible_blocks[0]
+    assert isinstance(thinking, ThinkingBlock)
+    assert thinking.text
+
+
+def test_parallel_tools_each_get_their_block_and_output():
+    turn = fold("087/parallel_tools.jsonl")
+    tools = [block for block in turn.visible_blocks if isinstance(block, ToolBlock)]
+    assert len(tools) == 2
+    assert {tool.output.strip() for tool in tools} == {"alpha", "beta"}
+    assert all(tool.state == "ok" for tool in tools)
+
+
+def test_a_failing_tool_is_marked_error():
+    turn = fold("087/failing_tool.jsonl")
+    tool = next(block for block in turn.visible_blocks if isinstance(block, ToolBlock))
+    assert tool.state == "error"
+    assert "code 3" in tool.output
+
+
+def test_a_retried_error_leaves_a_notice_not_an_error():
+    turn = fold("087/retry_500.jsonl")
+    assert kinds(turn) == ["NoticeBlock", "TextBlock"]
+    notice = turn.visible_blocks[0]
+    assert isinstance(notice, NoticeBlock)
+    assert "Retrying" in notice.text
+    assert not any(isinstance(block, ErrorBlock) for block in turn.blocks)
+
+
+def test_a_dropped_stream_does_not_leave_its_partial_text_behind():
+    turn = fold("087/dropped.jsonl")
+    texts = [block.text for block in turn.visible_blocks if isinstance(block, TextBlock)]
+    assert len(texts) == 1
+
+
+def test_an_aborted_stream_keeps_its_partial_text_and_says_interrupted():
+    turn = fold("087/abort.jsonl")
+    turn.finish(RunOutcome("aborted"), interrupted=True)
+    assert turn.status == "interrupted"
+    assert isinstance(turn.visible_blocks[0], TextBlock)
+    assert turn.visible_blocks[0].text
+    last = turn.visible_blocks[-1]
+    assert isinstance(last, NoticeBlock)
+    assert "Interrupted" in last.text
+
+
+def test_legacy_streams_fold_the_same_way():
+    assert kinds(fold("073/text.jsonl")) == ["TextBlock"]
+    turn = fold("073/tool.jsonl")
+    assert kinds(turn) == ["ToolBlock", "TextBlock"]
+    tool = turn.visible_blocks[0]
+    assert isinstance(tool, ToolBlock)
+    assert tool.name == "bash"
+    assert fold("073/text.jsonl").text.count("Hello") == 1
+
+
+def test_a_failed_outcome_becomes_an_error_block_with_pis_message():
+    turn = Turn("hi")
+    turn.finish(RunOutcome("failed", "401: invalid api key"))
+    assert turn.status == "failed"
+    error = turn.visible_blocks[0]
+    assert isinstance(error, ErrorBlock)
+    assert "invalid api key" in error.message
+
+
+def test_client_notices_become_notice_blocks():
+    turn = Turn("hi")
+    turn.apply(ClientNotice(level="warning", message="dialog cancelled"))
+    assert kinds(turn) == ["NoticeBlock"]
+    turn.finish(RunOutcome("completed"))
+    assert turn.usage.output == 0
+    assert all(block.done for block in turn.blocks)
