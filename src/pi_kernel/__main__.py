@@ -17,12 +17,7 @@ import anyio
 
 from . import __version__
 from .rpc import PiError, locate_pi, open_client
-
-NO_MODELS_HINT = (
-    "Pi has no usable models: it lists only models whose provider has credentials. "
-    "Run `pi` and use /login, or set a provider key such as ANTHROPIC_API_KEY or "
-    "OPENAI_API_KEY, or add a provider to models.json in Pi's agent directory."
-)
+from .session import NO_MODELS_HINT
 
 
 async def _doctor(pi_path: str | None) -> int:
@@ -36,7 +31,7 @@ async def _doctor(pi_path: str | None) -> int:
             state = await client.get_state()
             models = await client.get_available_models()
     if not models:
-        print(NO_MODELS_HINT)
+        print(f"Pi has no usable models. {NO_MODELS_HINT}")
         return 1
     current = state.model.ref if state.model else None
     print(f"Models ({len(models)}):")

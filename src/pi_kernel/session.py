@@ -1,0 +1,305 @@
+"""One Pi process for one notebook: start, pre-warm, restart, discovery, and running turns.
+
+``PiSession`` is an async context manager that owns a task group; each Pi process lives in
+a task of that group, inside ``open_client``, until the session stops it.  A Pi that died is
+replaced by the next call that needs one, and a failed start leaves nothing behind: the
+next call simply tries again.  At most one Pi runs per session: a restart waits until the
+old process is gone before starting the new one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from .rpc.client import (
+    ClientEvent,
+    PiClient,
+    RunOutcome,
+    UIHandler,
+    cancel_dialog,
+    open_client,
+)
+from .rpc.errors import PiCommandError, PiError, PiExited
+from .rpc.launch import PiInstall, locate_pi
+from .rpc.protocol import ModelInfo, SessionState
+from .rpc.transport import task_group
+
+NO_MODELS_HINT = (
+    "Pi lists only models whose provider has credentials: run `pi` and use /login, or set "
+    "a provider key such as ANTHROPIC_API_KEY or OPENAI_API_KEY before starting Jupyter, "
+    "or add a provider to models.json in Pi's agent directory."
+)
+RESTORE_TIMEOUT = 5.0
+"""Seconds to put back the model and thinking level after a cell that overrode them."""
+
+
+class PiNoModels(PiError):
+    """Pi runs, but offers no model: no provider has credentials."""
+
+    hint = NO_MODELS_HINT
+
+
+class PiChoiceError(PiError):
+    """A model or thinking level that Pi does not offer; the message lists what it does."""
+
+
+def parse_model_ref(ref: str) -> tuple[str, str]:
+    """Split ``provider/id`` at the first ``/``; both parts must be non-empty, no spaces."""
+    provider, slash, model_id = ref.partition("/")
+    if not slash or not provider or not model_id or any(c.isspace() for c in ref):
+        raise PiChoiceError(
+            f"{ref!r} is not a model reference: write provider/model-id, e.g. anthropic/claude"
+        )
+    return provider, model_id
+
+
+@dataclass
+class TurnResult:
+    """How a prompt ended, and with which settings it ran."""
+
+    outcome: RunOutcome
+    model: str | None
+    thinking_level: str | None
+
+
+@dataclass
+class SessionStatus:
+    """What ``%pi status`` shows."""
+
+    install: PiInstall | None
+    cwd: str
+    running: bool
+    pid: int | None = None
+    state: SessionState | None = None
+    last_error: str | None = None
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Process:
+    """One Pi process: its client, and the events that stop it and tell it is gone."""
+
+    client: PiClient
+    stop: anyio.Event
+    gone: anyio.Event
+
+
+class PiSession:
+    """One Pi for one notebook.  Use ``async with PiSession(...) as session``."""
+
+    def __init__(
+        self,
+        *,
+        pi_path: str | None = None,
+        args: Sequence[str] = (),
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        ui_handler: UIHandler = cancel_dialog,
+    ) -> None:
+        self.pi_path = pi_path
+        self.args = tuple(args)
+        self.cwd = cwd or os.getcwd()
+        self.env = env
+        self.ui_handler = ui_handler
+        self.install: PiInstall | None = None
+        self.last_error: str | None = None
+        self._process: _Process | None = None
+        self._start_lock = anyio.Lock()
+        self._models: list[ModelInfo] | None = None
+        self._stack = AsyncExitStack()
+        self._tasks: TaskGroup | None = None
+
+    async def __aenter__(self) -> Self:
+        self._tasks = await self._stack.enter_async_context(task_group())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._stop_process()
+        await self._stack.aclose()
+
+    # -- the process -----------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.client.alive
+
+    async def client(self) -> PiClient:
+        """The live client, starting Pi first if none runs (or the last one died)."""
+        async with self._start_lock:
+            if self._process is not None and self._process.client.alive:
+                return self._process.client
+            await self._stop_process()
+            try:
+                self.install = locate_pi(self.pi_path)
+                assert self._tasks is not None, "use PiSession as an async context manager"
+                self._process = await self._tasks.start(self._serve, self.install)
+            except PiError as exc:
+                self.last_error = str(exc)
+                raise
+            self._models = None
+            self.last_error = None
+            return self._process.client
+
+    async def prewarm(self) -> None:
+        """Start Pi in the background; a failure is kept and shown by the first real use."""
+        with suppress(PiError):
+            await self.client()
+
+    async def restart(self) -> PiClient:
+        async with self._start_lock:
+            await self._stop_process()
+        return await self.client()
+
+    async def _serve(self, install: PiInstall, *, task_status: TaskStatus[_Process]) -> None:
+        stop, gone = anyio.Event(), anyio.Event()
+        try:
+            async with open_client(
+                install, args=self.args, cwd=self.cwd, env=self.env, ui_handler=self.ui_handler
+            ) as client:
+                task_status.started(_Process(client, stop, gone))
+                await stop.wait()
+        finally:
+            gone.set()
+
+    async def _stop_process(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.stop.set()
+            await process.gone.wait()
+
+    # -- discovery -------------------------------------------------------------------------
+
+    async def models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """Pi's available models, cached for this Pi process."""
+        client = await self.client()
+        if self._models is None or refresh:
+            self._models = await client.get_available_models()
+        return self._models
+
+    async def thinking_levels(self) -> list[str]:
+        """The levels the current model supports (Pi's answer; computed on old Pi)."""
+        return await (await self.client()).get_available_thinking_levels()
+
+    async def state(self) -> SessionState:
+        return await (await self.client()).get_state()
+
+    async def status(self) -> SessionStatus:
+        """What runs and with which settings; never starts Pi just to answer."""
+        status = SessionStatus(self.install, self.cwd, self.running, last_error=self.last_error)
+        if self._process is not None:
+            client = self._process.client
+            status.pid = client.pid
+            status.stderr_tail = client.stderr_tail()
+            if client.alive:
+                status.state = await client.get_state()
+            elif client.exit_error is not None:
+                status.last_error = str(client.exit_error)
+        return status
+
+    # -- settings --------------------------------------------------------------------------
+
+    async def find_model(self, ref: str) -> ModelInfo:
+        """The available model named ``provider/id``, or an error listing the choices."""
+        provider, model_id = parse_model_ref(ref)
+        models = await self.models()
+        for model in models:
+            if model.provider == provider and model.id == model_id:
+                return model
+        if not models:
+            raise PiNoModels(f"Pi offers no models, so {ref!r} cannot be used.")
+        choices = ", ".join(sorted(model.ref for model in models))
+        raise PiChoiceError(f"Pi has no model {ref!r}. Available: {choices}")
+
+    async def set_model(self, ref: str) -> ModelInfo:
+        model = await self.find_model(ref)
+        return await (await self.client()).set_model(model.provider, model.id)
+
+    async def set_thinking_level(self, level: str) -> str:
+        """Set the level if the current model supports it; return the effective level."""
+        client = await self.client()
+        levels = await client.get_available_thinking_levels()
+        if level not in levels:
+            state = await client.get_state()
+            model = state.model.ref if state.model else "the current model"
+            raise PiChoiceError(
+                f"{model} does not support thinking level {level!r}. Available: {', '.join(levels)}"
+            )
+        await client.set_thinking_level(level)
+        return (await client.get_state()).thinking_level
+
+    async def new_session(self) -> None:
+        switch = await (await self.client()).new_session()
+        if switch.cancelled:
+            raise PiCommandError("new_session", "an extension cancelled the new session")
+
+    async def abort(self) -> None:
+        if self.running:
+            assert self._process is not None
+            await self._process.client.abort()
+
+    # -- turns -----------------------------------------------------------------------------
+
+    async def run_turn(
+        self,
+        prompt: str,
+        on_event: Callable[[ClientEvent], object],
+        *,
+        model: str | None = None,
+        thinking: str | None = None,
+        new: bool = False,
+    ) -> TurnResult:
+        """Send ``prompt`` and feed every event to ``on_event`` until Pi settles.
+
+        ``model`` and ``thinking`` apply to this turn only: they are validated against what
+        Pi offers before anything is sent, and put back afterwards.
+        """
+        client = await self.client()
+        if new:
+            await self.new_session()
+        before = await client.get_state()
+        try:
+            if model is not None:
+                await self.set_model(model)
+            if thinking is not None:
+                await self.set_thinking_level(thinking)
+            state = await client.get_state() if model or thinking else before
+            async with client.prompt(prompt) as run:
+                async for event in run:
+                    on_event(event)
+            assert run.outcome is not None
+        except PiCommandError as exc:
+            if exc.command == "prompt" and not await self._has_models(client):
+                raise PiNoModels(f"Pi cannot answer: {exc.pi_message}") from None
+            raise
+        finally:
+            if (model is not None or thinking is not None) and client.alive:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT):
+                    await self._restore(client, before)
+        return TurnResult(
+            run.outcome, state.model.ref if state.model else None, state.thinking_level
+        )
+
+    async def _has_models(self, client: PiClient) -> bool:
+        try:
+            return bool(await client.get_available_models())
+        except PiExited:
+            return True  # the exit is the error worth reporting, not the models
+
+    async def _restore(self, client: PiClient, before: SessionState) -> None:
+        if before.model is not None:
+            await client.set_model(before.model.provider, before.model.id)
+        await client.set_thinking_level(before.thinking_level)
