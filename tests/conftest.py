@@ -7,6 +7,7 @@ the test's temporary directory.  After every test, no Pi started by it may still
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,29 +57,40 @@ def pi_env(tmp_path: Path, llm: ScriptedLLM) -> PiEnv:
     return isolated_env(tmp_path, agent_dir)
 
 
-def _pis_of(root: Path) -> list[psutil.Process]:
+def processes_of(root: Path) -> list[psutil.Process]:
+    """Every process whose Pi agent dir lies under ``root``: Pi, its tools, test kernels.
+
+    Matched by environment, not command line: Pi renames its process to ``pi``.
+    """
     found = []
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if "rpc" not in cmdline:
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
             continue
         try:
             agent_dir = process.environ().get("PI_CODING_AGENT_DIR", "")
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
         if agent_dir.startswith(str(root)):
             found.append(process)
     return found
 
 
+def is_pi(process: psutil.Process) -> bool:
+    try:
+        cmdline = process.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    return bool(cmdline) and (cmdline[0] == "pi" or "rpc" in cmdline)
+
+
 @pytest.fixture(autouse=True)
 def no_pi_left_behind(tmp_path: Path) -> Iterator[None]:
-    """Fail the test if a Pi it started (recognised by its agent dir) outlives it."""
+    """Fail the test if a process it started (Pi, a tool, a kernel) outlives it."""
     yield
-    leftovers = _pis_of(tmp_path)
+    leftovers = processes_of(tmp_path)
     if not leftovers:
         return
     _, alive = psutil.wait_procs(leftovers, timeout=PROCESS_EXIT_TIMEOUT)
     for process in alive:
         process.kill()
-    assert not alive, f"Pi processes left running: {[p.pid for p in alive]}"
+    assert not alive, f"processes left running: {[(p.pid, p.name()) for p in alive]}"

@@ -9,6 +9,8 @@ that ignores SIGTERM); everything Pi can do for real is tested against Pi in
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -95,6 +97,13 @@ if mode == "noisy":
     out.write(b'{"type":"agent_start"}')  # no final LF
     out.flush()
     sys.exit(0)
+if mode == "detacher":
+    import subprocess
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    line = '{"type":"response","command":"x","success":true,"data":%d}\\n' % child.pid
+    out.write(line.encode())
+    out.flush()
+    time.sleep(60)
 if mode == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out.write(b'{"type":"agent_start"}\\n'); out.flush()
@@ -148,3 +157,16 @@ async def test_a_missing_program_is_pi_not_found_naming_it(tmp_path: Path):
         async with open_transport([str(missing)]):
             pass
     assert str(missing) in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_detached_children_of_a_killed_pi_are_killed_at_shutdown(stand_in: Path):
+    async with open_transport([sys.executable, str(stand_in), "detacher"]) as transport:
+        with anyio.fail_after(10):
+            announced = await transport.records.receive()
+        assert isinstance(announced, Response)
+        child = psutil.Process(announced.data)
+        os.killpg(transport.pid, signal.SIGKILL)  # Pi dies without cleaning up its tools
+        assert child.is_running()
+    _, alive = psutil.wait_procs([child], timeout=2)  # SIGKILL was sent; let it land
+    assert not alive or child.status() == psutil.STATUS_ZOMBIE

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -39,6 +40,12 @@ RECORD_BUFFER = 256
 """Parsed records that may wait for the client before the reader (and so Pi) is held back."""
 STDERR_TAIL_BYTES = 64 * 1024
 """How much of Pi's stderr is kept for error messages; older output is dropped."""
+OWNER_ENV = "PI_KERNEL_OWNER"
+"""Set to a value unique to each Pi we start; every process Pi starts inherits it.
+
+Pi runs its tools detached (their own session and process group), and kills them when it
+exits cleanly; a Pi that was SIGKILLed or crashed cannot.  The marker lets shutdown find
+and kill such strays by their environment (Linux ``/proc``; elsewhere nothing is found)."""
 
 
 class LineFramer:
@@ -180,6 +187,8 @@ async def open_transport(
 
     ``name`` is how errors refer to Pi (the configured path); it defaults to ``argv[0]``.
     """
+    marker = f"{os.getpid()}-{uuid.uuid4().hex}"
+    child_env = {**(os.environ if env is None else env), OWNER_ENV: marker}
     try:
         process = await anyio.open_process(
             list(argv),
@@ -187,7 +196,7 @@ async def open_transport(
             stdout=PIPE,
             stderr=PIPE,
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=child_env,
             start_new_session=True,
         )
     except OSError as exc:
@@ -214,6 +223,7 @@ async def open_transport(
             finally:
                 with anyio.CancelScope(shield=True):
                     await _stop(process)
+                    _kill_strays(marker)
                 tasks.cancel_scope.cancel()
     finally:
         receive_records.close()
@@ -264,6 +274,22 @@ async def _exited_within(process: Process, seconds: float) -> int | None:
     with anyio.move_on_after(seconds):
         return await process.wait()
     return process.returncode
+
+
+def _kill_strays(marker: str) -> None:
+    """SIGKILL every process still carrying this Pi's marker (its orphaned tools)."""
+    needle = f"{OWNER_ENV}={marker}".encode() + b"\0"
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return  # no /proc (not Linux): Pi's own clean exit is all we have
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                if needle in handle.read():
+                    os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue  # gone meanwhile, or not ours to read
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
