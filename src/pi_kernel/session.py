@@ -159,9 +159,13 @@ class PiSession:
         with suppress(PiError):
             await self.client()
 
-    async def restart(self) -> PiClient:
+    async def stop(self) -> None:
+        """Stop Pi now; the next call that needs it starts a new one."""
         async with self._start_lock:
             await self._stop_process()
+
+    async def restart(self) -> PiClient:
+        await self.stop()
         return await self.client()
 
     async def _serve(self, install: PiInstall, *, task_status: TaskStatus[_Process]) -> None:

@@ -72,27 +72,55 @@ class Block:
         return True
 
 
-@dataclass(eq=False)
-class TextBlock(Block):
-    """Assistant text, Markdown."""
+class _Streamed(Block):
+    """A block whose text arrives in deltas.
 
-    text: str = ""
+    Deltas are kept as chunks and joined when read, so a 100 000-token answer costs O(n)
+    rather than copying the whole text on every delta.
+    """
+
+    def __init__(self, text: str = "", *, done: bool = False, version: int = 0) -> None:
+        super().__init__(version=version, done=done)
+        self._chunks: list[str] = [text] if text else []
+        self._joined: str | None = text
+
+    @property
+    def text(self) -> str:
+        if self._joined is None:
+            self._joined = "".join(self._chunks)
+            self._chunks = [self._joined]
+        return self._joined
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._chunks = [value]
+        self._joined = value
+
+    def append(self, delta: str) -> None:
+        self._chunks.append(delta)
+        self._joined = None
 
     @property
     def visible(self) -> bool:
         return bool(self.text.strip())
 
 
-@dataclass(eq=False)
-class ThinkingBlock(Block):
+class TextBlock(_Streamed):
+    """Assistant text, Markdown."""
+
+
+class ThinkingBlock(_Streamed):
     """The model's reasoning, shown collapsed."""
 
-    text: str = ""
-    redacted: bool = False
+    def __init__(
+        self, text: str = "", *, redacted: bool = False, done: bool = False, version: int = 0
+    ) -> None:
+        super().__init__(text, done=done, version=version)
+        self.redacted = redacted
 
     @property
     def visible(self) -> bool:
-        return bool(self.text.strip()) or self.redacted
+        return super().visible or self.redacted
 
 
 @dataclass(eq=False)
@@ -166,6 +194,9 @@ class Turn:
         self.stop_reason: str | None = None
         self.started = time.time()
         self.ended: float | None = None
+        self._clock = time.monotonic()
+        self.elapsed: float | None = None
+        """Seconds the turn took, set when it finishes."""
         self.version = 0
         self._message: _Message | None = None
         self._last_message_blocks: list[Block] = []
@@ -186,7 +217,10 @@ class Turn:
 
     @property
     def duration(self) -> float:
-        return (self.ended or time.time()) - self.started
+        """Seconds from the start to the end (or to now, while running)."""
+        if self.elapsed is not None:
+            return self.elapsed
+        return time.monotonic() - self._clock
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -223,7 +257,7 @@ class Turn:
             self._on_retry(event)
         elif isinstance(event, AutoRetryEnd):
             if not event.success and event.final_error:
-                self._add(ErrorBlock(message=f"Gave up retrying: {event.final_error}"))
+                self._on_retries_exhausted(event.final_error)
         elif isinstance(event, CompactionStart):
             self._notice("info", f"Compacting the conversation ({event.reason or 'auto'})…")
         elif isinstance(event, CompactionEnd):
@@ -246,6 +280,7 @@ class Turn:
     def finish(self, outcome: RunOutcome | None, *, interrupted: bool = False) -> None:
         """Close the turn: mark open blocks done and record how it ended."""
         self.ended = time.time()
+        self.elapsed = time.monotonic() - self._clock
         if interrupted:
             self.status = "interrupted"
         elif outcome is None:
@@ -312,7 +347,7 @@ class Turn:
             kind: type[TextBlock | ThinkingBlock]
             kind = TextBlock if isinstance(delta, TextDelta) else ThinkingBlock
             block = self._indexed(index, kind)
-            block.text += delta.delta
+            block.append(delta.delta)
             block.touch()
         elif isinstance(delta, TextEnd | ThinkingEnd):
             kind = TextBlock if isinstance(delta, TextEnd) else ThinkingBlock
@@ -355,9 +390,9 @@ class Turn:
                 tool.arguments = content.arguments
                 current.blocks[index] = tool
         for block in current.blocks.values():
-            if not isinstance(block, ToolBlock):
+            if not isinstance(block, ToolBlock) and not block.done:
                 block.done = True
-            block.touch()
+                block.touch()
         self._last_message_blocks = list(current.blocks.values())
         if message.stop_reason == "error":
             error = ErrorBlock(message=message.error_message or "The model returned an error.")
@@ -379,6 +414,15 @@ class Turn:
             f"Retrying after {reason} (attempt {event.attempt}/{event.max_attempts}, "
             f"in {seconds:g} s)",
         )
+
+    def _on_retries_exhausted(self, final_error: str) -> None:
+        message = f"Gave up retrying: {final_error}"
+        for block in self._last_message_blocks:
+            if isinstance(block, ErrorBlock):  # the last attempt's error: say it once
+                block.message = message
+                block.touch()
+                return
+        self._add(ErrorBlock(message=message, done=True))
 
     def _on_compaction_end(self, event: CompactionEnd) -> None:
         if event.aborted:

@@ -1,0 +1,296 @@
+"""``%%pi`` and ``%pi``: Pi prompts from any IPython kernel.
+
+``%%pi`` sends the cell to this notebook's Pi session and streams the answer into the cell;
+``%pi`` has subcommands (``status``, ``models``, ``new``, ``abort``, ``restart``,
+``help``).  One ``PiMagics`` instance per shell owns one bridge thread and one
+``PiSession``; loading the extension starts Pi in the background so the first cell does not
+wait for it.
+"""
+
+from __future__ import annotations
+
+import queue
+import string
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from contextlib import suppress
+from functools import partial
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, List, Unicode, observe
+
+from pi_kernel.rpc.client import ClientEvent
+from pi_kernel.session import NO_MODELS_HINT, PiSession, SessionStatus, TurnResult
+from pi_kernel.turn import Turn
+
+from .bridge import Bridge
+from .render import TurnDisplay
+
+PUMP_INTERVAL = 1 / 15
+"""Seconds between display refreshes while a turn streams (at most ~15 per second)."""
+INTERRUPT_GRACE = 2.0
+"""Seconds a cell waits after an interrupt for Pi to confirm the abort before moving on."""
+
+SUBCOMMANDS = ("status", "models", "new", "abort", "restart", "help")
+USAGE = "Usage: %pi status | models | new | abort | restart | help"
+HELP = """\
+%%pi [options]      send the cell to Pi; the answer streams into the cell
+  --model P/ID      use this model for this cell (see %pi models)
+  --thinking LEVEL  use this thinking level for this cell
+  --new             start a fresh Pi conversation first
+  --out NAME        store the answer text in the Python variable NAME
+  --quiet           show only the final answer, no streaming
+  --interpolate     replace {name} in the prompt with Python variables ({{ for a brace)
+
+%pi status          which Pi, its session, model, thinking level, cwd, last turn
+%pi models          the models Pi offers (* marks the current one)
+%pi new             start a fresh Pi conversation
+%pi abort           ask Pi to stop what it is doing
+%pi restart         stop this notebook's Pi and start a new one
+%pi help            this text
+
+Settings: %config PiMagics.pi_path = "/path/to/pi" (or the PI_KERNEL_PI_PATH environment
+variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True."""
+
+
+class _NamesOnly(string.Formatter):
+    """``{name}`` from the user's namespace; no attribute or item access, no format code."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
+        if not field_name.isidentifier():
+            raise UsageError(f"Interpolation takes plain names only, not {{{field_name}}}.")
+        if field_name not in kwargs:
+            raise UsageError(f"Interpolation: no Python variable named {field_name!r}.")
+        return kwargs[field_name], field_name
+
+
+def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
+    try:
+        return _NamesOnly().vformat(template, (), dict(namespace))
+    except ValueError as exc:
+        raise UsageError(
+            f"Interpolation: {exc} (write {{{{ and }}}} for literal braces)."
+        ) from None
+
+
+@magics_class
+class PiMagics(Magics):
+    """The ``%%pi`` cell magic and the ``%pi`` line magic."""
+
+    pi_path = Unicode(
+        None,
+        allow_none=True,
+        help="The Pi executable; when unset, PI_KERNEL_PI_PATH, then the project's npm "
+        "install, then `pi` on PATH.",
+    ).tag(config=True)
+    pi_args = List(
+        Unicode(),
+        default_value=[],
+        help="Extra arguments for `pi --mode rpc`, e.g. ['--no-session'].",
+    ).tag(config=True)
+    interpolate = Bool(
+        False, help="Replace {name} in prompts with Python variables in every cell."
+    ).tag(config=True)
+    prewarm = Bool(True, help="Start Pi when the extension loads.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.bridge = Bridge()
+        self.session = self.bridge.enter(PiSession(pi_path=self.pi_path, args=self.pi_args))
+        self.last_turn: Turn | None = None
+        if self.prewarm:
+            self.bridge.submit(self.session.prewarm)
+
+    @observe("pi_path", "pi_args")
+    def _settings_changed(self, change: Any) -> None:
+        if not hasattr(self, "session"):
+            return  # configuration applied while __init__ runs: the session reads it itself
+        self.session.pi_path = self.pi_path
+        self.session.args = tuple(self.pi_args)
+        self.bridge.call(self.session.stop)  # the next cell starts the Pi now configured
+
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        assert self.shell is not None
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
+    def close(self) -> None:
+        """Stop Pi and the bridge thread (on unload and at shell exit)."""
+        self.bridge.close()
+
+    # -- %%pi --------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--model", help="provider/model-id for this cell")
+    @argument("--thinking", help="thinking level for this cell")
+    @argument("--new", action="store_true", help="start a fresh Pi conversation first")
+    @argument("--out", metavar="NAME", help="store the answer text in this variable")
+    @argument("--quiet", action="store_true", help="render only the final state")
+    @argument("--interpolate", action="store_true", help="replace {name} with variables")
+    @cell_magic
+    def pi(self, line: str, cell: str) -> None:
+        """Send the cell to Pi and stream the answer into it."""
+        args = parse_argstring(self.pi, line)
+        prompt = cell.strip()
+        if not prompt:
+            raise UsageError("The cell is empty: write the prompt for Pi below %%pi.")
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"--out needs a Python variable name, not {args.out!r}.")
+        if args.interpolate or self.interpolate:
+            prompt = interpolate(prompt, self._user_ns)
+        turn = self.run_prompt(
+            prompt, model=args.model, thinking=args.thinking, new=args.new, quiet=args.quiet
+        )
+        if args.out is not None:
+            self._user_ns[args.out] = turn.text
+
+    def run_prompt(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        thinking: str | None = None,
+        new: bool = False,
+        quiet: bool = False,
+    ) -> Turn:
+        """Run one turn and render it; raise a short ``PiError`` for expected failures."""
+        turn = Turn(prompt)
+        display = TurnDisplay(quiet=quiet)
+        events: queue.SimpleQueue[ClientEvent] = queue.SimpleQueue()
+        run_turn = partial(
+            self.session.run_turn, prompt, events.put, model=model, thinking=thinking, new=new
+        )
+        future = self.bridge.submit(run_turn)
+        interrupted = False
+        try:
+            while not future.done():
+                self._pump(events, turn, display, PUMP_INTERVAL)
+        except KeyboardInterrupt:
+            interrupted = True
+            future.cancel()
+            self._settle(future, events, turn, display)
+        self._drain(events, turn)
+        self.last_turn = turn
+        if interrupted:
+            turn.finish(None, interrupted=True)
+            display.finish(turn)
+            return turn
+        error = future.exception()
+        if error is not None:
+            # The raised error is the message (IPython shows a PiError in a few lines);
+            # what streamed before it stays visible above it.
+            turn.error = str(error)
+            turn.finish(None)
+            if turn.visible_blocks:
+                display.finish(turn)
+            raise error
+        result: TurnResult = future.result()
+        turn.thinking_level = result.thinking_level
+        turn.finish(result.outcome)
+        display.finish(turn)
+        return turn
+
+    def _pump(
+        self,
+        events: queue.SimpleQueue[ClientEvent],
+        turn: Turn,
+        display: TurnDisplay,
+        timeout: float,
+    ) -> None:
+        with suppress(queue.Empty):
+            turn.apply(events.get(timeout=timeout))
+        self._drain(events, turn)
+        display.update(turn)
+
+    def _drain(self, events: queue.SimpleQueue[ClientEvent], turn: Turn) -> None:
+        while True:
+            try:
+                turn.apply(events.get_nowait())
+            except queue.Empty:
+                return
+
+    def _settle(
+        self,
+        future: Future[TurnResult],
+        events: queue.SimpleQueue[ClientEvent],
+        turn: Turn,
+        display: TurnDisplay,
+    ) -> None:
+        """After an interrupt: wait briefly for Pi's abort, showing what still arrives."""
+        deadline = time.monotonic() + INTERRUPT_GRACE
+        while not future.done() and time.monotonic() < deadline:
+            try:
+                self._pump(events, turn, display, PUMP_INTERVAL)
+            except KeyboardInterrupt:
+                break
+
+    # -- %pi ---------------------------------------------------------------------------------
+
+    @line_magic("pi")  # type: ignore[arg-type]  # IPython types the named form as Never
+    def pi_line(self, line: str) -> None:
+        """%pi status | models | new | abort | restart | help"""
+        words = line.split()
+        command = words[0] if words else "help"
+        if command not in SUBCOMMANDS:
+            raise UsageError(f"Unknown subcommand {command!r}. {USAGE}")
+        if len(words) > 1:
+            raise UsageError(f"%pi {command} takes no arguments. {USAGE}")
+        if command == "help":
+            print(HELP)
+        elif command == "status":
+            print(format_status(self.bridge.call(self.session.status), self.last_turn))
+        elif command == "models":
+            self._print_models()
+        elif command == "new":
+            self.bridge.call(self.session.new_session)
+            print("Started a fresh Pi conversation.")
+        elif command == "abort":
+            self.bridge.call(self.session.abort)
+            print("Asked Pi to stop.")
+        elif command == "restart":
+            client = self.bridge.call(self.session.restart)
+            print(f"Restarted Pi (pid {client.pid}).")
+
+    def _print_models(self) -> None:
+        models = self.bridge.call(partial(self.session.models, refresh=True))
+        state = self.bridge.call(self.session.state)
+        if not models:
+            print(f"Pi offers no models. {NO_MODELS_HINT}")
+            return
+        current = state.model.ref if state.model else None
+        for model in sorted(models, key=lambda model: model.ref):
+            mark = "*" if model.ref == current else " "
+            reasoning = "reasoning" if model.reasoning else "no reasoning"
+            print(f"{mark} {model.ref:40} {model.name or ''} ({reasoning})")
+
+
+def format_status(status: SessionStatus, last_turn: Turn | None) -> str:
+    """``%pi status`` as aligned lines."""
+    lines = []
+    if status.install is not None:
+        lines.append(f"Pi:        {status.install.describe()}")
+    if status.running and status.pid is not None:
+        lines.append(f"Process:   running, pid {status.pid}")
+    else:
+        lines.append("Process:   not running (the next %%pi cell starts it)")
+    if status.last_error:
+        lines.append(f"Error:     {status.last_error}")
+    state = status.state
+    if state is not None:
+        where = state.session_file or "in memory (nothing saved)"
+        lines.append(f"Session:   {state.session_id or '?'} · {where}")
+        lines.append(f"Model:     {state.model.ref if state.model else 'none'}")
+        lines.append(f"Thinking:  {state.thinking_level}")
+    lines.append(f"Cwd:       {status.cwd}")
+    if last_turn is not None:
+        usage = last_turn.usage
+        lines.append(
+            f"Last turn: {last_turn.status}, {usage.input} in / {usage.output} out tokens, "
+            f"${usage.cost:.4f}, {last_turn.duration:.1f} s"
+        )
+    return "\n".join(lines)

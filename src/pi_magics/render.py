@@ -1,0 +1,591 @@
+"""A turn's blocks as notebook outputs: safe MIME bundles, streamed as cheap display updates.
+
+Two layers:
+
+* Pure functions turn one block (or the turn's footer) into a MIME bundle.  Nothing that
+  came from the model or a tool reaches the frontend as active HTML: HTML bundles escape it,
+  and ``safe_markdown`` escapes raw HTML and disarms link targets while keeping ordinary
+  Markdown (code, lists, emphasis, http(s) and mailto links) working.
+* ``TurnDisplay`` owns a cell's outputs for one turn: one display output per visible block,
+  updated only when the block changed, at most ``MAX_UPDATES_PER_SECOND`` times a second,
+  and never again once its final state is shown.  A long answer streams in segments so the
+  bytes sent grow with its length, not with its square.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import string
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from IPython import get_ipython
+from IPython.display import display as ipython_display
+
+from pi_kernel.turn import (
+    Block,
+    ErrorBlock,
+    NoticeBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolBlock,
+    Turn,
+)
+
+Bundle = dict[str, str]
+"""A MIME bundle: ``{"text/markdown" or "text/html": ..., "text/plain": ...}``."""
+
+EMPTY: Bundle = {"text/plain": ""}
+"""What an output shows once its block is gone (a retried attempt's remains)."""
+
+MAX_UPDATES_PER_SECOND = 15
+"""Display refreshes per second while streaming: smooth to the eye, light on the websocket."""
+FREEZE_AT = 1024
+"""Characters of streaming text after which the part before its last paragraph break is
+frozen into an output of its own, so each refresh resends only the short tail."""
+STREAM_BUDGET = 2.0
+"""Refreshes of growing text may send at most this many times the bytes on screen..."""
+STREAM_ALLOWANCE = 256_000
+"""...plus this many bytes, so the first quarter megabyte streams at the full refresh rate."""
+OUTPUT_MAX_CHARS = 20_000
+"""A tool's output is shown up to its last this-many characters (the end is what matters)."""
+OUTPUT_MAX_LINES = 200
+"""...and its last this-many lines."""
+SUMMARY_MAX_CHARS = 80
+"""Length of the argument summary in a tool's header."""
+THINKING_PLAIN_MAX_CHARS = 200
+"""Terminals get only the start of the thinking; it is collapsed in a notebook anyway."""
+
+_SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+_BADGES = {
+    "pending": ("pending", "var(--jp-ui-font-color2, #757575)"),
+    "running": ("running…", "var(--jp-ui-font-color2, #757575)"),
+    "ok": ("ok", "var(--jp-success-color1, #2e7d32)"),
+    "error": ("error", "var(--jp-error-color1, #c62828)"),
+    "interrupted": ("interrupted", "var(--jp-warn-color1, #ef6c00)"),
+}
+_NOTICE_STYLE = {
+    "info": ("ℹ", "var(--jp-ui-font-color2, #757575)"),
+    "warning": ("⚠", "var(--jp-warn-color1, #ef6c00)"),
+    "error": ("✖", "var(--jp-error-color1, #c62828)"),
+}
+
+# Terminal escapes (colour codes from tools, or worse: titles, clipboard writes) and other
+# control characters are noise in HTML and a hazard in a terminal; tabs and newlines stay.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.?"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+_CONTROL_CHAR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # a quick test before _CONTROL
+_OVERWRITTEN = re.compile(r"[^\n]*\r")
+_FENCE_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_BACKTICKS = re.compile(r"`+")
+# Where a link target starts: after ``](`` (inline links and images) or ``]:`` (reference
+# definitions), maybe on the next line, maybe inside ``<...>``.  Labels are not parsed on
+# purpose: every such spot is checked, so no label trick can hide one.
+_LINK_TARGET = re.compile(r"\](?:\(|:)[ \t]*(?:\n[ \t]*)?<?")
+_TARGET_START = re.compile(r"[^\s)>]*")
+_SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
+_PUNCTUATION_ENTITIES = {ord(mark): f"&#{ord(mark)};" for mark in string.punctuation}
+_PROSE_ESCAPE = re.compile(r"<(?:https?|mailto):[^\s<>\"'`]*>|[<&]")
+
+
+# -- Markdown that cannot run anything -------------------------------------------------------
+
+
+def safe_markdown(text: str) -> str:
+    """Markdown with no raw HTML and no link to a scheme other than http(s) or mailto.
+
+    Prose gets ``<`` and ``&`` as entities (``>`` stays: it starts block quotes, and without
+    ``<`` no tag can open) and its link targets checked.  Code is shown exactly as written:
+    code that would be harmless even if read as prose stays Markdown, so the frontend
+    highlights it; other code (with a ``<``, say) becomes ``<pre><code>`` or ``<code>`` built
+    here, every punctuation mark an entity.  So nothing rests on this parser agreeing with
+    the frontend's about where code starts and ends, and they do disagree: marked ends a
+    list item's fence at an unindented line and reads some inline code as a link target,
+    markdown-it takes a fence line with a ``|`` for a table header.
+    """
+    parts: list[str] = []
+    for is_code, chunk in _fenced_chunks(text):
+        if is_code:
+            parts.append(chunk if _inert(chunk) else _fence_html(chunk))
+            continue
+        for is_span, piece in _code_spans(chunk):
+            if not is_span:
+                parts.append(_escape_prose(_disarm_links(piece)))
+            elif _inert(piece):
+                parts.append(piece)
+            else:
+                parts.append(f"<code>{_code_html(_span_content(piece))}</code>")
+    return "".join(parts)
+
+
+def _escape_prose(prose: str) -> str:
+    if "<" not in prose and "&" not in prose:
+        return prose
+    return _PROSE_ESCAPE.sub(_escape_match, prose)
+
+
+def _escape_match(match: re.Match[str]) -> str:
+    token = match.group()
+    if len(token) > 1:  # an http(s) or mailto autolink: kept, it cannot carry a script
+        return token
+    return "&lt;" if token == "<" else "&amp;"
+
+
+def _inert(code: str) -> bool:
+    """Whether code is harmless even if a frontend were to read it as prose."""
+    return "<" not in code and _disarm_links(code) == code
+
+
+def _disarm_links(text: str) -> str:
+    """Prefix ``unsafe:`` to every link target whose scheme is not http(s) or mailto."""
+    parts: list[str] = []
+    done = 0
+    for match in _LINK_TARGET.finditer(text):
+        start = match.end()
+        target = _TARGET_START.match(text, start)
+        if target is not None and not _safe_target(target.group()):
+            parts += [text[done:start], "unsafe:"]
+            done = start
+    return "".join([*parts, text[done:]])
+
+
+def _safe_target(target: str) -> bool:
+    # Read the target the way the most lenient reader would: entities and backslash
+    # escapes decoded, whitespace and control characters dropped, case folded.
+    normal = html.unescape(target).replace("\\", "")
+    normal = re.sub(r"[\s\x00-\x1f\x7f]+", "", normal).lower()
+    scheme = _SCHEME.match(normal)
+    return scheme is None or scheme.group(1) in _SAFE_SCHEMES
+
+
+def _fenced_chunks(text: str) -> Iterator[tuple[bool, str]]:
+    """Split into prose and fenced code blocks (fence lines included), in order."""
+    prose: list[str] = []
+    code: list[str] = []
+    fence = ""
+    for line in text.splitlines(keepends=True):
+        if fence:
+            code.append(line)
+            if _closes(line, fence):
+                yield True, "".join(code)
+                code, fence = [], ""
+            continue
+        opener = _opened_fence(line)
+        if opener:
+            if prose:
+                yield False, "".join(prose)
+                prose = []
+            code, fence = [line], opener
+        else:
+            prose.append(line)
+    if prose:
+        yield False, "".join(prose)
+    if code:
+        yield True, "".join(code)
+
+
+def _opened_fence(line: str) -> str:
+    """The fence a line opens (``\\`\\`\\``` or ``~~~``...), or ``""``."""
+    match = _FENCE_OPEN.match(line.rstrip("\n"))
+    if match is None or (match.group(2)[0] == "`" and "`" in match.group(3)):
+        return ""
+    return match.group(2)
+
+
+def _closes(line: str, fence: str) -> bool:
+    stripped = line.strip()
+    return stripped.startswith(fence) and not stripped.strip(fence[0])
+
+
+def _fence_html(block: str) -> str:
+    lines = block.splitlines(keepends=True)
+    match = _FENCE_OPEN.match(lines[0].rstrip("\n"))
+    assert match is not None  # _fenced_chunks starts every code chunk with its opener
+    indent, fence, info = match.groups()
+    body = lines[1:]
+    if body and _closes(body[-1], fence):
+        body = body[:-1]
+    content = "".join(line[len(indent) :] if line.startswith(indent) else line for line in body)
+    language = re.sub(r"[^\w+#.-]", "", info.split()[0]) if info.split() else ""
+    attribute = f' class="language-{html.escape(language)}"' if language else ""
+    code = _code_html(content.removesuffix("\n"))
+    return f"{indent}<pre><code{attribute}>{code}</code></pre>\n"
+
+
+def _code_html(code: str) -> str:
+    # Markdown goes on inside an HTML element (a link written in it is a link), so every
+    # punctuation mark becomes an entity: the reader sees the code, and no syntax can form.
+    return code.translate(_PUNCTUATION_ENTITIES)
+
+
+def _code_spans(prose: str) -> Iterator[tuple[bool, str]]:
+    """Split prose into text and inline code spans (backticks included), in order."""
+    done = index = 0
+    while (opener := _BACKTICKS.search(prose, index)) is not None:
+        index = opener.end()
+        start = opener.start()
+        escaped, before = False, start - 1
+        while before >= 0 and prose[before] == "\\":
+            escaped, before = not escaped, before - 1
+        if escaped:  # an escaped backtick opens nothing (the rest of its run may)
+            index = start + 1
+            continue
+        run = index - start
+        closer = re.compile(rf"(?<!`)`{{{run}}}(?!`)").search(prose, index)
+        if closer is None or _BLANK_LINE.search(prose, index, closer.start()):
+            continue
+        if done < start:
+            yield False, prose[done:start]
+        yield True, prose[start : closer.end()]
+        done = index = closer.end()
+    if done < len(prose):
+        yield False, prose[done:]
+
+
+def _span_content(span: str) -> str:
+    run = len(span) - len(span.lstrip("`"))
+    content = span[run:-run].replace("\n", " ")
+    if content.startswith(" ") and content.endswith(" ") and content.strip():
+        return content[1:-1]
+    return content
+
+
+# -- one block, one bundle --------------------------------------------------------------------
+
+
+def _clean(text: str) -> str:
+    if not _CONTROL_CHAR.search(text):
+        return text
+    # A lone carriage return starts its line over, as in a terminal (progress bars).
+    text = _OVERWRITTEN.sub("", text.replace("\r\n", "\n"))
+    return _CONTROL.sub("", text)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _tail(text: str) -> tuple[str, int]:
+    """The end of a tool's output that is shown, and how many characters are left out."""
+    shown = text[-OUTPUT_MAX_CHARS:]
+    if len(shown) < len(text) and "\n" in shown:
+        shown = shown[shown.index("\n") + 1 :]  # start on a whole line
+    lines = shown.splitlines(keepends=True)
+    if len(lines) > OUTPUT_MAX_LINES:
+        shown = "".join(lines[-OUTPUT_MAX_LINES:])
+    return shown, len(text) - len(shown)
+
+
+def text_bundle(text: str) -> Bundle:
+    """Assistant text: Markdown for notebooks, the text itself for terminals."""
+    text = _clean(text)
+    return {"text/markdown": safe_markdown(text), "text/plain": text}
+
+
+def thinking_bundle(block: ThinkingBlock) -> Bundle:
+    """The model's reasoning, collapsed under a "Thinking" summary."""
+    text = _clean(block.text).strip()
+    title = "Thinking" if block.done else "Thinking…"
+    if block.redacted and not text:
+        title, text = "Thinking (redacted)", ""
+    body = f'<pre style="white-space: pre-wrap">{html.escape(text)}</pre>' if text else ""
+    style = "color: var(--jp-ui-font-color2, #757575); cursor: pointer"
+    return {
+        "text/html": f'<details><summary style="{style}">{title}</summary>{body}</details>',
+        "text/plain": f"[{title.lower()}] {_shorten(text, THINKING_PLAIN_MAX_CHARS)}".rstrip(),
+    }
+
+
+def tool_summary(block: ToolBlock) -> str:
+    """A short account of a tool's arguments: bash's command, else ``key=value`` pairs."""
+    command = block.arguments.get("command")
+    if block.name == "bash" and isinstance(command, str):
+        text = command
+    else:
+        text = ", ".join(
+            f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+            for key, value in block.arguments.items()
+        )
+    return _shorten(_clean(text), SUMMARY_MAX_CHARS)
+
+
+def tool_bundle(block: ToolBlock) -> Bundle:
+    """A tool call: name, argument summary, state, and the end of its output."""
+    summary = tool_summary(block)
+    label, color = _BADGES[block.state]
+    output, hidden = _tail(_clean(block.output).rstrip())
+    marker = f"… {hidden:,} more characters\n" if hidden else ""
+    name = _clean(block.name)
+    header = f"<b>{html.escape(name)}</b>"
+    if summary:
+        header += f" <code>{html.escape(summary)}</code>"
+    header += f' <span style="color: {color}">{label}</span>'
+    pre = ""
+    if output:
+        style = "margin: 0.2em 0 0 1em; max-height: 30em; overflow: auto; white-space: pre-wrap"
+        pre = f'<pre style="{style}">{html.escape(marker + output)}</pre>'
+    plain = f"[tool {name}]" + (f" {summary}" if summary else "") + f" — {label}"
+    if output:
+        lines = (marker + output).splitlines()
+        plain += "\n" + "\n".join(f"    {line}" if line else "" for line in lines)
+    return {"text/html": f"<div>{header}{pre}</div>", "text/plain": plain}
+
+
+def notice_bundle(block: NoticeBlock) -> Bundle:
+    """One line about something that happened: a retry, a compaction, an interruption."""
+    text = _clean(block.text)
+    icon, color = _NOTICE_STYLE[block.level]
+    return {
+        "text/html": f'<div style="color: {color}">{icon} {html.escape(text)}</div>',
+        "text/plain": f"[{block.level}] {text}",
+    }
+
+
+def error_bundle(block: ErrorBlock) -> Bundle:
+    """A failure of the turn, with Pi's message: unmistakably an error."""
+    message = _clean(block.message) or "Pi reported an error without a message."
+    style = (
+        "color: var(--jp-error-color1, #c62828); background: var(--jp-error-color3, #fdecea);"
+        " border-left: 4px solid var(--jp-error-color1, #c62828); padding: 0.3em 0.6em;"
+        " white-space: pre-wrap"
+    )
+    return {
+        "text/html": f'<div style="{style}"><b>Error:</b> {html.escape(message)}</div>',
+        "text/plain": f"[error] {message}",
+    }
+
+
+def block_bundle(block: Block) -> Bundle:
+    """The bundle for any block; a kind this renderer does not know shows nothing."""
+    if isinstance(block, TextBlock):
+        return text_bundle(block.text)
+    if isinstance(block, ThinkingBlock):
+        return thinking_bundle(block)
+    if isinstance(block, ToolBlock):
+        return tool_bundle(block)
+    if isinstance(block, NoticeBlock):
+        return notice_bundle(block)
+    if isinstance(block, ErrorBlock):
+        return error_bundle(block)
+    return EMPTY
+
+
+def footer_line(turn: Turn) -> str:
+    """``provider/model · thinking LEVEL · N in / M out tokens · $cost · 1.2 s`` (+ status)."""
+    parts: list[str] = []
+    model = "/".join(part for part in (turn.provider, turn.model) if part)
+    if model:
+        parts.append(model)
+    if turn.thinking_level:
+        parts.append(f"thinking {turn.thinking_level}")
+    parts.append(f"{turn.usage.input:,} in / {turn.usage.output:,} out tokens")
+    parts.append(f"${turn.usage.cost:.4f}")
+    parts.append(f"{turn.duration:.1f} s")
+    if turn.status != "completed":
+        parts.append(turn.status)
+    return _clean(" · ".join(parts))
+
+
+def footer_bundle(turn: Turn) -> Bundle:
+    line = footer_line(turn)
+    style = "color: var(--jp-ui-font-color2, #757575); font-size: 0.85em"
+    return {"text/html": f'<div style="{style}">{html.escape(line)}</div>', "text/plain": line}
+
+
+# -- the cell's outputs -----------------------------------------------------------------------
+
+
+class DisplayHandle(Protocol):
+    """What ``IPython.display.display(..., display_id=True)`` returns."""
+
+    def update(self, obj: Mapping[str, str], /, *, raw: bool) -> None: ...
+
+
+class Display(Protocol):
+    """The shape of ``IPython.display.display`` that ``TurnDisplay`` uses."""
+
+    def __call__(
+        self, obj: Mapping[str, str], /, *, raw: bool, display_id: bool
+    ) -> DisplayHandle: ...
+
+
+@dataclass(eq=False)
+class _Output:
+    handle: DisplayHandle
+    bundle: Bundle
+    size: int
+
+
+@dataclass(eq=False)
+class _Shown:
+    """The outputs of one block and what they last showed."""
+
+    outputs: list[_Output] = field(default_factory=list)
+    version: int = -1
+    final: bool = False
+    cleared: bool = False
+    sealed: int = 0
+    """Text: how many of ``outputs`` are frozen segments; the next one is the live tail."""
+    frozen: int = 0
+    """Text: how many characters of the block those segments hold."""
+
+
+def _kernel_display() -> tuple[Display, bool]:
+    """IPython's ``display``, and whether it replaces outputs in place (a kernel does;
+    terminal IPython prints every update again, so there only the final state is shown)."""
+    return ipython_display, getattr(get_ipython(), "kernel", None) is not None
+
+
+class TurnDisplay:
+    """The display outputs of one turn: call ``update`` as often as you like, then ``finish``."""
+
+    def __init__(
+        self,
+        display: Display | None = None,
+        *,
+        quiet: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if display is None:
+            display, streams = _kernel_display()
+            quiet = quiet or not streams
+        self._display = display
+        self._quiet = quiet
+        self._clock = clock
+        self._last_refresh = -math.inf
+        self._shown: dict[Block, _Shown] = {}
+        self._newest: _Shown | None = None
+        self._screen = 0
+        self._finished = False
+        self.bytes_sent = 0
+        """The length of the JSON of every bundle sent, for benchmarks."""
+        self.pending = False
+        """An update arrived too soon and is not shown yet; the next ``update`` or ``finish``
+        shows it."""
+
+    def update(self, turn: Turn) -> None:
+        """Show what changed, unless the last refresh was less than 1/15 s ago."""
+        if self._quiet or self._finished:
+            return
+        now = self._clock()
+        # A clock ticking at exactly the limit must not lose every other refresh to rounding.
+        if now - self._last_refresh < 1 / MAX_UPDATES_PER_SECOND - 1e-9:
+            self.pending = True
+            return
+        self._last_refresh = now
+        self.pending = False
+        self._render(turn, final=False)
+
+    def finish(self, turn: Turn) -> None:
+        """Show every block's final state, then the footer.  Later calls do nothing."""
+        if self._finished:
+            return
+        self._finished = True
+        self.pending = False
+        self._render(turn, final=True)
+        self._put(_Shown(), 0, footer_bundle(turn), force=True)
+
+    def _render(self, turn: Turn, *, final: bool) -> None:
+        present = set(turn.blocks)
+        for gone, outputs in self._shown.items():
+            if gone not in present and not outputs.cleared:
+                self._blank(outputs)
+                outputs.cleared = outputs.final = True
+        creating = True
+        for block in turn.blocks:
+            shown = self._shown.get(block)
+            if shown is None:
+                if not block.visible:
+                    # It may still fill; showing a later block first would put it out of order.
+                    creating = creating and (block.done or final)
+                    continue
+                if not creating:
+                    continue
+                shown = self._shown[block] = _Shown()
+            if shown.final or (shown.version == block.version and not final):
+                continue
+            done = final or block.done
+            if self._show(block, shown, final=done):
+                shown.version, shown.final = block.version, done
+
+    def _show(self, block: Block, shown: _Shown, *, final: bool) -> bool:
+        """Send the block's current state; False when the budget deferred part of it."""
+        if not block.visible:
+            self._blank(shown)
+            return True
+        if isinstance(block, TextBlock):
+            return self._show_text(block, shown, final=final)
+        # Only text and thinking grow without bound; a tool's output is capped.
+        growing = isinstance(block, ThinkingBlock)
+        return self._put(shown, 0, block_bundle(block), force=final or not growing)
+
+    def _show_text(self, block: TextBlock, shown: _Shown, *, final: bool) -> bool:
+        text = block.text
+        # Freeze finished paragraphs into outputs of their own, which are never sent again;
+        # only the block's newest output may split, or a later block's would end up between.
+        if not final and (not shown.outputs or self._newest is shown):
+            while (cut := _freeze_point(text, shown.frozen)) is not None:
+                self._put(shown, shown.sealed, text_bundle(text[shown.frozen : cut]), force=True)
+                shown.sealed, shown.frozen = shown.sealed + 1, cut
+        rest = text[shown.frozen :]
+        if not rest.strip() and shown.sealed == len(shown.outputs):
+            return True
+        return self._put(shown, shown.sealed, text_bundle(rest), force=final)
+
+    def _blank(self, shown: _Shown) -> None:
+        for index in range(len(shown.outputs)):
+            self._put(shown, index, EMPTY, force=True)
+
+    def _put(self, shown: _Shown, index: int, bundle: Bundle, *, force: bool) -> bool:
+        """Show ``bundle`` in the block's ``index``-th output, creating it if it is new."""
+        size = len(json.dumps(bundle))
+        if index == len(shown.outputs):
+            handle = self._display(bundle, raw=True, display_id=True)
+            shown.outputs.append(_Output(handle, bundle, size))
+            self._newest = shown
+            self._screen += size
+        else:
+            output = shown.outputs[index]
+            if bundle == output.bundle:
+                return True
+            screen = self._screen - output.size + size
+            # Growing text may fall behind to stay within budget; a final state never waits.
+            if not force and self.bytes_sent + size > STREAM_BUDGET * screen + STREAM_ALLOWANCE:
+                return False
+            output.handle.update(bundle, raw=True)
+            output.bundle, output.size, self._screen = bundle, size, screen
+        self.bytes_sent += size
+        return True
+
+
+def _freeze_point(text: str, start: int) -> int | None:
+    """Where to freeze ``text[start:]``: after its last paragraph break outside a code fence,
+    once that tail is longer than ``FREEZE_AT``; None while it is short or has no such break."""
+    if len(text) - start <= FREEZE_AT:
+        return None
+    cut = None
+    fence = ""
+    seen_text = False
+    position = start
+    for line in text[start:].splitlines(keepends=True):
+        position += len(line)
+        if not line.endswith("\n"):
+            break  # a line still being written may yet open a fence
+        if fence:
+            fence = "" if _closes(line, fence) else fence
+        elif opener := _opened_fence(line):
+            fence, seen_text = opener, True
+        elif line.strip():
+            seen_text = True
+        elif seen_text:
+            cut = position
+    return cut

@@ -1,0 +1,157 @@
+"""A real Jupyter kernel driven through jupyter_client, as a frontend would drive it.
+
+``execute`` sends a cell and collects what the frontend would see: the reply, the outputs
+(with ``update_display_data`` applied to the output it targets) and how many bytes of
+display data crossed the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+KERNEL_READY_TIMEOUT = 60.0
+"""Seconds for a kernel to start and answer kernel_info on a busy 2-core machine."""
+CELL_TIMEOUT = 60.0
+"""Seconds any one test cell may take before the test fails."""
+
+
+@dataclass
+class CellRun:
+    """What a frontend saw for one executed cell."""
+
+    reply: dict[str, Any]
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    display_bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return str(self.reply["content"]["status"])
+
+    def text(self, mime: str = "text/plain") -> str:
+        """Every output's ``mime`` data (and streams, for text/plain), joined."""
+        parts = []
+        for output in self.outputs:
+            if output["output_type"] == "stream" and mime == "text/plain":
+                parts.append(output["text"])
+            elif "data" in output and mime in output["data"]:
+                parts.append(output["data"][mime])
+        return "\n".join(parts)
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return next((out for out in self.outputs if out["output_type"] == "error"), None)
+
+    @property
+    def error_text(self) -> str:
+        """What the user reads of a failure: the error output, or IPython's one-line
+        ``UsageError`` on stderr."""
+        if self.error is not None:
+            return "\n".join(self.error["traceback"])
+        return "".join(
+            out["text"]
+            for out in self.outputs
+            if out["output_type"] == "stream" and out["name"] == "stderr"
+        )
+
+
+class KernelHarness:
+    """One kernel process; ``execute`` cells in it; ``shutdown`` when done."""
+
+    def __init__(self, *, env: dict[str, str], cwd: Path, kernel_name: str = "python3") -> None:
+        self.manager = KernelManager(kernel_name=kernel_name)
+        self.manager.start_kernel(env=env, cwd=str(cwd))
+        self.client: BlockingKernelClient = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=KERNEL_READY_TIMEOUT)
+
+    @property
+    def pid(self) -> int:
+        provisioner = self.manager.provisioner
+        assert provisioner is not None
+        return int(provisioner.process.pid)  # type: ignore[attr-defined]
+
+    def execute(
+        self,
+        code: str,
+        *,
+        timeout: float = CELL_TIMEOUT,
+        on_message: Callable[[dict[str, Any]], None] | None = None,
+    ) -> CellRun:
+        started = time.monotonic()
+        msg_id = self.client.execute(code, allow_stdin=False)
+        run = CellRun(reply={})
+        by_display_id: dict[str, dict[str, Any]] = {}
+        deadline = started + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"cell did not finish within {timeout} s: {code[:60]!r}")
+            try:
+                message = self.client.get_iopub_msg(timeout=remaining)
+            except Empty:
+                continue
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            run.messages.append(message)
+            if on_message is not None:
+                on_message(message)
+            kind, content = message["msg_type"], message["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                break
+            _apply(run, by_display_id, kind, content)
+        run.reply = self.client.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+        run.seconds = time.monotonic() - started
+        return run
+
+    def interrupt(self) -> None:
+        self.manager.interrupt_kernel()
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=False)
+
+
+def _apply(
+    run: CellRun, by_display_id: dict[str, dict[str, Any]], kind: str, content: dict[str, Any]
+) -> None:
+    display_id = content.get("transient", {}).get("display_id")
+    if kind in ("display_data", "update_display_data"):
+        run.display_bytes += len(json.dumps(content["data"]))
+    if kind == "display_data":
+        output = {"output_type": "display_data", "data": content["data"]}
+        run.outputs.append(output)
+        if display_id:
+            by_display_id[display_id] = output
+    elif kind == "update_display_data" and display_id in by_display_id:
+        by_display_id[display_id]["data"] = content["data"]
+    elif kind == "stream":
+        run.outputs.append(
+            {"output_type": "stream", "name": content["name"], "text": content["text"]}
+        )
+    elif kind == "execute_result":
+        run.outputs.append({"output_type": "execute_result", "data": content["data"]})
+    elif kind == "error":
+        run.outputs.append({"output_type": "error", **content})
+
+
+@contextmanager
+def running_kernel(
+    *, env: dict[str, str], cwd: Path, kernel_name: str = "python3"
+) -> Iterator[KernelHarness]:
+    kernel = KernelHarness(env=env, cwd=cwd, kernel_name=kernel_name)
+    try:
+        yield kernel
+    finally:
+        kernel.shutdown()

@@ -1,0 +1,230 @@
+"""``%%pi`` and ``%pi`` in a real IPython kernel, against the real Pi and the scripted LLM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests import llm_server as script
+from tests.agent_dir import PiEnv, isolated_env
+from tests.conftest import is_pi
+from tests.kernel_harness import KernelHarness, running_kernel
+from tests.llm_server import ScriptedLLM
+
+INTERRUPT_BOUND = 1.0
+"""The issue's bound: an interrupted cell ends within this many seconds."""
+KILL_BOUND = 2.0
+
+
+def pis_of(kernel: KernelHarness) -> list[psutil.Process]:
+    children = psutil.Process(kernel.pid).children(recursive=True)
+    return [child for child in children if is_pi(child)]
+
+
+def wait_for_pi(kernel: KernelHarness, timeout: float = 30.0) -> psutil.Process:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = pis_of(kernel)
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError("the kernel started no Pi")
+
+
+@pytest.fixture
+def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
+        loaded = kernel.execute("%load_ext pi_magics")
+        assert loaded.status == "ok", loaded.outputs
+        yield kernel
+
+
+def test_the_answer_streams_into_the_cell_as_markdown(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(script.text("The **answer** is 42.", pieces=5))
+    run = kernel.execute("%%pi\nWhat is the answer?")
+    assert run.status == "ok", run.outputs
+    assert "The **answer** is 42." in run.text("text/markdown")
+    assert "42" in run.text("text/plain")
+
+
+def test_a_thinking_answer_shows_a_collapsed_thinking_block(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(script.thinking("Let me think about it.", "Done thinking."))
+    run = kernel.execute("%%pi --model scripted/reasoner --thinking high\nThink")
+    assert run.status == "ok", run.outputs
+    html = run.text("text/html")
+    assert "<details" in html
+    assert "<details open" not in html
+    assert "Let me think about it." in html
+    assert "Done thinking." in run.text("text/markdown")
+    assert llm.requests[0]["reasoning_effort"] == "high"
+
+
+def test_a_tool_run_shows_the_tool_and_the_answer_and_no_empty_step(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(*script.tool_then_answer(command="echo hello", answer="It printed hello."))
+    run = kernel.execute("%%pi\nRun echo")
+    assert run.status == "ok", run.outputs
+    assert "echo hello" in run.text("text/html")
+    assert "It printed hello." in run.text("text/markdown")
+    markdown_outputs = [
+        out["data"]["text/markdown"]
+        for out in run.outputs
+        if "text/markdown" in out.get("data", {})
+    ]
+    assert all(text.strip() for text in markdown_outputs)
+
+
+def test_two_cells_share_one_pi_and_one_conversation(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(script.text("Noted."), script.text("You said 42."))
+    kernel.execute("%%pi\nRemember 42.")
+    run = kernel.execute("%%pi --out answer\nWhat did I say?")
+    assert run.status == "ok", run.outputs
+    assert [m["role"] for m in llm.requests[1]["messages"]].count("user") == 2
+    assert len(pis_of(kernel)) == 1
+    stored = kernel.execute("print(answer)")
+    assert stored.text().strip() == "You said 42."
+
+
+def test_new_starts_a_fresh_conversation(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(script.text("One."), script.text("Two."), script.text("Three."))
+    kernel.execute("%%pi\nRemember 42.")
+    kernel.execute("%%pi --new\nFresh")
+    assert [m["role"] for m in llm.requests[1]["messages"]].count("user") == 1
+    new = kernel.execute("%pi new")
+    assert new.status == "ok", new.outputs
+    kernel.execute("%%pi\nAgain fresh")
+    assert [m["role"] for m in llm.requests[2]["messages"]].count("user") == 1
+
+
+def test_interrupting_a_slow_stream_ends_the_cell_quickly_and_the_next_cell_works(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(script.text("word " * 400, pieces=400, delay=0.05))
+    llm.enqueue(script.text("Back again."))
+    interrupted_at: list[float] = []
+
+    def interrupt_on_first_text(message: dict[str, Any]) -> None:
+        if not interrupted_at and message["msg_type"] in ("display_data", "update_display_data"):
+            interrupted_at.append(time.monotonic())
+            kernel.interrupt()
+
+    run = kernel.execute("%%pi\nTalk slowly", on_message=interrupt_on_first_text)
+    ended = time.monotonic()
+    assert interrupted_at
+    assert ended - interrupted_at[0] < INTERRUPT_BOUND
+    assert "interrupted" in run.text("text/plain").lower()
+    after = kernel.execute("%%pi\nStill there?")
+    assert after.status == "ok", after.outputs
+    assert "Back again." in after.text("text/markdown")
+
+
+def test_a_killed_pi_ends_the_cell_with_an_error_and_the_next_cell_restarts_it(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(script.text("word " * 400, pieces=400, delay=0.05))
+    llm.enqueue(script.text("Restarted."))
+    pi = wait_for_pi(kernel)
+    killed_at: list[float] = []
+
+    def kill_on_first_text(message: dict[str, Any]) -> None:
+        if not killed_at and message["msg_type"] in ("display_data", "update_display_data"):
+            killed_at.append(time.monotonic())
+            os.killpg(pi.pid, signal.SIGKILL)
+
+    run = kernel.execute("%%pi\nTalk slowly", on_message=kill_on_first_text)
+    assert killed_at
+    assert time.monotonic() - killed_at[0] < KILL_BOUND
+    assert run.status == "error"
+    assert run.error is not None
+    assert run.error["ename"] == "PiExited"
+    assert len(run.error["traceback"]) <= 3
+    after = kernel.execute("%%pi\nAre you back?")
+    assert after.status == "ok", after.outputs
+    assert "Restarted." in after.text("text/markdown")
+    assert len(pis_of(kernel)) == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("--model scripted/nope", "Available: scripted/deep, scripted/plain, scripted/reasoner"),
+        ("--model nope", "provider/model-id"),
+        ("--thinking high", "does not support thinking level 'high'. Available: off"),
+        ("--thinking", "expected one argument"),
+    ],
+)
+def test_bad_options_are_one_clear_line_and_the_next_cell_works(
+    kernel: KernelHarness, llm: ScriptedLLM, line: str, expected: str
+):
+    run = kernel.execute(f"%%pi {line}\nhello")
+    assert run.status == "error"
+    assert expected in run.error_text
+    assert len(run.error_text.strip().splitlines()) <= 3
+    assert llm.requests == []
+    llm.enqueue(script.text("Fine."))
+    assert "Fine." in kernel.execute("%%pi\nhello").text("text/markdown")
+
+
+def test_a_missing_pi_names_the_path(pi_env: PiEnv, tmp_path: Path):
+    env = {**pi_env.env, "PI_KERNEL_PI_PATH": str(tmp_path / "missing" / "pi")}
+    with running_kernel(env=env, cwd=pi_env.cwd) as kernel:
+        kernel.execute("%load_ext pi_magics")
+        run = kernel.execute("%%pi\nhello")
+    assert run.status == "error"
+    assert run.error is not None
+    assert run.error["ename"] == "PiNotFound"
+    assert str(tmp_path / "missing" / "pi") in "\n".join(run.error["traceback"])
+
+
+def test_no_credentials_says_how_to_log_in(tmp_path: Path):
+    empty = isolated_env(tmp_path, tmp_path / "empty-agent")
+    with running_kernel(env=empty.env, cwd=empty.cwd) as kernel:
+        kernel.execute("%load_ext pi_magics")
+        run = kernel.execute("%%pi\nhello")
+    assert run.status == "error"
+    assert run.error is not None
+    assert run.error["ename"] == "PiNoModels"
+    assert "/login" in "\n".join(run.error["traceback"])
+
+
+def test_status_models_and_help(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(script.text("Hi."))
+    kernel.execute("%%pi\nhello")
+    status = kernel.execute("%pi status").text()
+    assert "@earendil-works/pi-coding-agent 0.87.1" in status
+    assert "scripted/plain" in status
+    assert "Thinking:  off" in status
+    assert "Last turn: completed" in status
+    models = kernel.execute("%pi models").text()
+    assert "* scripted/plain" in models
+    assert "  scripted/deep" in models
+    assert "%%pi [options]" in kernel.execute("%pi help").text()
+    unknown = kernel.execute("%pi frobnicate")
+    assert unknown.status == "error"
+    assert "Unknown subcommand 'frobnicate'. Usage: %pi status" in unknown.error_text
+
+
+def test_interpolation_is_opt_in(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(script.text("A."), script.text("B."))
+    kernel.execute("name = 'Ada'")
+    kernel.execute("%%pi\nHello {name}")
+    kernel.execute("%%pi --interpolate\nHello {name}")
+    assert llm.requests[0]["messages"][-1]["content"][0]["text"] == "Hello {name}"
+    assert llm.requests[1]["messages"][-1]["content"][0]["text"] == "Hello Ada"
+
+
+def test_kernel_shutdown_leaves_no_pi(pi_env: PiEnv):
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
+        kernel.execute("%load_ext pi_magics")
+        pi = wait_for_pi(kernel)
+    assert not psutil.pid_exists(pi.pid) or pi.status() == psutil.STATUS_ZOMBIE

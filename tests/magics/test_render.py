@@ -1,0 +1,482 @@
+"""Rendering a turn into notebook outputs: what is shown, how safely, and at what cost.
+
+Turns come from real recorded Pi streams (``tests/data/traces/087``) or are built from blocks
+directly.  The display is a recording fake with IPython's shape, the clock a fake one: no
+kernel, no sleeps.  Markdown is checked the way JupyterLab would show it, by rendering it
+with marked (the Markdown library JupyterLab uses, installed here as a dependency of Pi).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+from collections.abc import Iterator, Mapping
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from pi_kernel.rpc.client import RunOutcome
+from pi_kernel.rpc.protocol import Response
+from pi_kernel.rpc.transport import decode_line
+from pi_kernel.turn import (
+    Block,
+    ErrorBlock,
+    NoticeBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolBlock,
+    Turn,
+)
+from pi_magics.render import (
+    EMPTY,
+    MAX_UPDATES_PER_SECOND,
+    OUTPUT_MAX_CHARS,
+    Bundle,
+    TurnDisplay,
+    block_bundle,
+    error_bundle,
+    footer_bundle,
+    safe_markdown,
+    tool_bundle,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+TRACES = REPO / "tests" / "data" / "traces" / "087"
+MARKED_TIMEOUT = 60.0
+"""Seconds node may take to render a batch of Markdown with marked."""
+
+
+# -- doubles ----------------------------------------------------------------------------------
+
+
+class Output:
+    """One display output of the fake frontend: every bundle it was sent, in order."""
+
+    def __init__(self, frontend: Frontend, bundle: Mapping[str, str]) -> None:
+        self.frontend = frontend
+        self.bundles = [dict(bundle)]
+
+    def update(self, obj: Mapping[str, str], /, *, raw: bool) -> None:
+        assert raw
+        self.bundles.append(dict(obj))
+        self.frontend.sends += 1
+
+    @property
+    def bundle(self) -> Bundle:
+        return self.bundles[-1]
+
+
+class Frontend:
+    """Records what ``IPython.display.display(bundle, raw=True, display_id=True)`` would show."""
+
+    def __init__(self) -> None:
+        self.outputs: list[Output] = []
+        self.sends = 0
+
+    def __call__(self, obj: Mapping[str, str], /, *, raw: bool, display_id: bool) -> Output:
+        assert raw
+        assert display_id
+        output = Output(self, obj)
+        self.outputs.append(output)
+        self.sends += 1
+        return output
+
+    def shown(self) -> list[Bundle]:
+        """What the cell shows now, top to bottom, without cleared outputs."""
+        return [output.bundle for output in self.outputs if output.bundle != EMPTY]
+
+    def plain(self) -> list[str]:
+        return [bundle["text/plain"] for bundle in self.shown()]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stream(trace: str, frontend: Frontend) -> tuple[Turn, TurnDisplay]:
+    """Fold a recorded trace, refreshing the display after every event (a second apart)."""
+    turn = Turn("prompt")
+    clock = Clock()
+    display = TurnDisplay(frontend, clock=clock)
+    for line in (TRACES / trace).read_bytes().split(b"\n"):
+        record = decode_line(line) if line else None
+        if record is not None and not isinstance(record, Response | Exception):
+            turn.apply(record)
+            display.update(turn)
+            clock.now += 1.0
+    return turn, display
+
+
+def turn_of(*blocks: Block) -> Turn:
+    turn = Turn("prompt")
+    turn.blocks.extend(blocks)
+    for block in blocks:
+        block.touch()
+    return turn
+
+
+# -- a checker for active content -------------------------------------------------------------
+
+_MARKED = """
+import { marked } from "marked";
+let input = "";
+process.stdin.on("data", (chunk) => (input += chunk));
+process.stdin.on("end", () => {
+  process.stdout.write(JSON.stringify(JSON.parse(input).map((text) => marked.parse(text))));
+});
+"""
+
+
+def marked(texts: list[str]) -> list[str]:
+    """HTML for each Markdown text, as JupyterLab's Markdown renderer would produce it."""
+    result = subprocess.run(
+        ["node", "--input-type=module", "-e", _MARKED],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=MARKED_TIMEOUT,
+        check=True,
+    )
+    rendered: list[str] = json.loads(result.stdout)
+    return rendered
+
+
+class _ActiveContent(HTMLParser):
+    """Collects whatever in a piece of HTML could run script."""
+
+    ACTIVE_TAGS = frozenset({"script", "iframe", "object", "embed", "base", "form", "meta"})
+    URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction", "xlink:href", "data"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.ACTIVE_TAGS:
+            self.found.append(f"<{tag}>")
+        for name, value in attrs:
+            if name.startswith("on") or name == "srcdoc":
+                self.found.append(f"<{tag} {name}=...>")
+            elif name in self.URL_ATTRIBUTES and value is not None:
+                target = re.sub(r"[\x00-\x20\x7f]+", "", value).lower()
+                if target.startswith(("javascript:", "vbscript:", "data:")):
+                    self.found.append(f"<{tag} {name}={value!r}>")
+
+
+def active_content(bundles: list[Bundle]) -> list[str]:
+    """Script-capable tags, event handlers and script links in these bundles, once shown."""
+    pages = [bundle["text/html"] for bundle in bundles if "text/html" in bundle]
+    pages += marked([bundle["text/markdown"] for bundle in bundles if "text/markdown" in bundle])
+    found: list[str] = []
+    for page in pages:
+        parser = _ActiveContent()
+        parser.feed(page)
+        parser.close()
+        found += parser.found
+    return found
+
+
+def code_text(markdown: str) -> list[str]:
+    """The text inside each ``<code>`` of the rendered Markdown, as a reader sees it."""
+    rendered = marked([markdown])[0]
+    return [html.unescape(code) for code in re.findall(r"<code[^>]*>(.*?)</code>", rendered, re.S)]
+
+
+# -- what is shown ----------------------------------------------------------------------------
+
+
+def test_a_tool_only_step_renders_nothing_for_its_empty_text():
+    frontend = Frontend()
+    tool = ToolBlock(call_id="c1", name="bash", arguments={"command": "ls"}, state="running")
+    turn = turn_of(TextBlock(text=" \n", done=True), tool)
+    TurnDisplay(frontend, clock=Clock()).update(turn)
+    assert frontend.plain() == ["[tool bash] ls — running…"]
+
+
+def test_text_tool_text_renders_one_output_per_block_in_order():
+    frontend = Frontend()
+    turn, display = stream("multi_stage.jsonl", frontend)
+    display.finish(turn)
+    assert frontend.plain()[:-1] == [
+        "First I will run step one.",
+        "[tool bash] echo one — ok\n    one",
+        "Step one printed one. Now step two.",
+        "[tool bash] echo two — ok\n    two",
+        "Both steps ran: one, then two.",
+    ]
+
+
+def test_thinking_is_a_collapsed_details_block():
+    frontend = Frontend()
+    turn, display = stream("thinking.jsonl", frontend)
+    display.finish(turn)
+    thinking = frontend.shown()[0]["text/html"]
+    assert thinking.startswith("<details><summary")
+    assert "open" not in thinking.split(">")[0]
+    assert ">Thinking</summary>" in thinking
+    assert "The user wants a greeting. I should keep it short." in thinking
+
+
+def test_partial_tool_output_replaces_the_previous_output():
+    frontend = Frontend()
+    clock = Clock()
+    display = TurnDisplay(frontend, clock=clock)
+    tool = ToolBlock(call_id="c1", name="bash", arguments={"command": "progress"}, state="running")
+    turn = turn_of(tool)
+    for percent in ("10%", "20%"):
+        tool.output = f"downloading {percent}\n"
+        tool.touch()
+        display.update(turn)
+        clock.now += 1.0
+    assert frontend.plain() == ["[tool bash] progress — running…\n    downloading 20%"]
+
+
+def test_a_long_tool_output_shows_its_end_with_a_count_of_what_is_left_out():
+    lines = [f"line {number}" for number in range(10_000)]
+    tool = ToolBlock(name="bash", arguments={"command": "seq"}, output="\n".join(lines), state="ok")
+    bundle = tool_bundle(tool)
+    assert "line 9999" in bundle["text/html"]
+    assert "line 0\n" not in bundle["text/plain"]
+    assert re.search(r"… [\d,]+ more characters", bundle["text/plain"])
+    assert len(bundle["text/html"]) < 2 * OUTPUT_MAX_CHARS
+
+
+def test_an_error_block_shows_pi_s_message_as_an_error():
+    bundle = error_bundle(ErrorBlock(message='429: {"message": "rate limited, slow down"}'))
+    assert "rate limited, slow down" in html.unescape(bundle["text/html"])
+    assert "Error" in bundle["text/html"]
+    assert "error-color" in bundle["text/html"]
+    assert bundle["text/plain"] == '[error] 429: {"message": "rate limited, slow down"}'
+
+
+def test_plain_text_reads_well_in_a_terminal():
+    blocks = [
+        ToolBlock(name="bash", arguments={"command": "echo hi"}, output="hi\n", state="ok"),
+        ToolBlock(name="read", arguments={"path": "a.py", "limit": 5}, state="error"),
+        ThinkingBlock(text="First, think.\nThen answer.", done=True),
+        NoticeBlock(level="warning", text="Retrying after 500"),
+    ]
+    assert [block_bundle(block)["text/plain"] for block in blocks] == [
+        "[tool bash] echo hi — ok\n    hi",
+        "[tool read] path=a.py, limit=5 — error",
+        "[thinking] First, think. Then answer.",
+        "[warning] Retrying after 500",
+    ]
+
+
+def test_the_footer_names_model_level_tokens_cost_duration_and_status():
+    turn = Turn("prompt")
+    turn.provider, turn.model, turn.thinking_level = "anthropic", "claude-sonnet-4", "high"
+    turn.usage.input, turn.usage.output, turn.usage.cost = 12_345, 678, 0.0123
+    turn.elapsed = 1.2
+    turn.status = "interrupted"
+    assert footer_bundle(turn)["text/plain"] == (
+        "anthropic/claude-sonnet-4 · thinking high · 12,345 in / 678 out tokens · $0.0123"
+        " · 1.2 s · interrupted"
+    )
+
+
+def test_quiet_mode_renders_only_at_finish():
+    frontend = Frontend()
+    display = TurnDisplay(frontend, quiet=True, clock=Clock())
+    turn = turn_of(TextBlock(text="Hello"), ToolBlock(name="bash", state="running"))
+    display.update(turn)
+    assert frontend.sends == 0
+    display.finish(turn)
+    assert len(frontend.outputs) == 3
+
+
+# -- safety -----------------------------------------------------------------------------------
+
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "[x](javascript:alert(1))",
+    "[x](JaVaScRiPt:alert(1))",
+    "[x]( java&#x73;cript:alert(1))",
+    "[x](javascript&colon;alert(1)) [y](javascript\\:alert(1))",
+    "[x](<javascript:alert(1)>)",
+    "![i](javascript:alert(1))",
+    "[x][r]\n\n[r]: javascript:alert(1)",
+    "[x][r]\n\n[r]:\n  vbscript:msgbox(1)",
+    "<javascript:alert(1)>",
+    "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    # marked ends a list item's code fence at an unindented line, whatever CommonMark says...
+    "- a\n\n  ```\n<img src=x onerror=alert(1)>\n  ```",
+    # ...closes a fence with "```~"...
+    "```\nok\n```~\n<img src=x onerror=alert(1)>\n```",
+    # ...reads this inline code as a link target...
+    "[x](`)<img src=x onerror=alert(1)>`)",
+    # ...and sees a fence where an indented line was meant to open one.
+    "    ```python\n```\n    [x](`)<img src=x onerror=alert(1)>`)\n"
+    "```~\n- [x](javascript:alert(1))",
+    # Markdown goes on inside an HTML element.
+    "`<b>[x](javascript:alert(1))</b>`",
+]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_model_and_tool_text_never_becomes_active_content(payload: str):
+    blocks = [
+        TextBlock(text=f"Look: {payload}\n\nand {payload}", done=True),
+        TextBlock(text=payload, done=True),
+        ThinkingBlock(text=payload, done=True),
+        ToolBlock(name=payload, arguments={"command": payload}, output=payload, state="ok"),
+        ToolBlock(name="read", arguments={"path": payload}, output=payload, state="error"),
+        NoticeBlock(level="error", text=payload),
+        ErrorBlock(message=payload),
+    ]
+    turn = turn_of(*blocks)
+    turn.provider, turn.model = payload, payload
+    assert active_content([*map(block_bundle, blocks), footer_bundle(turn)]) == []
+
+
+def test_ordinary_markdown_still_renders():
+    markdown = safe_markdown(
+        "# Title\n\n- **bold** and *it*\n- [docs](https://example.com/?a=1&b=2)\n\n"
+        "> quoted\n\nMail <mailto:a@example.com>; 1 < 2 & 3 > 2."
+    )
+    rendered = marked([markdown])[0]
+    assert "<h1>Title</h1>" in rendered
+    assert "<strong>bold</strong>" in rendered
+    assert '<a href="https://example.com/?a=1&amp;b=2">docs</a>' in rendered
+    assert "<blockquote>" in rendered
+    assert '<a href="mailto:a@example.com">' in rendered
+    assert "1 &lt; 2 &amp; 3 &gt; 2." in rendered
+
+
+def test_code_shows_angle_brackets_and_ampersands_as_written():
+    markdown = safe_markdown(
+        "```python\nif a < b and c & d:\n    pass\n```\n\nInline `x < y && z` and `a<b>`."
+    )
+    assert code_text(markdown) == ["if a < b and c & d:\n    pass", "x < y && z", "a<b>"]
+
+
+def test_code_that_is_harmless_as_prose_stays_markdown_so_it_is_highlighted():
+    text = "```python\nif a and b & c:\n    print(d[0])\n```\n\nInline `x && y`."
+    assert safe_markdown(text) == text
+
+
+# -- streaming and its cost -------------------------------------------------------------------
+
+
+def test_updates_are_coalesced_to_at_most_15_per_simulated_second():
+    frontend = Frontend()
+    clock = Clock()
+    display = TurnDisplay(frontend, clock=clock)
+    text = TextBlock()
+    turn = turn_of(text)
+    for number in range(1000):
+        text.text += f"word{number} "
+        text.touch()
+        display.update(turn)
+        clock.now += 0.001
+    assert frontend.sends <= MAX_UPDATES_PER_SECOND
+
+
+def test_an_update_arriving_too_soon_is_shown_by_finish():
+    frontend = Frontend()
+    display = TurnDisplay(frontend, clock=Clock())
+    text = TextBlock(text="Hello")
+    turn = turn_of(text)
+    display.update(turn)
+    text.text += ", world"
+    text.touch()
+    display.update(turn)
+    assert display.pending
+    display.finish(turn)
+    assert frontend.plain()[0] == "Hello, world"
+
+
+def test_a_block_touched_after_its_final_state_was_shown_is_not_sent_again():
+    frontend = Frontend()
+    clock = Clock()
+    display = TurnDisplay(frontend, clock=clock)
+    text = TextBlock(text="Done.", done=True)
+    turn = turn_of(text)
+    display.update(turn)
+    text.touch()  # message_end touches blocks that text_end already finished
+    clock.now += 1.0
+    display.update(turn)
+    sends = frontend.sends
+    display.finish(turn)
+    assert frontend.sends == sends + 1  # only the footer
+
+
+def test_finish_after_a_streamed_turn_sends_only_the_footer():
+    frontend = Frontend()
+    turn, display = stream("multi_stage.jsonl", frontend)
+    turn.finish(RunOutcome(status="completed"))
+    sends = frontend.sends
+    display.finish(turn)
+    assert frontend.sends == sends + 1
+    assert frontend.outputs[-1].bundles == [footer_bundle(turn)]
+
+
+def test_a_removed_block_is_cleared_once():
+    frontend = Frontend()
+    turn, display = stream("retry_500.jsonl", frontend)
+    display.finish(turn)
+    error = frontend.outputs[0]
+    assert error.bundles[0]["text/plain"].startswith("[error] 500")
+    assert error.bundles[1:] == [EMPTY]
+    assert frontend.plain()[:-1] == [
+        "[warning] Retrying after 500: "
+        '{"message":"scripted LLM: internal server error","type":"server_error","code":null}'
+        " (attempt 1/3, in 0.05 s)",
+        "Recovered after the error.",
+    ]
+
+
+def long_answer(tokens: int) -> Iterator[str]:
+    """Deltas of a long Markdown answer: paragraphs, lists, and code with blank lines in it."""
+    words = ("the", "model", "writes", "a", "long", "answer", "with", "code", "<b>", "&")
+    for number in range(tokens // 5):
+        if number % 400 == 399:
+            yield "\n\n```python\nif a < b:\n\n    pass\n```\n\n"
+        elif number % 20 == 19:
+            yield f"{number}.\n\n- item\n- item\n\n"
+        else:
+            yield " ".join(words[(number + shift) % len(words)] for shift in range(5)) + " "
+
+
+def stream_long_answer(display: TurnDisplay, clock: Clock) -> Turn:
+    text = TextBlock()
+    turn = turn_of(text)
+    for delta in long_answer(100_000):
+        text.text += delta
+        text.touch()
+        display.update(turn)
+        clock.now += 1 / MAX_UPDATES_PER_SECOND
+    text.done = True
+    text.touch()
+    turn.finish(RunOutcome(status="completed"))
+    display.finish(turn)
+    return turn
+
+
+def test_a_long_answer_costs_at_most_three_times_its_final_bytes():
+    clock = Clock()
+    streamed = TurnDisplay(Frontend(), clock=clock)
+    turn = stream_long_answer(streamed, clock)
+    final = TurnDisplay(Frontend(), quiet=True)
+    final.finish(turn)
+    assert streamed.bytes_sent <= 3 * final.bytes_sent
+
+
+def test_a_long_answer_streams_in_segments_that_add_up_to_the_answer():
+    frontend = Frontend()
+    clock = Clock()
+    turn = stream_long_answer(TurnDisplay(frontend, clock=clock), clock)
+    segments = frontend.plain()[:-1]
+    assert len(segments) > 1
+    assert "".join(segments).strip() == turn.text
+    assert all(segment.count("```") % 2 == 0 for segment in segments)
