@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 import pytest
 
+from pi_kernel.rpc import PiInstall
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, isolated_env
 from tests.conftest import is_pi
@@ -228,3 +229,18 @@ def test_kernel_shutdown_leaves_no_pi(pi_env: PiEnv):
         kernel.execute("%load_ext pi_magics")
         pi = wait_for_pi(kernel)
     assert not psutil.pid_exists(pi.pid) or pi.status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_pi_path_setting_is_honoured(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_install: PiInstall, tmp_path: Path
+):
+    missing = tmp_path / "elsewhere" / "pi"
+    assert kernel.execute(f"%config PiMagics.pi_path = {str(missing)!r}").status == "ok"
+    broken = kernel.execute("%%pi\nhello")
+    assert broken.status == "error"
+    assert str(missing) in broken.error_text
+    assert not pis_of(kernel)
+    kernel.execute(f"%config PiMagics.pi_path = {str(pi_install.path)!r}")
+    llm.enqueue(script.text("Found it."))
+    assert "Found it." in kernel.execute("%%pi\nhello").text("text/markdown")
+    assert "(from setting)" in kernel.execute("%pi status").text()
