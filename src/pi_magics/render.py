@@ -48,7 +48,7 @@ MAX_UPDATES_PER_SECOND = 15
 FREEZE_AT = 1024
 """Characters of streaming text after which the part before its last paragraph break is
 frozen into an output of its own, so each refresh resends only the short tail."""
-STREAM_BUDGET = 2.0
+STREAM_BUDGET = 1.5
 """Refreshes of growing text may send at most this many times the bytes on screen..."""
 STREAM_ALLOWANCE = 256_000
 """...plus this many bytes, so the first quarter megabyte streams at the full refresh rate."""

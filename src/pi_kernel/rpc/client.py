@@ -58,7 +58,7 @@ from .protocol import (
     extension_ui_response,
     thinking_levels_for,
 )
-from .transport import PiTransport, open_transport, task_group
+from .transport import PiTransport, open_transport, take_soon, task_group
 
 COMMAND_TIMEOUT = 10.0
 """Seconds for an ordinary command; Pi answers state queries in milliseconds."""
@@ -249,11 +249,12 @@ class Run:
 
     async def _receive(self) -> _Item:
         assert self._subscriber is not None, "use the run as an async context manager"
-        timeout = None
-        if self._check_id is not None:
-            timeout = max(0.0, self._check_deadline - anyio.current_time())
         try:
-            with anyio.fail_after(timeout):
+            if self._check_id is None:
+                return await take_soon(self._subscriber.receive)
+            # Only the idle check has a deadline; a cancel scope per event would cost more
+            # than the event itself.
+            with anyio.fail_after(max(0.0, self._check_deadline - anyio.current_time())):
                 return await self._subscriber.receive.receive()
         except TimeoutError:
             raise PiTimeout("the idle check after the run (get_state)", COMMAND_TIMEOUT) from None
@@ -435,8 +436,13 @@ class PiClient:
             subscriber.send.send_nowait(item)
 
     async def _dispatch(self) -> None:
+        records = self._transport.records
         try:
-            async for item in self._transport.records:
+            while True:
+                try:
+                    item = await take_soon(records)
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    break
                 if isinstance(item, PiProtocolError):
                     self.protocol_errors.append(item)
                     self._broadcast(ClientNotice(level="warning", message=str(item)))

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from subprocess import PIPE
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process, TaskGroup
@@ -27,6 +27,8 @@ from pydantic import ValidationError
 
 from .errors import PiNotFound, PiProtocolError
 from .protocol import Record, parse_record
+
+T = TypeVar("T")
 
 STDIN_CLOSE_GRACE = 2.0
 """Seconds Pi gets to exit after stdin closes; it normally exits at once."""
@@ -240,13 +242,34 @@ async def _read_records(
                 chunk = await stdout.receive(READ_CHUNK)
                 for line in framer.feed(chunk):
                     if line:
-                        await sink.send(decode_line(line))
+                        await send_soon(sink, decode_line(line))
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
         for line in framer.finish():
             if line:
                 with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
                     await sink.send(decode_line(line))
+
+
+async def send_soon(sink: MemoryObjectSendStream[T], item: T) -> None:
+    """Send without a checkpoint while the buffer has room.
+
+    anyio's ``send`` yields to the event loop on every item; for Pi's thousands of small
+    records that loop round trip costs more than parsing them.  This still waits (and so
+    applies backpressure) once the buffer is full.
+    """
+    try:
+        sink.send_nowait(item)
+    except anyio.WouldBlock:
+        await sink.send(item)
+
+
+async def take_soon(source: MemoryObjectReceiveStream[T]) -> T:
+    """Receive without a checkpoint when an item is already buffered (see ``send_soon``)."""
+    try:
+        return source.receive_nowait()
+    except anyio.WouldBlock:
+        return await source.receive()
 
 
 async def _read_stderr(stream: ByteReceiveStream, tail: StderrTail) -> None:
