@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -57,6 +55,7 @@ import psutil  # noqa: E402
 from bench.parse_throughput import CURRENT_PI, PROMPT, RESULTS  # noqa: E402
 from bench.parse_throughput import _read_until as read_until  # noqa: E402
 from bench.parse_throughput import _stop_process as stop_process  # noqa: E402
+from bench.parse_throughput import machine_info as parse_machine_info  # noqa: E402
 from tests.agent_dir import PiEnv, isolated_env, write_agent_dir  # noqa: E402
 from tests.conftest import processes_of  # noqa: E402
 from tests.kernel_harness import CellRun, KernelHarness, running_kernel  # noqa: E402
@@ -387,11 +386,7 @@ def rounds_table(result: Result) -> str:
 
 def machine_info() -> dict[str, Any]:
     return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
+        **parse_machine_info(),
         "ipython": IPython.__version__,
         "ipykernel": ipykernel.__version__,
     }
