@@ -7,6 +7,7 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import psutil
 import pytest
 
@@ -135,3 +136,12 @@ async def test_no_credentials_is_its_own_clear_error(pi_install: PiInstall, tmp_
         with pytest.raises(PiNoModels) as caught:
             await session.run_turn("hi", lambda event: None)
     assert "/login" in (caught.value.hint or "")
+
+
+async def test_closing_while_pi_is_still_starting_stops_it(pi_install: PiInstall, pi_env: PiEnv):
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as tasks, session_for(pi_install, pi_env) as session:
+            tasks.start_soon(session.prewarm)
+            await anyio.wait_all_tasks_blocked()  # the pre-warm awaits Pi's first answer
+            assert not session.running
+    assert not session.running

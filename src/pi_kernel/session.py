@@ -129,6 +129,10 @@ class PiSession:
     ) -> None:
         with anyio.CancelScope(shield=True):
             await self._stop_process()
+        if self._tasks is not None:
+            # A start still under way (the pre-warm) has no process to stop yet; cancelling
+            # it makes open_client stop the Pi it was starting instead of waiting forever.
+            self._tasks.cancel_scope.cancel()
         await self._stack.aclose()
 
     # -- the process -----------------------------------------------------------------------

@@ -24,6 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, List, Unicode, observe
 
 from pi_kernel.rpc.client import ClientEvent
+from pi_kernel.rpc.errors import PiExited
 from pi_kernel.session import NO_MODELS_HINT, PiSession, SessionStatus, TurnResult
 from pi_kernel.turn import Turn
 
@@ -102,6 +103,7 @@ class PiMagics(Magics):
         self.bridge = Bridge()
         self.session = self.bridge.enter(PiSession(pi_path=self.pi_path, args=self.pi_args))
         self.last_turn: Turn | None = None
+        self.last_exit: PiExited | None = None
         if self.prewarm:
             self.bridge.submit(self.session.prewarm)
 
@@ -181,6 +183,9 @@ class PiMagics(Magics):
             display.finish(turn)
             return turn
         error = future.exception()
+        if isinstance(error, PiExited):
+            self.last_exit = error
+            error.hint = "The next %%pi cell starts a new Pi; %pi status shows its last stderr."
         if error is not None:
             # The raised error is the message (IPython shows a PiError in a few lines);
             # what streamed before it stays visible above it.
@@ -243,7 +248,8 @@ class PiMagics(Magics):
         if command == "help":
             print(HELP)
         elif command == "status":
-            print(format_status(self.bridge.call(self.session.status), self.last_turn))
+            status = self.bridge.call(self.session.status)
+            print(format_status(status, self.last_turn, self.last_exit))
         elif command == "models":
             self._print_models()
         elif command == "new":
@@ -269,8 +275,14 @@ class PiMagics(Magics):
             print(f"{mark} {model.ref:40} {model.name or ''} ({reasoning})")
 
 
-def format_status(status: SessionStatus, last_turn: Turn | None) -> str:
-    """``%pi status`` as aligned lines."""
+STDERR_LINES_SHOWN = 10
+"""Lines of a dead Pi's stderr that ``%pi status`` shows."""
+
+
+def format_status(
+    status: SessionStatus, last_turn: Turn | None, last_exit: PiExited | None = None
+) -> str:
+    """``%pi status`` as aligned lines; a Pi that died shows the end of its stderr."""
     lines = []
     if status.install is not None:
         lines.append(f"Pi:        {status.install.describe()}")
@@ -293,4 +305,8 @@ def format_status(status: SessionStatus, last_turn: Turn | None) -> str:
             f"Last turn: {last_turn.status}, {usage.input} in / {usage.output} out tokens, "
             f"${usage.cost:.4f}, {last_turn.duration:.1f} s"
         )
+    if last_exit is not None:
+        lines.append(f"Last exit: {last_exit.message}")
+        tail = last_exit.stderr_tail[-STDERR_LINES_SHOWN:]
+        lines.extend(f"  stderr | {line}" for line in tail or ["(nothing on stderr)"])
     return "\n".join(lines)

@@ -149,10 +149,12 @@ def test_a_killed_pi_ends_the_cell_with_an_error_and_the_next_cell_restarts_it(
     assert run.error is not None
     assert run.error["ename"] == "PiExited"
     assert len(run.error["traceback"]) <= 3
+    assert "%pi status" in run.error_text
     after = kernel.execute("%%pi\nAre you back?")
     assert after.status == "ok", after.outputs
     assert "Restarted." in after.text("text/markdown")
     assert len(pis_of(kernel)) == 1
+    assert "Last exit: Pi exited with code -9" in kernel.execute("%pi status").text()
 
 
 @pytest.mark.parametrize(
@@ -244,3 +246,11 @@ def test_the_pi_path_setting_is_honoured(
     llm.enqueue(script.text("Found it."))
     assert "Found it." in kernel.execute("%%pi\nhello").text("text/markdown")
     assert "(from setting)" in kernel.execute("%pi status").text()
+
+
+def test_unloading_the_extension_stops_pi(kernel: KernelHarness):
+    pi = wait_for_pi(kernel)
+    assert kernel.execute("%unload_ext pi_magics").status == "ok"
+    _, alive = psutil.wait_procs([pi], timeout=5)
+    assert not alive
+    assert kernel.execute("%%pi\nhello").status == "error"  # the magic is gone too
