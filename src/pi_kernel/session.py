@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -80,7 +80,6 @@ class SessionStatus:
     pid: int | None = None
     state: SessionState | None = None
     last_error: str | None = None
-    stderr_tail: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -211,7 +210,6 @@ class PiSession:
         if self._process is not None:
             client = self._process.client
             status.pid = client.pid
-            status.stderr_tail = client.stderr_tail()
             if client.alive:
                 status.state = await client.get_state()
             elif client.exit_error is not None:

@@ -401,9 +401,6 @@ class PiClient:
         """Whether this Pi ends runs with ``agent_settled`` (else the client infers it)."""
         return self.install.at_least(*SETTLED_SINCE)
 
-    def stderr_tail(self, lines: int = 20) -> list[str]:
-        return self._transport.stderr.lines(lines)
-
     # -- plumbing --------------------------------------------------------------------------
 
     def _next_id(self) -> str:
@@ -437,11 +434,13 @@ class PiClient:
 
     async def _dispatch(self) -> None:
         records = self._transport.records
+        stdout_ended = False
         try:
             while True:
                 try:
                     item = await take_soon(records)
                 except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    stdout_ended = True
                     break
                 if isinstance(item, PiProtocolError):
                     self.protocol_errors.append(item)
@@ -456,7 +455,7 @@ class PiClient:
                     self._broadcast(item)
         finally:
             with anyio.CancelScope(shield=True):
-                await self._closed()
+                await self._closed(reap=stdout_ended)
 
     def _route_response(self, response: Response) -> None:
         if response.id is not None:
@@ -502,8 +501,10 @@ class PiClient:
         with suppress(PiError):  # Pi is gone; its exit already reached every waiter
             await self._send(answer)
 
-    async def _closed(self) -> None:
-        returncode = await self._transport.wait(EXIT_REAP_TIMEOUT)
+    async def _closed(self, *, reap: bool) -> None:
+        # Only a Pi whose stdout ended is exiting: waiting for the exit code of one that is
+        # still running (the client is being closed) would just delay its shutdown.
+        returncode = await self._transport.wait(EXIT_REAP_TIMEOUT) if reap else None
         tail = self._transport.stderr.lines(20)
         code = f" with code {returncode}" if returncode is not None else ""
         self.exit_error = PiExited(
