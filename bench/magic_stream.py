@@ -52,7 +52,11 @@ if str(REPO) not in sys.path:
 import ipykernel  # noqa: E402
 import IPython  # noqa: E402
 import psutil  # noqa: E402
-from bench.parse_throughput import CURRENT_PI, PROMPT, RESULTS  # noqa: E402
+from bench.parse_throughput import (  # noqa: E402
+    CURRENT_PI,
+    PROMPT,
+    write_report,
+)
 from bench.parse_throughput import _read_until as read_until  # noqa: E402
 from bench.parse_throughput import _stop_process as stop_process  # noqa: E402
 from bench.parse_throughput import machine_info as parse_machine_info  # noqa: E402
@@ -477,12 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "profile": profile or None,
         "total_seconds": time.perf_counter() - started,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "magic_stream.json"
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"results: {out.relative_to(REPO)} (total {report['total_seconds']:.1f} s)")
-    # A benchmark reports; a missed target is not a failure of the run.
-    return 0
+    return write_report("magic_stream.json", report)
 
 
 if __name__ == "__main__":

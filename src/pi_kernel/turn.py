@@ -197,7 +197,6 @@ class Turn:
         self._clock = time.monotonic()
         self.elapsed: float | None = None
         """Seconds the turn took, set when it finishes."""
-        self.version = 0
         self._message: _Message | None = None
         self._last_message_blocks: list[Block] = []
         self._tools: dict[str, ToolBlock] = {}
@@ -226,7 +225,6 @@ class Turn:
 
     def apply(self, event: ClientEvent) -> None:
         """Fold one event in.  Events this turn does not show are ignored."""
-        self.version += 1
         if isinstance(event, MessageUpdate):
             self._on_update(event)
         elif isinstance(event, MessageStart):
@@ -299,7 +297,6 @@ class Turn:
                 block.touch()
         if interrupted:
             self._notice("warning", "Interrupted: Pi was asked to stop this turn.", done=True)
-        self.version += 1
 
     def fail(self, message: str) -> None:
         """Close the turn on an error outside Pi's stream (Pi exited, timed out)."""

@@ -172,9 +172,7 @@ class PiTransport:
 
     async def wait(self, timeout: float) -> int | None:
         """Pi's exit code, or ``None`` if it still runs after ``timeout`` seconds."""
-        with anyio.move_on_after(timeout):
-            return await self.process.wait()
-        return self.process.returncode
+        return await _exited_within(self.process, timeout)
 
 
 @asynccontextmanager
@@ -289,7 +287,8 @@ async def _stop(process: Process) -> None:
         if await _exited_within(process, SIGTERM_GRACE) is None:
             _signal_group(process.pid, signal.SIGKILL)
             await _exited_within(process, SIGKILL_GRACE)
-    # Tools Pi started (a shell, a dev server) share its group and may outlive it.
+    # Children Pi did not detach share its group and may outlive it; its detached tools
+    # are not in the group, so the caller kills those by their marker (_kill_strays).
     _signal_group(process.pid, signal.SIGKILL)
 
 
