@@ -171,8 +171,9 @@ _LOREM = (
 )
 
 
-def long_text(n_tokens: int, *, words_per_chunk: int = 16) -> Reply:
-    """About ``n_tokens`` deterministic words in many chunks, for throughput benchmarks."""
+def long_text(n_tokens: int, *, words_per_chunk: int = 16, rate: float = 0.0) -> Reply:
+    """About ``n_tokens`` deterministic words in many chunks, for throughput benchmarks:
+    as fast as possible, or at ``rate`` words (tokens) a second."""
     vocabulary = _LOREM.split()
     size = len(vocabulary)
     words = [vocabulary[(i * 11 + i // size) % size] for i in range(n_tokens)]
@@ -185,7 +186,8 @@ def long_text(n_tokens: int, *, words_per_chunk: int = 16) -> Reply:
     ]
     chunks = [_delta({"content": piece}) for piece in pieces]
     chunks.append(_delta({}, "stop"))
-    return Reply(tuple(_with_role(chunks)), completion_tokens=n_tokens)
+    delay = words_per_chunk / rate if rate > 0 else 0.0
+    return Reply(tuple(_with_role(chunks)), delay=delay, completion_tokens=n_tokens)
 
 
 # -- scenarios: the replies for common multi-request runs -------------------------------------
@@ -333,8 +335,12 @@ def _batched(payloads: Iterator[bytes], delay: float, stop: threading.Event) -> 
     """
     pending: list[bytes] = []
     size = 0
+    # Delayed chunks keep to a schedule, so a short delay gives a steady rate, not one
+    # slowed by every wait's overshoot.
+    due = time.monotonic()
     for payload in payloads:
-        if stop.wait(delay) if delay > 0 else stop.is_set():
+        due += delay
+        if stop.wait(max(0.0, due - time.monotonic())) if delay > 0 else stop.is_set():
             return
         if delay > 0:
             yield payload

@@ -13,6 +13,7 @@ import queue
 import string
 import time
 from collections.abc import Mapping
+from concurrent import futures
 from concurrent.futures import Future
 from contextlib import suppress
 from functools import partial
@@ -32,7 +33,7 @@ from .bridge import Bridge
 from .render import TurnDisplay
 
 PUMP_INTERVAL = 1 / 15
-"""Seconds between display refreshes while a turn streams (at most ~15 per second)."""
+"""Longest wait for Pi's next event before the cell looks at the turn again."""
 INTERRUPT_GRACE = 2.0
 """Seconds a cell waits after an interrupt for Pi to confirm the abort before moving on."""
 
@@ -163,15 +164,18 @@ class PiMagics(Magics):
         """Run one turn and render it; raise a short ``PiError`` for expected failures."""
         turn = Turn(prompt)
         display = TurnDisplay(quiet=quiet)
-        events: queue.SimpleQueue[ClientEvent] = queue.SimpleQueue()
+        # Pi's events, then None when the turn is over: the pump wakes at once, not after
+        # its interval, so the cell ends as soon as Pi settles.
+        events: queue.SimpleQueue[ClientEvent | None] = queue.SimpleQueue()
         run_turn = partial(
             self.session.run_turn, prompt, events.put, model=model, thinking=thinking, new=new
         )
         future = self.bridge.submit(run_turn)
+        future.add_done_callback(lambda _: events.put(None))
         interrupted = False
         try:
             while not future.done():
-                self._pump(events, turn, display, PUMP_INTERVAL)
+                self._pump(events, turn, display, future)
         except KeyboardInterrupt:
             interrupted = True
             future.cancel()
@@ -202,27 +206,35 @@ class PiMagics(Magics):
 
     def _pump(
         self,
-        events: queue.SimpleQueue[ClientEvent],
+        events: queue.SimpleQueue[ClientEvent | None],
         turn: Turn,
         display: TurnDisplay,
-        timeout: float,
+        future: Future[TurnResult],
     ) -> None:
+        """Wait for events, fold them in, refresh the display; then let the next ones gather
+        until a refresh is due (one wake-up per refresh, not per event) or the turn ends."""
         with suppress(queue.Empty):
-            turn.apply(events.get(timeout=timeout))
+            # A refresh held back last time is due now: show it without waiting for more.
+            event = events.get(timeout=0 if display.pending else PUMP_INTERVAL)
+            if event is not None:
+                turn.apply(event)
         self._drain(events, turn)
         display.update(turn)
+        futures.wait([future], timeout=display.next_refresh_in())
 
-    def _drain(self, events: queue.SimpleQueue[ClientEvent], turn: Turn) -> None:
+    def _drain(self, events: queue.SimpleQueue[ClientEvent | None], turn: Turn) -> None:
         while True:
             try:
-                turn.apply(events.get_nowait())
+                event = events.get_nowait()
             except queue.Empty:
                 return
+            if event is not None:
+                turn.apply(event)
 
     def _settle(
         self,
         future: Future[TurnResult],
-        events: queue.SimpleQueue[ClientEvent],
+        events: queue.SimpleQueue[ClientEvent | None],
         turn: Turn,
         display: TurnDisplay,
     ) -> None:
@@ -230,7 +242,7 @@ class PiMagics(Magics):
         deadline = time.monotonic() + INTERRUPT_GRACE
         while not future.done() and time.monotonic() < deadline:
             try:
-                self._pump(events, turn, display, PUMP_INTERVAL)
+                self._pump(events, turn, display, future)
             except KeyboardInterrupt:
                 break
 

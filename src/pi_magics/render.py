@@ -85,6 +85,7 @@ _CONTROL_CHAR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # a quick test bef
 _OVERWRITTEN = re.compile(r"[^\n]*\r")
 _FENCE_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_BLANK_LINES = re.compile(r"^[ \t\r]*\n", re.MULTILINE)
 _BACKTICKS = re.compile(r"`+")
 # Where a link target starts: after ``](`` (inline links and images) or ``]:`` (reference
 # definitions), maybe on the next line, maybe inside ``<...>``.  Labels are not parsed on
@@ -168,6 +169,10 @@ def _safe_target(target: str) -> bool:
 
 def _fenced_chunks(text: str) -> Iterator[tuple[bool, str]]:
     """Split into prose and fenced code blocks (fence lines included), in order."""
+    if not _may_fence(text):  # most text: no line-by-line walk
+        if text:
+            yield False, text
+        return
     prose: list[str] = []
     code: list[str] = []
     fence = ""
@@ -190,6 +195,10 @@ def _fenced_chunks(text: str) -> Iterator[tuple[bool, str]]:
         yield False, "".join(prose)
     if code:
         yield True, "".join(code)
+
+
+def _may_fence(text: str) -> bool:
+    return "```" in text or "~~~" in text
 
 
 def _opened_fence(line: str) -> str:
@@ -467,7 +476,7 @@ class TurnDisplay:
         self._screen = 0
         self._finished = False
         self.bytes_sent = 0
-        """The length of the JSON of every bundle sent, for benchmarks."""
+        """The characters of every bundle sent (the streaming budget's measure)."""
         self.pending = False
         """An update arrived too soon and is not shown yet; the next ``update`` or ``finish``
         shows it."""
@@ -484,6 +493,12 @@ class TurnDisplay:
         self._last_refresh = now
         self.pending = False
         self._render(turn, final=False)
+
+    def next_refresh_in(self) -> float:
+        """Seconds until ``update`` may show something again (quiet: the refresh interval)."""
+        if self._quiet or self._finished:
+            return 1 / MAX_UPDATES_PER_SECOND
+        return max(0.0, self._last_refresh + 1 / MAX_UPDATES_PER_SECOND - self._clock())
 
     def finish(self, turn: Turn) -> None:
         """Show every block's final state, then the footer.  Later calls do nothing."""
@@ -539,6 +554,9 @@ class TurnDisplay:
         rest = text[shown.frozen :]
         if not rest.strip() and shown.sealed == len(shown.outputs):
             return True
+        # Building a long bundle costs as much as sending it: not when it would be held back.
+        if not final and not self._affordable(shown, shown.sealed, 2 * len(rest)):
+            return False
         return self._put(shown, shown.sealed, text_bundle(rest), force=final)
 
     def _blank(self, shown: _Shown) -> None:
@@ -547,7 +565,7 @@ class TurnDisplay:
 
     def _put(self, shown: _Shown, index: int, bundle: Bundle, *, force: bool) -> bool:
         """Show ``bundle`` in the block's ``index``-th output, creating it if it is new."""
-        size = len(json.dumps(bundle))
+        size = _size(bundle)
         if index == len(shown.outputs):
             handle = self._display(bundle, raw=True, display_id=True)
             shown.outputs.append(_Output(handle, bundle, size))
@@ -557,14 +575,27 @@ class TurnDisplay:
             output = shown.outputs[index]
             if bundle == output.bundle:
                 return True
-            screen = self._screen - output.size + size
             # Growing text may fall behind to stay within budget; a final state never waits.
-            if not force and self.bytes_sent + size > STREAM_BUDGET * screen + STREAM_ALLOWANCE:
+            if not force and not self._affordable(shown, index, size):
                 return False
             output.handle.update(bundle, raw=True)
-            output.bundle, output.size, self._screen = bundle, size, screen
+            self._screen += size - output.size
+            output.bundle, output.size = bundle, size
         self.bytes_sent += size
         return True
+
+    def _affordable(self, shown: _Shown, index: int, size: int) -> bool:
+        """Whether replacing the output with one of ``size`` keeps streaming within budget."""
+        if index == len(shown.outputs):
+            return True
+        screen = self._screen - shown.outputs[index].size + size
+        return self.bytes_sent + size <= STREAM_BUDGET * screen + STREAM_ALLOWANCE
+
+
+def _size(bundle: Bundle) -> int:
+    # Characters, not JSON bytes: encoding a long answer just to measure it costs as much
+    # as sending it, and the budget only needs the proportion.
+    return sum(len(key) + len(value) for key, value in bundle.items())
 
 
 def _freeze_point(text: str, start: int) -> int | None:
@@ -572,14 +603,29 @@ def _freeze_point(text: str, start: int) -> int | None:
     once that tail is longer than ``FREEZE_AT``; None while it is short or has no such break."""
     if len(text) - start <= FREEZE_AT:
         return None
+    # Whole lines only: a line still being written may yet open a fence.
+    complete = text[start : text.rfind("\n") + 1]
+    if not _may_fence(complete):
+        # No fence to stay out of: the cut is after the last blank line that follows text.
+        last = None
+        for last in _BLANK_LINES.finditer(complete):  # noqa: B007 (the last one is wanted)
+            pass
+        if last is None or not complete[: last.start()].strip():
+            return None
+        return start + last.end()
+    return _walk_to_freeze_point(complete, start)
+
+
+def _walk_to_freeze_point(complete: str, start: int) -> int | None:
+    """``_freeze_point`` line by line, keeping out of fences."""
     cut = None
     fence = ""
     seen_text = False
     position = start
-    for line in text[start:].splitlines(keepends=True):
+    for line in complete.splitlines(keepends=True):
         position += len(line)
         if not line.endswith("\n"):
-            break  # a line still being written may yet open a fence
+            break  # split at a character Markdown does not end lines with: stop there
         if fence:
             fence = "" if _closes(line, fence) else fence
         elif opener := _opened_fence(line):

@@ -9,6 +9,7 @@ with marked (the Markdown library JupyterLab uses, installed here as a dependenc
 from __future__ import annotations
 
 import html
+import random
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,10 +30,13 @@ from pi_kernel.turn import (
 )
 from pi_magics.render import (
     EMPTY,
+    FREEZE_AT,
     MAX_UPDATES_PER_SECOND,
     OUTPUT_MAX_CHARS,
     Bundle,
     TurnDisplay,
+    _freeze_point,
+    _walk_to_freeze_point,
     block_bundle,
     error_bundle,
     footer_bundle,
@@ -414,3 +418,28 @@ def test_a_long_answer_streams_in_segments_that_add_up_to_the_answer():
     assert len(segments) > 1
     assert "".join(segments).strip() == turn.text
     assert all(segment.count("```") % 2 == 0 for segment in segments)
+
+
+def _random_texts() -> Iterator[str]:
+    rng = random.Random(2026)
+    pieces = ["word ", "\n", "\n\n", " \n", "\t\n", "\r\n", "  ", "x" * 300, "\n \n"]
+    for _ in range(200):
+        yield "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 60)))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\n\n" + "x" * 2000,  # blank lines before any text: nothing to freeze
+        "a\n \n\n" + "x" * 2000,  # several blank lines: after the last
+        "a\r\n\r\n" + "x" * 2000,  # Windows line ends
+        "a\n\n" + "x" * 2000 + "\n\nb",  # a half-written line is not a blank one
+        *_random_texts(),
+    ],
+)
+def test_the_quick_freeze_point_agrees_with_the_line_walk(text: str):
+    # Text without fences takes a regex shortcut; it must cut where the walk would.
+    for start in (0, 1, len(text) // 3):
+        complete = text[start : text.rfind("\n") + 1]
+        expected = _walk_to_freeze_point(complete, start) if len(text) - start > FREEZE_AT else None
+        assert _freeze_point(text, start) == expected
