@@ -92,3 +92,14 @@ async def test_pi_on_an_old_node_says_it_needs_node_22(pi_install: PiInstall, pi
             pass
     assert str(pi_install.path) in str(caught.value)
     assert "npm ci" in (caught.value.hint or "")
+
+
+@pytest.mark.anyio
+async def test_a_relative_path_means_from_here_even_when_pi_runs_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, pi_env: PiEnv
+):
+    monkeypatch.chdir(REPO)
+    install = locate_pi("node_modules/.bin/pi")
+    assert install.path == REPO / "node_modules" / ".bin" / "pi"
+    async with open_client(install, args=["--no-session"], cwd=str(pi_env.cwd), env=pi_env.env):
+        pass  # it started: its node and script were found from the repository, not pi's cwd

@@ -95,6 +95,9 @@ def locate_pi(explicit: str | os.PathLike[str] | None = None) -> PiInstall:
 
 def inspect_pi(path: Path, source: Source) -> PiInstall:
     """Check that ``path`` can be run and work out the command line for it."""
+    # Pi runs in the notebook's directory, not necessarily ours: a relative path would
+    # point somewhere else there.
+    path = path.absolute()
     if not path.exists():
         raise PiNotFound(str(path), "no such file", hint=INSTALL_HINT)
     if path.is_dir():
