@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODELS", "PROVIDER", "PiEnv", "isolated_env", "write_agent_dir"]
+__all__ = [
+    "GATED_KEY_ENV",
+    "MODELS",
+    "PROVIDER",
+    "PiEnv",
+    "add_gated_provider",
+    "isolated_env",
+    "write_agent_dir",
+]
 
 PROVIDER = "scripted"
 # plain: no reasoning, levels ["off"]; reasoner: off..high; deep: off..xhigh.
@@ -55,6 +63,28 @@ def write_agent_dir(path: Path, base_url: str, *, api_key: str = "scripted-test-
     (path / "models.json").write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
     (path / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+GATED_PROVIDER = "gated"
+GATED_KEY_ENV = "SCRIPTED_GATE_KEY"
+
+
+def add_gated_provider(path: Path, base_url: str) -> str:
+    """Add provider ``gated`` (model ``locked``) whose key Pi reads from ``$SCRIPTED_GATE_KEY``.
+
+    Returns the model's reference.  Start Pi with that variable set, and the
+    ``revoke_gate.ts`` extension can take the key away while Pi runs.
+    """
+    models_path = path / "models.json"
+    models = json.loads(models_path.read_text(encoding="utf-8"))
+    models["providers"][GATED_PROVIDER] = {
+        "baseUrl": base_url,
+        "api": "openai-completions",
+        "apiKey": f"${GATED_KEY_ENV}",
+        "models": [_model("locked", reasoning=False)],
+    }
+    models_path.write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
+    return f"{GATED_PROVIDER}/locked"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, suppress
+from contextlib import AbstractContextManager, AsyncExitStack, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -27,10 +27,11 @@ from .rpc.client import (
     cancel_dialog,
     open_client,
 )
-from .rpc.errors import PiCommandError, PiError, PiExited
+from .rpc.errors import PiCommandError, PiError, PiExited, PiTimeout
 from .rpc.launch import PiInstall, locate_pi
 from .rpc.protocol import ModelInfo, SessionState
 from .rpc.transport import task_group
+from .user_settings import agent_dir, settings_kept
 
 NO_MODELS_HINT = (
     "Pi lists only models whose provider has credentials: run `pi` and use /login, or set "
@@ -39,6 +40,8 @@ NO_MODELS_HINT = (
 )
 RESTORE_TIMEOUT = 5.0
 """Seconds to put back the model and thinking level after a cell that overrode them."""
+DISCOVERY_TIMEOUT = 15.0
+"""Seconds for discovery (models, current state, levels) before it is reported as stuck."""
 
 
 class PiNoModels(PiError):
@@ -68,6 +71,24 @@ class TurnResult:
     outcome: RunOutcome
     model: str | None
     thinking_level: str | None
+
+
+@dataclass
+class Choices:
+    """What Pi offers and what it is set to: the models, the current one, the levels that
+    model supports and the effective level (Pi clamps silently, so it is read back)."""
+
+    models: list[ModelInfo]
+    state: SessionState
+    levels: list[str]
+
+    @property
+    def model(self) -> ModelInfo | None:
+        return self.state.model
+
+    @property
+    def level(self) -> str:
+        return self.state.thinking_level
 
 
 @dataclass
@@ -102,13 +123,21 @@ class PiSession:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         ui_handler: UIHandler = cancel_dialog,
+        discovery_timeout: float = DISCOVERY_TIMEOUT,
     ) -> None:
         self.pi_path = pi_path
         self.args = tuple(args)
         self.cwd = cwd or os.getcwd()
         self.env = env
         self.ui_handler = ui_handler
+        self.discovery_timeout = discovery_timeout
+        self.chosen_model: str | None = None
+        """The notebook's model (``provider/id``), chosen in the picker: a new Pi gets it too."""
+        self.chosen_level: str | None = None
+        """The notebook's thinking level, likewise."""
         self.install: PiInstall | None = None
+        self.starts = 0
+        """How many Pi processes this session has started (a new one has a new state)."""
         self.last_error: str | None = None
         self._process: _Process | None = None
         self._start_lock = anyio.Lock()
@@ -155,7 +184,38 @@ class PiSession:
                 raise
             self._models = None
             self.last_error = None
+            self.starts += 1
+            await self._apply_choices(self._process.client)
             return self._process.client
+
+    async def _apply_choices(self, client: PiClient) -> None:
+        """Give a new Pi the notebook's model and level; a refusal clears them, loudly."""
+        model, level = self.chosen_model, self.chosen_level
+        try:
+            if model is not None:
+                await self._set_model(client, *parse_model_ref(model))
+            if level is not None:
+                await self._set_level(client, level)
+        except PiCommandError as exc:
+            self.chosen_model = self.chosen_level = None
+            state = await client.get_state()
+            now = state.model.ref if state.model else "no model"
+            self.last_error = (
+                f"The new Pi refused the notebook's choice (model {model}, thinking {level}): "
+                f"{exc.pi_message}. It runs {now}, thinking {state.thinking_level}, now."
+            )
+            raise PiChoiceError(self.last_error, hint="Choose again with %pi picker.") from None
+
+    def _settings_kept(self) -> AbstractContextManager[None]:
+        return settings_kept(agent_dir(self.env or os.environ) / "settings.json")
+
+    async def _set_model(self, client: PiClient, provider: str, model_id: str) -> ModelInfo:
+        with self._settings_kept():
+            return await client.set_model(provider, model_id)
+
+    async def _set_level(self, client: PiClient, level: str) -> None:
+        with self._settings_kept():
+            await client.set_thinking_level(level)
 
     async def prewarm(self) -> None:
         """Start Pi in the background; a failure is kept and shown by the first real use."""
@@ -216,6 +276,46 @@ class PiSession:
                 status.last_error = str(client.exit_error)
         return status
 
+    async def choices(self, *, refresh: bool = False) -> Choices:
+        """Discovery for the picker: models (cached unless ``refresh``), state and levels.
+
+        Raises ``PiNotFound``/``PiExited`` when Pi cannot run, ``PiNoModels`` when it offers
+        none, ``PiTimeout`` when it does not answer within ``discovery_timeout``.
+        """
+        client = await self.client()  # starting Pi has its own time limit and messages
+        try:
+            with anyio.fail_after(self.discovery_timeout):
+                models = await self.models(refresh=refresh)
+                if not models:
+                    raise PiNoModels("Pi runs but offers no models.")
+                state = await client.get_state()
+                levels = await client.get_available_thinking_levels()
+        except TimeoutError:
+            raise PiTimeout(
+                "discovery (models, state, thinking levels)",
+                self.discovery_timeout,
+                hint="Pi may be busy or stuck; retry, or %pi restart.",
+            ) from None
+        return Choices(models, state, levels)
+
+    async def choose_model(self, ref: str) -> Choices:
+        """Make ``provider/id`` the notebook's model, if Pi accepts it (Pi's own check: a
+        model it does not offer, or one without credentials, is refused)."""
+        provider, model_id = parse_model_ref(ref)
+        await self._set_model(await self.client(), provider, model_id)
+        return await self._chosen()
+
+    async def choose_thinking_level(self, level: str) -> Choices:
+        """Make ``level`` the notebook's thinking level; it must be one the model supports."""
+        await self.set_thinking_level(level)
+        return await self._chosen()
+
+    async def _chosen(self) -> Choices:
+        choices = await self.choices()
+        self.chosen_model = choices.model.ref if choices.model else None
+        self.chosen_level = choices.level
+        return choices
+
     # -- settings --------------------------------------------------------------------------
 
     async def find_model(self, ref: str) -> ModelInfo:
@@ -232,7 +332,7 @@ class PiSession:
 
     async def set_model(self, ref: str) -> ModelInfo:
         model = await self.find_model(ref)
-        return await (await self.client()).set_model(model.provider, model.id)
+        return await self._set_model(await self.client(), model.provider, model.id)
 
     async def set_thinking_level(self, level: str) -> str:
         """Set the level if the current model supports it; return the effective level."""
@@ -244,7 +344,7 @@ class PiSession:
             raise PiChoiceError(
                 f"{model} does not support thinking level {level!r}. Available: {', '.join(levels)}"
             )
-        await client.set_thinking_level(level)
+        await self._set_level(client, level)
         return (await client.get_state()).thinking_level
 
     async def new_session(self) -> None:
@@ -307,5 +407,5 @@ class PiSession:
 
     async def _restore(self, client: PiClient, before: SessionState) -> None:
         if before.model is not None:
-            await client.set_model(before.model.provider, before.model.id)
-        await client.set_thinking_level(before.thinking_level)
+            await self._set_model(client, before.model.provider, before.model.id)
+        await self._set_level(client, before.thinking_level)

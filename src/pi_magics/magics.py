@@ -22,23 +22,31 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, List, Unicode, observe
+from IPython.display import display
+from traitlets import Bool, Float, List, Unicode, observe
 
 from pi_kernel.rpc.client import ClientEvent
 from pi_kernel.rpc.errors import PiExited
-from pi_kernel.session import NO_MODELS_HINT, PiSession, SessionStatus, TurnResult
+from pi_kernel.session import (
+    DISCOVERY_TIMEOUT,
+    NO_MODELS_HINT,
+    PiSession,
+    SessionStatus,
+    TurnResult,
+)
 from pi_kernel.turn import Turn
 
 from .bridge import Bridge
 from .render import TurnDisplay
+from .widgets import Picker
 
 PUMP_INTERVAL = 1 / 15
 """Longest wait for Pi's next event before the cell looks at the turn again."""
 INTERRUPT_GRACE = 2.0
 """Seconds a cell waits after an interrupt for Pi to confirm the abort before moving on."""
 
-SUBCOMMANDS = ("status", "models", "new", "abort", "restart", "help")
-USAGE = "Usage: %pi status | models | new | abort | restart | help"
+SUBCOMMANDS = ("status", "models", "picker", "new", "abort", "restart", "help")
+USAGE = "Usage: %pi status | models | picker | new | abort | restart | help"
 HELP = """\
 %%pi [options]      send the cell to Pi; the answer streams into the cell
   --model P/ID      use this model for this cell (see %pi models)
@@ -50,13 +58,15 @@ HELP = """\
 
 %pi status          which Pi, its session, model, thinking level, cwd, last turn
 %pi models          the models Pi offers (* marks the current one)
+%pi picker          choose this notebook's model and thinking level from dropdowns
 %pi new             start a fresh Pi conversation
 %pi abort           ask Pi to stop what it is doing
 %pi restart         stop this notebook's Pi and start a new one
 %pi help            this text
 
 Settings: %config PiMagics.pi_path = "/path/to/pi" (or the PI_KERNEL_PI_PATH environment
-variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True."""
+variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True,
+PiMagics.discovery_timeout = 15 (seconds the picker waits for Pi)."""
 
 
 class _NamesOnly(string.Formatter):
@@ -98,15 +108,28 @@ class PiMagics(Magics):
         False, help="Replace {name} in prompts with Python variables in every cell."
     ).tag(config=True)
     prewarm = Bool(True, help="Start Pi when the extension loads.").tag(config=True)
+    discovery_timeout = Float(
+        DISCOVERY_TIMEOUT, help="Seconds the picker waits for Pi's models and levels."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.bridge = Bridge()
-        self.session = self.bridge.enter(PiSession(pi_path=self.pi_path, args=self.pi_args))
+        self.session = self.bridge.enter(
+            PiSession(
+                pi_path=self.pi_path,
+                args=self.pi_args,
+                discovery_timeout=self.discovery_timeout,
+            )
+        )
+        self.picker: Picker | None = None
+        """Made by the first ``%pi picker``; later ones show the same widgets again."""
         self.last_turn: Turn | None = None
         self.last_exit: PiExited | None = None
         if self.prewarm:
             self.bridge.submit(self.session.prewarm)
+        if shell is not None:
+            shell.events.register("post_run_cell", self._after_cell)
 
     @observe("pi_path", "pi_args")
     def _settings_changed(self, change: Any) -> None:
@@ -116,6 +139,11 @@ class PiMagics(Magics):
         self.session.args = tuple(self.pi_args)
         self.bridge.call(self.session.stop)  # the next cell starts the Pi now configured
 
+    @observe("discovery_timeout")
+    def _discovery_timeout_changed(self, change: Any) -> None:
+        if hasattr(self, "session"):
+            self.session.discovery_timeout = self.discovery_timeout
+
     @property
     def _user_ns(self) -> dict[str, Any]:
         assert self.shell is not None
@@ -124,7 +152,18 @@ class PiMagics(Magics):
 
     def close(self) -> None:
         """Stop Pi and the bridge thread (on unload and at shell exit)."""
+        if self.shell is not None:
+            with suppress(ValueError):  # already unregistered
+                self.shell.events.unregister("post_run_cell", self._after_cell)
+        if self.picker is not None:
+            self.picker.close()
         self.bridge.close()
+
+    def _after_cell(self, result: object) -> None:
+        # A cell may have restarted Pi (%pi restart, or a dead Pi replaced): the picker then
+        # shows what the new one runs with, so it never disagrees with %pi status.
+        if self.picker is not None:
+            self.picker.follow()
 
     # -- %%pi --------------------------------------------------------------------------------
 
@@ -264,6 +303,11 @@ class PiMagics(Magics):
             print(format_status(status, self.last_turn, self.last_exit))
         elif command == "models":
             self._print_models()
+        elif command == "picker":
+            if self.picker is None:
+                self.picker = Picker(self.session, self.bridge)
+            self.picker.refresh()
+            display(self.picker.widget)
         elif command == "new":
             self.bridge.call(self.session.new_session)
             print("Started a fresh Pi conversation.")

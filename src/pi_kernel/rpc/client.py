@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -385,6 +385,8 @@ class PiClient:
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
         self._subscribers: list[_Subscriber] = []
+        self.commands_sent: Counter[str] = Counter()
+        """How many commands of each type went to Pi (shows what discovery really costs)."""
 
     # -- connection facts ------------------------------------------------------------------
 
@@ -413,6 +415,7 @@ class PiClient:
             await self._transport.send(record)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             raise self.exit_error or PiExited("Pi's stdin is closed: Pi has exited") from None
+        self.commands_sent[str(record.get("type"))] += 1
 
     def _subscribe(self) -> _Subscriber:
         subscriber = _Subscriber()
