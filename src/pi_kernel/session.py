@@ -311,10 +311,11 @@ class PiSession:
         return await self._chosen()
 
     async def _chosen(self) -> Choices:
-        choices = await self.choices()
-        self.chosen_model = choices.model.ref if choices.model else None
-        self.chosen_level = choices.level
-        return choices
+        # What Pi now runs is the notebook's choice, even if the discovery after it fails.
+        state = await (await self.client()).get_state()
+        self.chosen_model = state.model.ref if state.model else None
+        self.chosen_level = state.thinking_level
+        return await self.choices()
 
     # -- settings --------------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ class Picker:
         self.bridge = bridge
         self.choices: Choices | None = None
         self._starts = -1
+        """``session.starts`` when last shown: another value means a new Pi runs now."""
         self.error: PiError | None = None
         """The last failure (discovery, or Pi refusing a choice), shown in the status line."""
         self._filling = False
@@ -153,6 +154,7 @@ class Picker:
 
     def _unavailable(self, error: PiError) -> None:
         self.choices = None
+        self._starts = self.session.starts  # follow() waits for a Pi that did start
         self.error = error
         with self._quietly():
             self.model.options = [(unavailable_label(error), None)]
