@@ -1,8 +1,9 @@
 """``python -m pi_kernel``: command-line entry points.
 
-``doctor`` starts the Pi that pi-kernel would use, the way a notebook would, and reports
-what it found: which Pi, whether it runs, and which models it offers.  It is the quickest
-answer to "why does my notebook say Pi is unavailable?".
+``install`` / ``uninstall`` put the Pi kernel's kernelspec where Jupyter finds it (options as
+``python -m ipykernel install``).  ``doctor`` starts the Pi that pi-kernel would use, the way
+a notebook would, and reports what it found: which Pi, whether it runs, and which models it
+offers.  It is the quickest answer to "why does my notebook say Pi is unavailable?".
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import time
 from collections.abc import Sequence
 
 import anyio
+from jupyter_client.kernelspec import NoSuchKernel
 
-from . import __version__
+from . import __version__, kernelspec
 from .rpc import PiError, locate_pi, open_client
 from .session import NO_MODELS_HINT
 
@@ -41,12 +43,49 @@ async def _doctor(pi_path: str | None) -> int:
     return 0
 
 
+def _install(args: argparse.Namespace) -> int:
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    path = kernelspec.install(
+        user=args.user, prefix=prefix, name=args.name, display_name=args.display_name
+    )
+    print(f"Installed kernelspec {args.name} in {path}")
+    return 0
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    try:
+        path = kernelspec.uninstall(name=args.name, prefix=prefix)
+    except NoSuchKernel:
+        where = f" in {prefix}" if prefix else ""
+        print(f"No kernelspec named {args.name!r}{where}: nothing to remove.", file=sys.stderr)
+        return 1
+    print(f"Removed kernelspec {args.name} from {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pi_kernel", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     doctor = commands.add_parser("doctor", help="check that Pi runs and list its models")
     doctor.add_argument("--pi", dest="pi_path", help="the Pi executable to check")
+    install = commands.add_parser("install", help="install the Pi kernel's kernelspec")
+    uninstall = commands.add_parser("uninstall", help="remove the Pi kernel's kernelspec")
+    for command in (install, uninstall):
+        where = command.add_mutually_exclusive_group()
+        if command is install:
+            where.add_argument("--user", action="store_true", help="for this user only")
+        where.add_argument("--sys-prefix", action="store_true", help="in this environment")
+        where.add_argument("--prefix", help="under this prefix (PREFIX/share/jupyter/kernels)")
+        command.add_argument("--name", default=kernelspec.KERNEL_NAME, help="kernel name")
+    install.add_argument(
+        "--display-name", default=kernelspec.DISPLAY_NAME, help="name shown in Jupyter"
+    )
     args = parser.parse_args(argv)
+    if args.command == "install":
+        return _install(args)
+    if args.command == "uninstall":
+        return _uninstall(args)
     try:
         return anyio.run(_doctor, args.pi_path)
     except PiError as exc:

@@ -64,6 +64,9 @@ HELP = """\
 %pi restart         stop this notebook's Pi and start a new one
 %pi help            this text
 
+In the Pi kernel every cell is a prompt unless it starts with % or !; a first line %%py
+makes the rest of the cell Python.
+
 Settings: %config PiMagics.pi_path = "/path/to/pi" (or the PI_KERNEL_PI_PATH environment
 variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True,
 PiMagics.discovery_timeout = 15 (seconds the picker waits for Pi)."""

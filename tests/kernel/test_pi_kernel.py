@@ -1,0 +1,157 @@
+"""The Pi kernel, installed as a kernelspec and run by Jupyter: cells are Pi prompts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from pi_kernel.kernel import PYTHON_MARKER, route_cell
+from tests import llm_server as script
+from tests.agent_dir import PiEnv
+from tests.kernel_harness import KernelHarness, running_kernel
+from tests.llm_server import ScriptedLLM
+
+CELL_TIMEOUT = 60
+
+
+def pi_kernel_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pi_kernel", *args], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture
+def kernels_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pi_env: PiEnv) -> Path:
+    """The kernelspec installed under a temporary prefix that Jupyter searches."""
+    prefix = tmp_path / "prefix"
+    installed = pi_kernel_cli("install", "--prefix", str(prefix))
+    assert installed.returncode == 0, installed.stderr
+    jupyter_path = str(prefix / "share" / "jupyter")
+    monkeypatch.setenv("JUPYTER_PATH", jupyter_path)
+    pi_env.env["JUPYTER_PATH"] = jupyter_path
+    return prefix
+
+
+@pytest.fixture
+def kernel(kernels_prefix: Path, pi_env: PiEnv) -> Iterator[KernelHarness]:
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd, kernel_name="pi") as kernel:
+        yield kernel
+
+
+def test_install_is_listed_harmless_twice_and_uninstall_removes_it(tmp_path: Path, pi_env: PiEnv):
+    prefix = tmp_path / "prefix"
+    env = {**pi_env.env, "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
+    jupyter = Path(sys.executable).with_name("jupyter")
+
+    def listed() -> dict[str, str]:
+        """Kernel name -> the directory Jupyter takes it from (the wheel's own copy in this
+        environment may be listed too, but the prefix on JUPYTER_PATH comes first)."""
+        out = subprocess.run(
+            [str(jupyter), "kernelspec", "list", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout
+        specs = json.loads(out)["kernelspecs"]
+        return {name: spec["resource_dir"] for name, spec in specs.items()}
+
+    for _ in range(2):
+        result = pi_kernel_cli("install", "--prefix", str(prefix))
+        assert result.returncode == 0, result.stderr
+    assert listed()["pi"] == str(prefix / "share" / "jupyter" / "kernels" / "pi")
+    spec = json.loads((prefix / "share/jupyter/kernels/pi/kernel.json").read_text())
+    assert spec["argv"][0] == sys.executable
+    assert spec["display_name"] == "Pi"
+    assert (prefix / "share/jupyter/kernels/pi/logo-64x64.png").is_file()
+    removed = pi_kernel_cli("uninstall", "--prefix", str(prefix))
+    assert removed.returncode == 0, removed.stderr
+    assert listed().get("pi") != str(prefix / "share" / "jupyter" / "kernels" / "pi")
+    assert not (prefix / "share" / "jupyter" / "kernels" / "pi").exists()
+    again = pi_kernel_cli("uninstall", "--prefix", str(prefix))
+    assert again.returncode == 1
+    assert "No kernelspec named 'pi'" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("cell", "routed"),
+    [
+        ("What is 2+2?", "%%pi\nWhat is 2+2?"),
+        ("\n/compact\n", "%%pi\n/compact\n"),
+        (f"{PYTHON_MARKER}\nx = 1\n", "x = 1\n"),
+        ("%%python\nprint(1)\n", "%%python\nprint(1)\n"),
+        ("%pi status", "%pi status"),
+        ("!echo hi", "!echo hi"),
+        ("", ""),
+    ],
+)
+def test_cells_are_prompts_unless_they_start_with_a_magic_or_a_shell_line(cell: str, routed: str):
+    assert "".join(route_cell(cell.splitlines(keepends=True))) == routed
+
+
+def test_kernel_info_names_pi_kernel_and_markdown(kernel: KernelHarness):
+    kernel.client.kernel_info()
+    reply = kernel.client.get_shell_msg(timeout=10)["content"]
+    assert reply["implementation"] == "pi-kernel"
+    assert reply["language_info"]["name"] == "markdown"
+    assert "%%py" in reply["banner"]
+
+
+def test_a_prompt_a_python_cell_a_magic_and_a_shell_line(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(script.text("Forty-two."))
+    answered = kernel.execute("What is the answer?")
+    assert answered.status == "ok", answered.error_text
+    assert "Forty-two." in answered.text("text/markdown")
+    computed = kernel.execute(f"{PYTHON_MARKER}\nvalue = 6 * 7\nvalue")
+    assert computed.status == "ok", computed.error_text
+    assert computed.text() == "42"
+    status = kernel.execute("%pi status")
+    assert "Model:     scripted/plain" in status.text()
+    shell = kernel.execute("!echo from-the-shell")
+    assert "from-the-shell" in shell.text()
+
+
+def test_a_notebook_in_the_pi_kernel_runs_headless(
+    kernels_prefix: Path, pi_env: PiEnv, llm: ScriptedLLM, tmp_path: Path
+):
+    llm.enqueue(script.text("Hello from Pi."))
+    llm.enqueue(*script.tool_then_answer(command="echo tool-ran", answer="The tool ran."))
+    cells = [
+        "Say hello.",
+        "Run echo.",
+        f"{PYTHON_MARKER}\nprint(sum(range(10)))",
+        "%pi status",
+    ]
+    notebook = new_notebook(cells=[new_code_cell(source) for source in cells])
+    notebook.metadata["kernelspec"] = {"name": "pi", "display_name": "Pi", "language": "markdown"}
+    client = NotebookClient(
+        notebook, timeout=CELL_TIMEOUT, resources={"metadata": {"path": str(pi_env.cwd)}}
+    )
+    client.execute(env=pi_env.env)
+    path = tmp_path / "pi.ipynb"
+    nbformat.write(notebook, path)
+    saved = nbformat.read(path, as_version=4)
+    assert saved.metadata["language_info"]["name"] == "markdown"
+
+    def text(cell: int) -> str:
+        parts = []
+        for output in saved.cells[cell].outputs:
+            assert output.output_type != "error", output
+            parts.append(output.get("text", ""))
+            parts.extend(output.get("data", {}).values())
+        return "\n".join(str(part) for part in parts)
+
+    assert "Hello from Pi." in text(0)
+    assert "echo tool-ran" in text(1)
+    assert "The tool ran." in text(1)
+    assert text(2).strip() == "45"
+    assert "Model:     scripted/plain" in text(3)
