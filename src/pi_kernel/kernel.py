@@ -14,13 +14,16 @@ Run with ``python -m pi_kernel.kernel -f CONNECTION_FILE`` (what the kernelspec 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from ipykernel.ipkernel import IPythonKernel
 from traitlets import List
 
 from . import __version__
+from .rpc.errors import PiError
 from .rpc.launch import PROJECT_ROOT
+from .rpc.protocol import ModelInfo
 
 PYTHON_MARKER = "%%py"
 """A cell's first line that makes the rest of the cell Python."""
@@ -52,6 +55,76 @@ def route_cell(lines: list[str]) -> list[str]:
     return ["%%pi\n", *lines[first:]]
 
 
+PI_SUBCOMMANDS = ("status", "models", "picker", "new", "abort", "restart", "help")
+"""What ``%pi`` takes (the magics own the list; the kernel only completes it)."""
+
+
+@dataclass
+class CompletionTarget:
+    """What the word at the cursor is, and where it starts."""
+
+    kind: Literal["slash", "subcommand", "model", "prompt"]
+    start: int
+    prefix: str
+
+
+def completion_target(code: str, cursor: int) -> CompletionTarget | None:
+    """What to complete at ``cursor``; None where IPython's own completion applies (Python
+    after ``%%py``, other magics, shell lines)."""
+    before = code[:cursor]
+    head = before.lstrip()
+    first_line = code.lstrip().split("\n", 1)[0].strip()
+    if first_line == PYTHON_MARKER or first_line.startswith("!"):
+        return None
+    word_start = max(before.rfind(space) for space in " \t\n") + 1
+    word = before[word_start:]
+    if first_line.startswith("%"):
+        if "\n" not in head:  # on the magic's own line
+            words = head[: len(head) - len(word)].split()
+            if words == ["%pi"]:
+                return CompletionTarget("subcommand", word_start, word)
+            if words[:1] in (["%pi"], ["%%pi"]) and words[-1] == "--model":
+                return CompletionTarget("model", word_start, word)
+            return None
+        return (
+            CompletionTarget("prompt", word_start, word) if first_line.startswith("%%pi") else None
+        )
+    if head.startswith("/") and not any(char.isspace() for char in head):
+        return CompletionTarget("slash", cursor - len(head), head)
+    return CompletionTarget("prompt", word_start, word)
+
+
+def _token_at(code: str, cursor: int) -> str:
+    start = cursor
+    while start > 0 and not code[start - 1].isspace():
+        start -= 1
+    end = cursor
+    while end < len(code) and not code[end].isspace():
+        end += 1
+    return code[start:end]
+
+
+def describe_model(model: ModelInfo) -> str:
+    """A model's details for inspection: what Pi reports, nothing assumed."""
+    lines = [f"{model.ref}" + (f" — {model.name}" if model.name else "")]
+    if model.api:
+        lines.append(f"API:            {model.api}")
+    if model.context_window:
+        lines.append(f"Context window: {model.context_window:,} tokens")
+    if model.max_tokens:
+        lines.append(f"Max output:     {model.max_tokens:,} tokens")
+    if model.input:
+        lines.append(f"Input:          {', '.join(model.input)}")
+    lines.append(f"Reasoning:      {'yes' if model.reasoning else 'no'}")
+    if model.cost is not None:
+        cost = model.cost
+        lines.append(
+            f"Cost per 1M:    ${cost.input:g} in, ${cost.output:g} out, "
+            f"${cost.cache_read:g} cache read, ${cost.cache_write:g} cache write"
+        )
+    return "\n".join(lines)
+
+
 class PiKernel(IPythonKernel):
     """IPython's kernel, with prompts for Pi as the default cell language."""
 
@@ -73,6 +146,76 @@ class PiKernel(IPythonKernel):
         # First in the pipeline: before IPython strips prompts or reads cell magics.
         self.shell.input_transformers_cleanup.insert(0, route_cell)
         self.shell.extension_manager.load_extension("pi_magics")
+
+    def _magics(self) -> Any:
+        assert self.shell is not None
+        return self.shell.magics_manager.registry["PiMagics"]
+
+    # IPythonKernel answers completion synchronously; the base class declares it async.
+    def do_complete(  # type: ignore[override]
+        self, code: str, cursor_pos: int | None
+    ) -> dict[str, Any]:
+        """Slash commands, ``%pi`` subcommands and model ids from Pi; IPython's otherwise."""
+        cursor = len(code) if cursor_pos is None else cursor_pos
+        target = completion_target(code, cursor)
+        if target is None:
+            complete = super().do_complete
+            reply: dict[str, Any] = complete(code, cursor_pos)  # type: ignore[no-untyped-call]
+            return reply
+        metadata: dict[str, Any] = {}
+        try:
+            candidates = self._candidates(target.kind)
+        except PiError as exc:
+            # Completion has no place for an error: the reply carries it for whoever looks.
+            candidates, metadata["pi_error"] = [], str(exc)
+        return {
+            "matches": [c for c in candidates if c.startswith(target.prefix)],
+            "cursor_start": target.start,
+            "cursor_end": cursor,
+            "metadata": metadata,
+            "status": "ok",
+        }
+
+    def do_inspect(  # type: ignore[override]  # sync in IPythonKernel, as do_complete
+        self,
+        code: str,
+        cursor_pos: int | None,
+        detail_level: int = 0,
+        omit_sections: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """Shift-Tab on a model id in a prompt or ``%%pi`` line: what Pi says about it."""
+        cursor = len(code) if cursor_pos is None else cursor_pos
+        if completion_target(code, cursor) is None:
+            inspect = super().do_inspect
+            reply: dict[str, Any] = inspect(  # type: ignore[no-untyped-call]
+                code, cursor_pos, detail_level, omit_sections
+            )
+            return reply
+        token = _token_at(code, cursor)
+        magics = self._magics()
+        nothing: dict[str, Any] = {"status": "ok", "found": False, "data": {}, "metadata": {}}
+        if "/" not in token:
+            return nothing
+        try:
+            models = magics.bridge.call(magics.session.models)
+        except PiError as exc:
+            return {**nothing, "metadata": {"pi_error": str(exc)}}
+        for model in models:
+            if model.ref == token:
+                text = describe_model(model)
+                return {**nothing, "found": True, "data": {"text/plain": text}}
+        return nothing
+
+    def _candidates(self, kind: str) -> list[str]:
+        magics = self._magics()
+        if kind == "subcommand":
+            return list(PI_SUBCOMMANDS)
+        if kind == "slash":
+            commands = magics.bridge.call(magics.session.commands)
+            return sorted(f"/{command.name}" for command in commands)
+        if kind == "model":
+            return sorted(model.ref for model in magics.bridge.call(magics.session.models))
+        return []  # prose for Pi: nothing to complete
 
 
 if __name__ == "__main__":

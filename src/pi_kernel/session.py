@@ -29,7 +29,7 @@ from .rpc.client import (
 )
 from .rpc.errors import PiCommandError, PiError, PiExited, PiTimeout
 from .rpc.launch import PiInstall, locate_pi
-from .rpc.protocol import ModelInfo, SessionState
+from .rpc.protocol import ModelInfo, SessionState, SlashCommand
 from .rpc.transport import task_group
 from .user_settings import agent_dir, settings_kept
 
@@ -256,6 +256,10 @@ class PiSession:
         if self._models is None or refresh:
             self._models = await client.get_available_models()
         return self._models
+
+    async def commands(self) -> list[SlashCommand]:
+        """Pi's slash commands: prompt templates, skills and extension commands."""
+        return await (await self.client()).get_commands()
 
     async def thinking_levels(self) -> list[str]:
         """The levels the current model supports (Pi's answer; computed on old Pi)."""

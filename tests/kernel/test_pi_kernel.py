@@ -13,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
-from pi_kernel.kernel import PYTHON_MARKER, route_cell
+from pi_kernel.kernel import PYTHON_MARKER, completion_target, route_cell
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
 from tests.kernel_harness import KernelHarness, running_kernel
@@ -155,3 +155,68 @@ def test_a_notebook_in_the_pi_kernel_runs_headless(
     assert "The tool ran." in text(1)
     assert text(2).strip() == "45"
     assert "Model:     scripted/plain" in text(3)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "prefix"),
+    [
+        ("/rev", "slash", "/rev"),
+        ("  /", "slash", "/"),
+        ("/review the code", "prompt", "code"),
+        ("Explain /rev", "prompt", "/rev"),
+        ("%pi st", "subcommand", "st"),
+        ("%pi ", "subcommand", ""),
+        ("%%pi --model scr", "model", "scr"),
+        ("%%pi --model scripted/p\nHello", "model", "scripted/p"),
+        ("%%pi --new\nHel", "prompt", "Hel"),
+        (f"{PYTHON_MARKER}\nimpo", None, None),
+        ("%time x", None, None),
+        ("!ls", None, None),
+    ],
+)
+def test_what_is_completed_where(code: str, kind: str | None, prefix: str | None):
+    cursor = code.index("\n") if "\n" in code and kind == "model" else len(code)
+    target = completion_target(code, cursor)
+    if kind is None:
+        assert target is None
+    else:
+        assert target is not None
+        assert (target.kind, target.prefix) == (kind, prefix)
+        assert code[target.start : cursor] == prefix
+
+
+def complete(kernel: KernelHarness, code: str) -> dict[str, object]:
+    kernel.client.complete(code, len(code))
+    reply: dict[str, object] = kernel.client.get_shell_msg(timeout=30)["content"]
+    return reply
+
+
+def test_completion_offers_pi_s_commands_subcommands_and_models(
+    kernels_prefix: Path, pi_env: PiEnv
+):
+    prompts = pi_env.agent_dir / "prompts"
+    prompts.mkdir()
+    (prompts / "review.md").write_text("---\ndescription: Review the code\n---\nReview $@\n")
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd, kernel_name="pi") as kernel:
+        slash = complete(kernel, "/rev")
+        assert slash["matches"] == ["/review"]
+        assert slash["cursor_start"] == 0
+        assert complete(kernel, "%pi re")["matches"] == ["restart"]
+        models = complete(kernel, "%%pi --model scripted/")
+        assert models["matches"] == ["scripted/deep", "scripted/plain", "scripted/reasoner"]
+        assert complete(kernel, "Tell me about pyth")["matches"] == []  # prose: nothing
+        python = complete(kernel, f"{PYTHON_MARKER}\nimport o")
+        assert "os" in python["matches"]  # IPython's own completion
+
+
+def test_inspecting_a_model_id_shows_what_pi_reports(kernel: KernelHarness):
+    code = "Use scripted/deep for this"
+    kernel.client.inspect(code, code.index("deep"))
+    reply = kernel.client.get_shell_msg(timeout=30)["content"]
+    assert reply["found"]
+    text = reply["data"]["text/plain"]
+    assert text.startswith("scripted/deep — Scripted deep")
+    assert "Context window: 128,000 tokens" in text
+    assert "Reasoning:      yes" in text
+    kernel.client.inspect("Use scripted/nope", 8)
+    assert not kernel.client.get_shell_msg(timeout=30)["content"]["found"]
