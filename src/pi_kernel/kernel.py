@@ -55,10 +55,6 @@ def route_cell(lines: list[str]) -> list[str]:
     return ["%%pi\n", *lines[first:]]
 
 
-PI_SUBCOMMANDS = ("status", "models", "picker", "new", "abort", "restart", "help")
-"""What ``%pi`` takes (the magics own the list; the kernel only completes it)."""
-
-
 @dataclass
 class CompletionTarget:
     """What the word at the cursor is, and where it starts."""
@@ -209,7 +205,7 @@ class PiKernel(IPythonKernel):
     def _candidates(self, kind: str) -> list[str]:
         magics = self._magics()
         if kind == "subcommand":
-            return list(PI_SUBCOMMANDS)
+            return list(magics.subcommands)
         if kind == "slash":
             commands = magics.bridge.call(magics.session.commands)
             return sorted(f"/{command.name}" for command in commands)

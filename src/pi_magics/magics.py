@@ -96,6 +96,9 @@ def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
 class PiMagics(Magics):
     """The ``%%pi`` cell magic and the ``%pi`` line magic."""
 
+    subcommands = SUBCOMMANDS
+    """What ``%pi`` takes (the Pi kernel completes them from here)."""
+
     pi_path = Unicode(
         None,
         allow_none=True,
