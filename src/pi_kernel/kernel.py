@@ -42,17 +42,32 @@ def _help_links() -> list[dict[str, str]]:
     return links
 
 
+CellKind = Literal["prompt", "python", "magic", "shell"]
+
+
+def cell_kind(first_line: str) -> CellKind:
+    """What a cell is, from its first non-blank line (stripped): routing and completion
+    both ask this, so they never disagree."""
+    if first_line == PYTHON_MARKER:
+        return "python"
+    if first_line.startswith("%"):
+        return "magic"
+    if first_line.startswith("!"):
+        return "shell"
+    return "prompt"
+
+
 def route_cell(lines: list[str]) -> list[str]:
     """IPython input transformer: a prompt becomes ``%%pi``; ``%%py`` cells become Python."""
     first = next((index for index, line in enumerate(lines) if line.strip()), None)
     if first is None:
         return lines
-    head = lines[first].strip()
-    if head == PYTHON_MARKER:
+    kind = cell_kind(lines[first].strip())
+    if kind == "python":
         return lines[first + 1 :]
-    if head.startswith(("%", "!")):
-        return lines
-    return ["%%pi\n", *lines[first:]]
+    if kind == "prompt":
+        return ["%%pi\n", *lines[first:]]
+    return lines
 
 
 @dataclass
@@ -70,11 +85,12 @@ def completion_target(code: str, cursor: int) -> CompletionTarget | None:
     before = code[:cursor]
     head = before.lstrip()
     first_line = code.lstrip().split("\n", 1)[0].strip()
-    if first_line == PYTHON_MARKER or first_line.startswith("!"):
+    kind = cell_kind(first_line)
+    if kind in ("python", "shell"):
         return None
     word_start = max(before.rfind(space) for space in " \t\n") + 1
     word = before[word_start:]
-    if first_line.startswith("%"):
+    if kind == "magic":
         if "\n" not in head:  # on the magic's own line
             words = head[: len(head) - len(word)].split()
             if words == ["%pi"]:

@@ -280,8 +280,9 @@ class PiSession:
                 status.last_error = str(client.exit_error)
         return status
 
-    async def choices(self, *, refresh: bool = False) -> Choices:
-        """Discovery for the picker: models (cached unless ``refresh``), state and levels.
+    async def choices(self, *, refresh: bool = False, state: SessionState | None = None) -> Choices:
+        """Discovery for the picker: models (cached unless ``refresh``), state (unless
+        given, fresh from Pi) and levels.
 
         Raises ``PiNotFound``/``PiExited`` when Pi cannot run, ``PiNoModels`` when it offers
         none, ``PiTimeout`` when it does not answer within ``discovery_timeout``.
@@ -292,7 +293,8 @@ class PiSession:
                 models = await self.models(refresh=refresh)
                 if not models:
                     raise PiNoModels("Pi runs but offers no models.")
-                state = await client.get_state()
+                if state is None:
+                    state = await client.get_state()
                 levels = await client.get_available_thinking_levels()
         except TimeoutError:
             raise PiTimeout(
@@ -319,7 +321,7 @@ class PiSession:
         state = await (await self.client()).get_state()
         self.chosen_model = state.model.ref if state.model else None
         self.chosen_level = state.thinking_level
-        return await self.choices()
+        return await self.choices(state=state)
 
     # -- settings --------------------------------------------------------------------------
 
