@@ -16,8 +16,11 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+import psutil
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
+
+from tests.conftest import is_pi
 
 KERNEL_READY_TIMEOUT = 60.0
 """Seconds for a kernel to start and answer kernel_info on a busy 2-core machine."""
@@ -34,6 +37,7 @@ class CellRun:
     messages: list[dict[str, Any]] = field(default_factory=list)
     display_bytes: int = 0
     seconds: float = 0.0
+    input_prompts: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -88,9 +92,12 @@ class KernelHarness:
         *,
         timeout: float = CELL_TIMEOUT,
         on_message: Callable[[dict[str, Any]], None] | None = None,
+        answer: Callable[[str], str] | None = None,
     ) -> CellRun:
+        """Run ``code``; with ``answer``, the frontend allows stdin and ``answer(prompt)``
+        replies to each input request (the prompts are kept in ``run.input_prompts``)."""
         started = time.monotonic()
-        msg_id = self.client.execute(code, allow_stdin=False)
+        msg_id = self.client.execute(code, allow_stdin=answer is not None)
         run = CellRun(reply={})
         by_display_id: dict[str, dict[str, Any]] = {}
         deadline = started + timeout
@@ -98,8 +105,12 @@ class KernelHarness:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"cell did not finish within {timeout} s: {code[:60]!r}")
+            if answer is not None:
+                self._answer_input(run, answer)
             try:
-                message = self.client.get_iopub_msg(timeout=remaining)
+                message = self.client.get_iopub_msg(
+                    timeout=remaining if answer is None else min(remaining, 0.05)
+                )
             except Empty:
                 continue
             if message["parent_header"].get("msg_id") != msg_id:
@@ -115,12 +126,43 @@ class KernelHarness:
         run.seconds = time.monotonic() - started
         return run
 
+    def _answer_input(self, run: CellRun, answer: Callable[[str], str]) -> None:
+        try:
+            request = self.client.get_stdin_msg(timeout=0)
+        except Empty:
+            return
+        if request["msg_type"] == "input_request":
+            prompt = request["content"]["prompt"]
+            run.input_prompts.append(prompt)
+            self.client.input(answer(prompt))
+
+    def pis(self) -> list[psutil.Process]:
+        """The kernel's Pi processes (children of any depth)."""
+        children = psutil.Process(self.pid).children(recursive=True)
+        return [child for child in children if is_pi(child)]
+
+    def wait_for_pi(self, timeout: float = 30.0) -> psutil.Process:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.pis()
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError("the kernel started no Pi")
+
+    def restart(self, *, now: bool = False) -> None:
+        """Restart as a frontend's restart button does (``now``: kill it, no shutdown)."""
+        self.manager.restart_kernel(now=now)
+        self.client.wait_for_ready(timeout=KERNEL_READY_TIMEOUT)
+
     def interrupt(self) -> None:
         self.manager.interrupt_kernel()
 
     def shutdown(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=False)
+        """Shut the kernel down as a frontend does (a second call does nothing)."""
+        if self.manager.has_kernel:
+            self.client.stop_channels()
+            self.manager.shutdown_kernel(now=False)
 
 
 def _apply(

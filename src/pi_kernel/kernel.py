@@ -31,7 +31,8 @@ BANNER = f"""\
 Pi kernel {__version__}: each cell is a prompt for Pi (the answer streams into the cell).
   %%py        as a cell's first line: the rest of the cell is Python
   %pi help    the subcommands: status, models, picker, new, abort, restart
-  %magics and !shell lines work as in IPython."""
+  %magics and !shell lines work as in IPython.
+Questions from Pi's extensions are asked here and answered at the input prompt."""
 
 
 def _help_links() -> list[dict[str, str]]:

@@ -25,7 +25,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Float, List, Unicode, observe
 
-from pi_kernel.rpc.client import ClientEvent
+from pi_kernel.rpc.client import ClientEvent, DialogDeclined
 from pi_kernel.rpc.errors import PiExited
 from pi_kernel.session import (
     DISCOVERY_TIMEOUT,
@@ -37,8 +37,12 @@ from pi_kernel.session import (
 from pi_kernel.turn import Turn
 
 from .bridge import Bridge
+from .dialogs import Dialog, DialogDesk, ask
 from .render import TurnDisplay
 from .widgets import Picker
+
+Inbox = queue.SimpleQueue[ClientEvent | Dialog | None]
+"""What a running cell reads: Pi's events, its dialogs, and None when the turn is over."""
 
 PUMP_INTERVAL = 1 / 15
 """Longest wait for Pi's next event before the cell looks at the turn again."""
@@ -66,6 +70,10 @@ HELP = """\
 
 In the Pi kernel every cell is a prompt unless it starts with % or !; a first line %%py
 makes the rest of the cell Python.
+
+When a Pi extension asks a question (select, confirm, input), it appears in the cell and
+is answered at Jupyter's input prompt; an empty answer cancels.  A frontend that takes no
+input (nbclient, papermill) gets the dialog cancelled with a notice.
 
 Settings: %config PiMagics.pi_path = "/path/to/pi" (or the PI_KERNEL_PI_PATH environment
 variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True,
@@ -121,10 +129,12 @@ class PiMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.bridge = Bridge()
+        self.dialogs = DialogDesk()
         self.session = self.bridge.enter(
             PiSession(
                 pi_path=self.pi_path,
                 args=self.pi_args,
+                ui_handler=self.dialogs.handle,
                 discovery_timeout=self.discovery_timeout,
             )
         )
@@ -209,23 +219,24 @@ class PiMagics(Magics):
         """Run one turn and render it; raise a short ``PiError`` for expected failures."""
         turn = Turn(prompt)
         display = TurnDisplay(quiet=quiet)
-        # Pi's events, then None when the turn is over: the pump wakes at once, not after
-        # its interval, so the cell ends as soon as Pi settles.
-        events: queue.SimpleQueue[ClientEvent | None] = queue.SimpleQueue()
+        # Pi's events and its dialogs, then None when the turn is over: the pump wakes at
+        # once, not after its interval, so the cell ends as soon as Pi settles.
+        events: Inbox = queue.SimpleQueue()
         run_turn = partial(
             self.session.run_turn, prompt, events.put, model=model, thinking=thinking, new=new
         )
-        future = self.bridge.submit(run_turn)
-        future.add_done_callback(lambda _: events.put(None))
         interrupted = False
-        try:
-            while not future.done():
-                self._pump(events, turn, display, future)
-        except KeyboardInterrupt:
-            interrupted = True
-            future.cancel()
-            self._settle(future, events, turn, display)
-        self._drain(events, turn)
+        with self.dialogs.open(events.put):
+            future = self.bridge.submit(run_turn)
+            future.add_done_callback(lambda _: events.put(None))
+            try:
+                while not future.done():
+                    self._pump(events, turn, display, future)
+            except KeyboardInterrupt:
+                interrupted = True
+                future.cancel()
+                self._settle(future, events, turn, display)
+            self._drain(events, turn, unasked="the turn was over")
         self.last_turn = turn
         if interrupted:
             turn.finish(None, interrupted=True)
@@ -251,35 +262,66 @@ class PiMagics(Magics):
 
     def _pump(
         self,
-        events: queue.SimpleQueue[ClientEvent | None],
+        events: Inbox,
         turn: Turn,
         display: TurnDisplay,
         future: Future[TurnResult],
+        *,
+        unasked: str | None = None,
     ) -> None:
         """Wait for events, fold them in, refresh the display; then let the next ones gather
-        until a refresh is due (one wake-up per refresh, not per event) or the turn ends."""
+        until a refresh is due (one wake-up per refresh, not per event) or the turn ends.
+        A dialog is asked, or declined with the reason ``unasked``."""
         with suppress(queue.Empty):
             # A refresh held back last time is due now: show it without waiting for more.
-            event = events.get(timeout=0 if display.pending else PUMP_INTERVAL)
-            if event is not None:
-                turn.apply(event)
-        self._drain(events, turn)
+            item = events.get(timeout=0 if display.pending else PUMP_INTERVAL)
+            self._take(item, turn, display, unasked)
+        self._drain(events, turn, display, unasked)
         display.update(turn)
         futures.wait([future], timeout=display.next_refresh_in())
 
-    def _drain(self, events: queue.SimpleQueue[ClientEvent | None], turn: Turn) -> None:
+    def _drain(
+        self,
+        events: Inbox,
+        turn: Turn,
+        display: TurnDisplay | None = None,
+        unasked: str | None = None,
+    ) -> None:
         while True:
             try:
-                event = events.get_nowait()
+                item = events.get_nowait()
             except queue.Empty:
                 return
-            if event is not None:
-                turn.apply(event)
+            self._take(item, turn, display, unasked)
+
+    def _take(
+        self,
+        item: ClientEvent | Dialog | None,
+        turn: Turn,
+        display: TurnDisplay | None,
+        unasked: str | None,
+    ) -> None:
+        if isinstance(item, Dialog):
+            if unasked is not None or display is None:
+                item.decline(unasked or "the turn was over")
+                return
+            display.update(turn, now=True)  # the question comes after what led to it
+            try:
+                answer = ask(item.request)
+            except DialogDeclined as exc:
+                item.decline(str(exc))
+            except BaseException:  # an interrupt while asking: Pi must still hear back
+                item.decline("the cell was interrupted")
+                raise
+            else:
+                item.reply(answer)
+        elif item is not None:
+            turn.apply(item)
 
     def _settle(
         self,
         future: Future[TurnResult],
-        events: queue.SimpleQueue[ClientEvent | None],
+        events: Inbox,
         turn: Turn,
         display: TurnDisplay,
     ) -> None:
@@ -287,7 +329,7 @@ class PiMagics(Magics):
         deadline = time.monotonic() + INTERRUPT_GRACE
         while not future.done() and time.monotonic() < deadline:
             try:
-                self._pump(events, turn, display, future)
+                self._pump(events, turn, display, future, unasked="the cell was interrupted")
             except KeyboardInterrupt:
                 break
 

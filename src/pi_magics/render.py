@@ -481,16 +481,17 @@ class TurnDisplay:
         """An update arrived too soon and is not shown yet; the next ``update`` or ``finish``
         shows it."""
 
-    def update(self, turn: Turn) -> None:
-        """Show what changed, unless the last refresh was less than 1/15 s ago."""
+    def update(self, turn: Turn, *, now: bool = False) -> None:
+        """Show what changed, unless the last refresh was less than 1/15 s ago (``now``:
+        show it anyway, as before a question to the user)."""
         if self._quiet or self._finished:
             return
-        now = self._clock()
+        clock = self._clock()
         # A clock ticking at exactly the limit must not lose every other refresh to rounding.
-        if now - self._last_refresh < 1 / MAX_UPDATES_PER_SECOND - 1e-9:
+        if not now and clock - self._last_refresh < 1 / MAX_UPDATES_PER_SECOND - 1e-9:
             self.pending = True
             return
-        self._last_refresh = now
+        self._last_refresh = clock
         self.pending = False
         self._render(turn, final=False)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
@@ -220,3 +222,98 @@ def test_inspecting_a_model_id_shows_what_pi_reports(kernel: KernelHarness):
     assert "Reasoning:      yes" in text
     kernel.client.inspect("Use scripted/nope", 8)
     assert not kernel.client.get_shell_msg(timeout=30)["content"]["found"]
+
+
+EXTENSIONS = Path(__file__).parents[1] / "data" / "extensions"
+INTERRUPT_BOUND = 1.0
+"""The issue's bound: an interrupted cell ends within this many seconds."""
+
+
+def give_pi_extension(kernel: KernelHarness, name: str) -> None:
+    """Restart the kernel's Pi with a test extension (a magic cell, as a user would)."""
+    args = ["--extension", str(EXTENSIONS / name)]
+    configured = kernel.execute(f"%config PiMagics.pi_args = {args!r}")
+    assert configured.status == "ok", configured.error_text
+
+
+def test_a_dialog_is_answered_through_stdin(kernel: KernelHarness):
+    give_pi_extension(kernel, "confirm_dialog.ts")
+    run = kernel.execute("/confirm-test", answer=lambda prompt: "y")
+    assert run.status == "ok", run.error_text
+    assert run.input_prompts == ["yes or no (empty cancels): "]
+    assert "Pi asks: Proceed?\nThe test asks for a yes or no." in run.text()
+    assert "confirmed=true" in run.text()
+
+
+def test_a_dialog_in_the_middle_of_a_turn_is_asked_again_on_a_wrong_answer(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    give_pi_extension(kernel, "tool_gate.ts")
+    llm.enqueue(*script.tool_then_answer(command="echo gated-ran", answer="It ran."))
+    answers = iter(["maybe", "1"])
+    run = kernel.execute("Run the gated command.", answer=lambda prompt: next(answers))
+    assert run.status == "ok", run.error_text
+    assert len(run.input_prompts) == 2
+    assert "Pi asks: Run echo gated-ran?\n  1. Allow\n  2. Block" in run.text()
+    assert "'maybe' is not one of the options" in run.text()
+    assert "gated-ran" in json.dumps(llm.requests[1]["messages"][-1])  # the tool really ran
+    assert "It ran." in run.text("text/markdown")
+
+
+def test_without_stdin_a_dialog_is_cancelled_with_a_notice_and_the_turn_completes(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    give_pi_extension(kernel, "tool_gate.ts")
+    llm.enqueue(*script.tool_then_answer(command="echo never-ran", answer="It was blocked."))
+    run = kernel.execute("Run the gated command.")  # allow_stdin is off, as in nbclient
+    assert run.status == "ok", run.error_text
+    assert not run.input_prompts
+    shown = run.text()
+    assert "it was cancelled: this frontend does not take input (stdin is off)" in shown
+    tool_result = json.dumps(llm.requests[1]["messages"][-1])
+    assert "Blocked (answer: undefined)" in tool_result
+    assert "never-ran" not in tool_result.replace("echo never-ran", "")
+    assert "It was blocked." in run.text("text/markdown")
+
+
+def test_an_empty_answer_cancels_the_dialog(kernel: KernelHarness):
+    give_pi_extension(kernel, "confirm_dialog.ts")
+    run = kernel.execute("/confirm-test", answer=lambda prompt: "")
+    assert run.status == "ok", run.error_text
+    assert "(confirm); it was cancelled." in run.text()
+    assert "confirmed=false" in run.text()
+
+
+def test_interrupt_ends_the_cell_quickly_and_restart_and_shutdown_stop_pi(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(script.text("word " * 400, pieces=400, delay=0.05))
+    llm.enqueue(script.text("Back again."))
+    interrupted_at: list[float] = []
+
+    def interrupt_on_first_text(message: dict[str, object]) -> None:
+        if not interrupted_at and message["msg_type"] in ("display_data", "update_display_data"):
+            interrupted_at.append(time.monotonic())
+            kernel.interrupt()
+
+    run = kernel.execute("Talk slowly.", on_message=interrupt_on_first_text)
+    assert interrupted_at
+    assert time.monotonic() - interrupted_at[0] < INTERRUPT_BOUND
+    assert "interrupted" in run.text().lower()
+    assert "Back again." in kernel.execute("Still there?").text("text/markdown")
+    before = kernel.wait_for_pi()
+    kernel.restart()
+    _, alive = psutil.wait_procs([before], timeout=10)
+    assert not alive, "a restart left the old Pi running"
+    after = kernel.wait_for_pi()  # the new kernel starts its own
+    assert after.pid != before.pid
+    kernel.shutdown()
+    _, alive = psutil.wait_procs([after], timeout=10)
+    assert not alive, "shutdown left Pi running"
+
+
+def test_a_killed_kernel_takes_its_pi_with_it(kernel: KernelHarness):
+    pi = kernel.wait_for_pi()
+    kernel.restart(now=True)  # SIGKILL: the kernel cannot stop Pi itself
+    _, alive = psutil.wait_procs([pi], timeout=10)
+    assert not alive, "Pi outlived its killed kernel"

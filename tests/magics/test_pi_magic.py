@@ -15,28 +15,12 @@ import pytest
 from pi_kernel.rpc import PiInstall
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, isolated_env
-from tests.conftest import is_pi
 from tests.kernel_harness import KernelHarness, running_kernel
 from tests.llm_server import ScriptedLLM
 
 INTERRUPT_BOUND = 1.0
 """The issue's bound: an interrupted cell ends within this many seconds."""
 KILL_BOUND = 2.0
-
-
-def pis_of(kernel: KernelHarness) -> list[psutil.Process]:
-    children = psutil.Process(kernel.pid).children(recursive=True)
-    return [child for child in children if is_pi(child)]
-
-
-def wait_for_pi(kernel: KernelHarness, timeout: float = 30.0) -> psutil.Process:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = pis_of(kernel)
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError("the kernel started no Pi")
 
 
 @pytest.fixture
@@ -91,7 +75,7 @@ def test_two_cells_share_one_pi_and_one_conversation(kernel: KernelHarness, llm:
     run = kernel.execute("%%pi --out answer\nWhat did I say?")
     assert run.status == "ok", run.outputs
     assert [m["role"] for m in llm.requests[1]["messages"]].count("user") == 2
-    assert len(pis_of(kernel)) == 1
+    assert len(kernel.pis()) == 1
     stored = kernel.execute("print(answer)")
     assert stored.text().strip() == "You said 42."
 
@@ -134,7 +118,7 @@ def test_a_killed_pi_ends_the_cell_with_an_error_and_the_next_cell_restarts_it(
 ):
     llm.enqueue(script.text("word " * 400, pieces=400, delay=0.05))
     llm.enqueue(script.text("Restarted."))
-    pi = wait_for_pi(kernel)
+    pi = kernel.wait_for_pi()
     killed_at: list[float] = []
 
     def kill_on_first_text(message: dict[str, Any]) -> None:
@@ -153,7 +137,7 @@ def test_a_killed_pi_ends_the_cell_with_an_error_and_the_next_cell_restarts_it(
     after = kernel.execute("%%pi\nAre you back?")
     assert after.status == "ok", after.outputs
     assert "Restarted." in after.text("text/markdown")
-    assert len(pis_of(kernel)) == 1
+    assert len(kernel.pis()) == 1
     assert "Last exit: Pi exited with code -9" in kernel.execute("%pi status").text()
 
 
@@ -229,7 +213,7 @@ def test_interpolation_is_opt_in(kernel: KernelHarness, llm: ScriptedLLM):
 def test_kernel_shutdown_leaves_no_pi(pi_env: PiEnv):
     with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
         kernel.execute("%load_ext pi_magics")
-        pi = wait_for_pi(kernel)
+        pi = kernel.wait_for_pi()
     assert not psutil.pid_exists(pi.pid) or pi.status() == psutil.STATUS_ZOMBIE
 
 
@@ -241,7 +225,7 @@ def test_the_pi_path_setting_is_honoured(
     broken = kernel.execute("%%pi\nhello")
     assert broken.status == "error"
     assert str(missing) in broken.error_text
-    assert not pis_of(kernel)
+    assert not kernel.pis()
     kernel.execute(f"%config PiMagics.pi_path = {str(pi_install.path)!r}")
     llm.enqueue(script.text("Found it."))
     assert "Found it." in kernel.execute("%%pi\nhello").text("text/markdown")
@@ -249,7 +233,7 @@ def test_the_pi_path_setting_is_honoured(
 
 
 def test_unloading_the_extension_stops_pi(kernel: KernelHarness):
-    pi = wait_for_pi(kernel)
+    pi = kernel.wait_for_pi()
     assert kernel.execute("%unload_ext pi_magics").status == "ok"
     _, alive = psutil.wait_procs([pi], timeout=5)
     assert not alive

@@ -22,7 +22,6 @@ from tests.agent_dir import GATED_KEY_ENV, PiEnv, add_gated_provider, isolated_e
 from tests.conftest import REPO
 from tests.kernel_harness import CellRun, KernelHarness, running_kernel
 from tests.llm_server import ScriptedLLM
-from tests.magics.test_pi_magic import wait_for_pi
 from tests.magics.test_saved_notebook import execute
 
 MAGICS = 'get_ipython().magics_manager.registry["PiMagics"]'
@@ -257,7 +256,7 @@ def test_refilling_the_dropdowns_sends_pi_no_model_change(start_kernel: Any, llm
 
 def test_discovery_that_times_out_says_so_and_a_retry_works(start_kernel: Any):
     kernel = start_kernel("%config PiMagics.discovery_timeout = 1.0")
-    pi = wait_for_pi(kernel)
+    pi = kernel.wait_for_pi()
     ok(kernel.execute(f"{MAGICS}.bridge.call({SESSION}.client)"))  # Pi is up and answering
     os.kill(pi.pid, signal.SIGSTOP)
     try:

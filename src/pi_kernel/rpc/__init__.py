@@ -3,10 +3,12 @@
 from .client import (
     ClientEvent,
     ClientNotice,
+    DialogDeclined,
     PiClient,
     Run,
     RunOutcome,
     Subscription,
+    UIHandler,
     cancel_dialog,
     open_client,
 )
@@ -19,6 +21,7 @@ __all__ = [
     "THINKING_LEVELS",
     "ClientEvent",
     "ClientNotice",
+    "DialogDeclined",
     "ModelInfo",
     "PiClient",
     "PiCommandError",
@@ -32,6 +35,7 @@ __all__ = [
     "RunOutcome",
     "SessionState",
     "Subscription",
+    "UIHandler",
     "cancel_dialog",
     "locate_pi",
     "open_client",

@@ -89,12 +89,17 @@ ClientEvent = Event | ExtensionUIRequest | ClientNotice
 """What subscribers receive: Pi's events, its extension UI requests, and client notices."""
 
 UIHandler = Callable[[ExtensionUIRequest], Awaitable[Mapping[str, Any]]]
-"""Answers a dialog request with an ``extension_ui_response`` record."""
+"""Answers a dialog request with an ``extension_ui_response`` record, or raises
+``DialogDeclined`` to cancel it and say why."""
+
+
+class DialogDeclined(Exception):
+    """A UI handler cannot put the dialog to anyone; the message says why."""
 
 
 async def cancel_dialog(request: ExtensionUIRequest) -> Mapping[str, Any]:
     """The default UI handler: nobody can answer here, so every dialog is cancelled."""
-    return extension_ui_response(request.id, cancelled=True)
+    raise DialogDeclined("nobody can answer it here")
 
 
 @dataclass
@@ -483,24 +488,28 @@ class PiClient:
         )
 
     async def _answer_dialog(self, request: ExtensionUIRequest) -> None:
-        title = request.title or request.message or request.method
+        # Pi waits for every dialog it opens: whatever happens here, it gets an answer.
+        asked = f"Pi's extension asked {request.title or request.message or request.method!r}"
+        asked += f" ({request.method})"
         try:
             answer = await self.ui_handler(request)
+        except DialogDeclined as exc:
+            answer = extension_ui_response(request.id, cancelled=True)
+            self._broadcast(
+                ClientNotice(level="warning", message=f"{asked}; it was cancelled: {exc}.")
+            )
         except Exception as exc:
             answer = extension_ui_response(request.id, cancelled=True)
             self._broadcast(
                 ClientNotice(
-                    level="warning", message=f"Pi asked {title!r}; answering failed ({exc})."
-                )
-            )
-        if answer.get("cancelled"):
-            self._broadcast(
-                ClientNotice(
                     level="warning",
-                    message=f"Pi's extension asked {title!r} ({request.method}); "
-                    "it was cancelled because nobody can answer it here.",
+                    message=f"{asked}; answering failed, so it was cancelled "
+                    f"({type(exc).__name__}: {exc}).",
                 )
             )
+        else:
+            if answer.get("cancelled"):
+                self._broadcast(ClientNotice(level="info", message=f"{asked}; it was cancelled."))
         with suppress(PiError):  # Pi is gone; its exit already reached every waiter
             await self._send(answer)
 
