@@ -87,7 +87,13 @@ def is_pi(process: psutil.Process) -> bool:
 def no_pi_left_behind(tmp_path: Path) -> Iterator[None]:
     """Fail the test if a process it started (Pi, a tool, a kernel) outlives it."""
     yield
-    leftovers = processes_of(tmp_path)
+    assert_none_left(tmp_path)
+
+
+def assert_none_left(root: Path) -> None:
+    """Fail if a process whose agent dir lies under ``root`` is still running (after a
+    grace period); kill what is."""
+    leftovers = processes_of(root)
     if not leftovers:
         return
     _, alive = psutil.wait_procs(leftovers, timeout=PROCESS_EXIT_TIMEOUT)

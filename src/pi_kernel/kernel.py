@@ -189,6 +189,14 @@ class PiKernel(IPythonKernel):
             "status": "ok",
         }
 
+    def do_is_complete(self, code: str) -> dict[str, Any]:  # type: ignore[override]
+        """A prompt is complete as typed (a console sends it on Enter); Python and magics
+        follow IPython's rules."""
+        if code.strip() and cell_kind(code.lstrip().partition("\n")[0].strip()) == "prompt":
+            return {"status": "complete"}
+        reply: dict[str, Any] = super().do_is_complete(code)  # type: ignore[no-untyped-call]
+        return reply
+
     def do_inspect(  # type: ignore[override]  # sync in IPythonKernel, as do_complete
         self,
         code: str,
