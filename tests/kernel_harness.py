@@ -26,6 +26,9 @@ KERNEL_READY_TIMEOUT = 60.0
 """Seconds for a kernel to start and answer kernel_info on a busy 2-core machine."""
 CELL_TIMEOUT = 60.0
 """Seconds any one test cell may take before the test fails."""
+DISPLAY_MESSAGES = ("display_data", "update_display_data")
+INTERRUPT_BOUND = 1.0
+"""The issues' bound: an interrupted cell ends within this many seconds."""
 
 
 @dataclass
@@ -149,6 +152,21 @@ class KernelHarness:
                 return found[0]
             time.sleep(0.05)
         raise AssertionError("the kernel started no Pi")
+
+    def execute_interrupted(self, code: str) -> tuple[CellRun, float]:
+        """Run ``code``, interrupt the kernel at its first display output (as the stop
+        button would once text shows); return the run and the seconds from the interrupt
+        to the cell's end."""
+        interrupted_at: list[float] = []
+
+        def interrupt_on_first_display(message: dict[str, Any]) -> None:
+            if not interrupted_at and message["msg_type"] in DISPLAY_MESSAGES:
+                interrupted_at.append(time.monotonic())
+                self.interrupt()
+
+        run = self.execute(code, on_message=interrupt_on_first_display)
+        assert interrupted_at, "the cell ended before showing anything to interrupt"
+        return run, time.monotonic() - interrupted_at[0]
 
     def restart(self, *, now: bool = False) -> None:
         """Restart as a frontend's restart button does (``now``: kill it, no shutdown)."""

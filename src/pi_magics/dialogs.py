@@ -52,8 +52,8 @@ class DialogDesk:
 
     @contextmanager
     def open(self, post: Callable[[Dialog], None]) -> Iterator[None]:
-        """While a cell runs, dialogs are posted to it; what it never took is declined when
-        it ends, so Pi is never left waiting."""
+        """While a cell runs, dialogs are posted to it; what it did not answer (not taken,
+        or interrupted while asking) is declined when it ends, so Pi is never left waiting."""
         self._post = post
         try:
             yield
@@ -62,7 +62,7 @@ class DialogDesk:
                 self._post = None
                 waiting = list(self._waiting)
             for dialog in waiting:
-                dialog.decline("the cell ended before it could ask")
+                dialog.decline("the cell ended before it was answered")
 
     async def handle(self, request: ExtensionUIRequest) -> Answer:
         """The session's UI handler."""

@@ -122,6 +122,6 @@ async def test_a_cell_answers_what_is_posted_and_declines_what_it_never_took():
         answering.start()
         answering.join()
         cell.__exit__(None, None, None)
-    assert answers == [{"confirmed": True}, "the cell ended before it could ask"]
+    assert answers == [{"confirmed": True}, "the cell ended before it was answered"]
     with pytest.raises(DialogDeclined, match="no cell was running"):
         await desk.handle(request("confirm"))
