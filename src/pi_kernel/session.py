@@ -9,10 +9,12 @@ old process is gone before starting the new one.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, AsyncExitStack, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -54,6 +56,35 @@ class PiChoiceError(PiError):
     """A model or thinking level that Pi does not offer; the message lists what it does."""
 
 
+class PiSessionNotFound(PiError):
+    """A session to resume that does not exist (nothing was created or switched)."""
+
+
+def find_session(target: str | None, current: Path, cwd: str) -> Path:
+    """The session file ``target`` means: a path (relative to ``cwd``), an id (or the start
+    of one) among the sessions beside ``current``, or, when None, the newest of those other
+    than ``current``."""
+    directory = current.parent
+    if target is None:
+        earlier = [path for path in directory.glob("*.jsonl") if path != current]
+        if not earlier:
+            raise PiSessionNotFound(f"There is no earlier Pi session in {directory}.")
+        return max(earlier, key=lambda path: path.stat().st_mtime)
+    if target.endswith(".jsonl") or os.sep in target:
+        path = Path(cwd, target).expanduser()
+        if not path.is_file():
+            raise PiSessionNotFound(f"There is no session file {path}.")
+        return path
+    found = sorted(directory.glob(f"*_{glob.escape(target)}*.jsonl"))
+    if len(found) != 1:
+        problem = "no session" if not found else f"{len(found)} sessions"
+        raise PiSessionNotFound(
+            f"{problem.capitalize()} with id {target!r} in {directory}.",
+            hint="Give the whole id, or the session file's path.",
+        )
+    return found[0]
+
+
 def parse_model_ref(ref: str) -> tuple[str, str]:
     """Split ``provider/id`` at the first ``/``; both parts must be non-empty, no spaces."""
     provider, slash, model_id = ref.partition("/")
@@ -71,6 +102,8 @@ class TurnResult:
     outcome: RunOutcome
     model: str | None
     thinking_level: str | None
+    session_id: str | None = None
+    session_file: str | None = None
 
 
 @dataclass
@@ -359,6 +392,31 @@ class PiSession:
         if switch.cancelled:
             raise PiCommandError("new_session", "an extension cancelled the new session")
 
+    async def resume(
+        self, target: str | None = None, *, last_session_id: str | None = None
+    ) -> SessionState:
+        """Continue an earlier conversation: ``target`` is a session file path or a session
+        id; by default the session ``last_session_id`` names, else the newest earlier session
+        of this working directory.  A session that does not exist is an error, checked here
+        because Pi's ``switch_session`` would silently create the file."""
+        client = await self.client()
+        current = await client.get_state()
+        if not current.session_file:
+            raise PiSessionNotFound(
+                "This Pi keeps its conversation in memory (--no-session), so it has no "
+                "session store to resume from.",
+                hint="Remove --no-session from PiMagics.pi_args to keep sessions.",
+            )
+        path = find_session(target or last_session_id, Path(current.session_file), self.cwd)
+        switch = await client.switch_session(str(path))
+        if switch.cancelled:
+            raise PiCommandError("switch_session", "an extension cancelled the switch")
+        return await client.get_state()
+
+    async def export_html(self, path: str) -> str:
+        """Pi's own HTML export of the whole session, written to ``path``."""
+        return await (await self.client()).export_html(path)
+
     async def abort(self) -> None:
         if self.running:
             assert self._process is not None
@@ -403,7 +461,11 @@ class PiSession:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT):
                     await self._restore(client, before)
         return TurnResult(
-            run.outcome, state.model.ref if state.model else None, state.thinking_level
+            run.outcome,
+            state.model.ref if state.model else None,
+            state.thinking_level,
+            state.session_id,
+            state.session_file,
         )
 
     async def _has_models(self, client: PiClient) -> bool:

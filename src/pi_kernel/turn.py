@@ -197,6 +197,8 @@ class Turn:
         self._clock = time.monotonic()
         self.elapsed: float | None = None
         """Seconds the turn took, set when it finishes."""
+        self.replayed_from: str | None = None
+        """The cassette a replayed turn was read from, instead of asking Pi."""
         self._message: _Message | None = None
         self._last_message_blocks: list[Block] = []
         self._tools: dict[str, ToolBlock] = {}

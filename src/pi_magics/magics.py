@@ -1,15 +1,17 @@
 """``%%pi`` and ``%pi``: Pi prompts from any IPython kernel.
 
 ``%%pi`` sends the cell to this notebook's Pi session and streams the answer into the cell;
-``%pi`` has subcommands (``status``, ``models``, ``new``, ``abort``, ``restart``,
-``help``).  One ``PiMagics`` instance per shell owns one bridge thread and one
-``PiSession``; loading the extension starts Pi in the background so the first cell does not
+``%pi`` has subcommands (``status``, ``models``, ``picker``, ``new``, ``abort``,
+``restart``, ``record``, ``replay``, ``resume``, ``export``, ``help``).  One ``PiMagics``
+instance per shell owns one bridge thread and one ``PiSession``; loading the extension starts Pi in the background so the first cell does not
 wait for it.
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import shlex
 import string
 import time
 from collections.abc import Mapping
@@ -17,7 +19,8 @@ from concurrent import futures
 from concurrent.futures import Future
 from contextlib import suppress
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -25,8 +28,12 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Float, List, Unicode, observe
 
+from pi_kernel.cassette import CassetteError, Player, Recorder
+from pi_kernel.export import to_jsonl, to_markdown
+from pi_kernel.redaction import redact, secret_values
 from pi_kernel.rpc.client import ClientEvent, DialogDeclined
 from pi_kernel.rpc.errors import PiExited
+from pi_kernel.rpc.protocol import SessionState
 from pi_kernel.session import (
     DISCOVERY_TIMEOUT,
     NO_MODELS_HINT,
@@ -34,6 +41,7 @@ from pi_kernel.session import (
     SessionStatus,
     TurnResult,
 )
+from pi_kernel.transcript import Transcript, transcript_of
 from pi_kernel.turn import Turn
 
 from .bridge import Bridge
@@ -44,13 +52,38 @@ from .widgets import Picker
 Inbox = queue.SimpleQueue[ClientEvent | Dialog | None]
 """What a running cell reads: Pi's events, its dialogs, and None when the turn is over."""
 
+
+class Request(NamedTuple):
+    """A turn as asked: the prompt as sent, and the model and thinking level asked for."""
+
+    prompt: str
+    model: str | None
+    level: str | None
+
+
 PUMP_INTERVAL = 1 / 15
 """Longest wait for Pi's next event before the cell looks at the turn again."""
 INTERRUPT_GRACE = 2.0
 """Seconds a cell waits after an interrupt for Pi to confirm the abort before moving on."""
 
-SUBCOMMANDS = ("status", "models", "picker", "new", "abort", "restart", "help")
-USAGE = "Usage: %pi status | models | picker | new | abort | restart | help"
+SUBCOMMANDS = (
+    "status",
+    "models",
+    "picker",
+    "new",
+    "abort",
+    "restart",
+    "record",
+    "replay",
+    "resume",
+    "export",
+    "help",
+)
+TAKES_ARGUMENTS = frozenset({"record", "replay", "resume", "export"})
+USAGE = (
+    "Usage: %pi status | models | picker | new | abort | restart | record PATH | "
+    "replay PATH | resume [SESSION] | export PATH | help"
+)
 HELP = """\
 %%pi [options]      send the cell to Pi; the answer streams into the cell
   --model P/ID      use this model for this cell (see %pi models)
@@ -66,6 +99,12 @@ HELP = """\
 %pi new             start a fresh Pi conversation
 %pi abort           ask Pi to stop what it is doing
 %pi restart         stop this notebook's Pi and start a new one
+%pi record PATH     write every following Pi turn to a cassette (JSON lines); off stops
+%pi replay PATH     answer %%pi cells from a cassette instead of Pi, in order; a cell that
+  [--live-on-miss]  differs from the recording is an error; off stops
+%pi resume [SESSION]  continue an earlier Pi session (after a kernel restart): the last
+                    one this kernel used, else the newest of this directory; or an id/file
+%pi export PATH     this kernel's turns as .md or .jsonl, or Pi's own .html of the session
 %pi help            this text
 
 In the Pi kernel every cell is a prompt unless it starts with % or !; a first line %%py
@@ -142,6 +181,11 @@ class PiMagics(Magics):
         """Made by the first ``%pi picker``; later ones show the same widgets again."""
         self.last_turn: Turn | None = None
         self.last_exit: PiExited | None = None
+        self.transcripts: list[Transcript] = []
+        """Every turn this kernel showed, in order (for %pi export and %pi resume)."""
+        self.recorder: Recorder | None = None
+        self.player: Player | None = None
+        self.live_on_miss = False
         if self.prewarm:
             self.bridge.submit(self.session.prewarm)
         if shell is not None:
@@ -173,6 +217,8 @@ class PiMagics(Magics):
                 self.shell.events.unregister("post_run_cell", self._after_cell)
         if self.picker is not None:
             self.picker.close()
+        if self.recorder is not None:
+            self.recorder.close()
         self.bridge.close()
 
     def _after_cell(self, result: object) -> None:
@@ -216,7 +262,28 @@ class PiMagics(Magics):
         new: bool = False,
         quiet: bool = False,
     ) -> Turn:
-        """Run one turn and render it; raise a short ``PiError`` for expected failures."""
+        """Run one turn (or answer it from the cassette being replayed) and render it;
+        raise a short ``PiError`` or ``UsageError`` for expected failures."""
+        state = self.bridge.call(self.session.state)
+        # What the turn is asked with: the cell's options, else the notebook's settings.
+        request = Request(
+            prompt,
+            model or (state.model.ref if state.model else None),
+            thinking or state.thinking_level,
+        )
+        if self.player is not None:
+            try:
+                recorded = self.player.take(request.prompt, request.model, request.level)
+            except CassetteError as exc:
+                raise UsageError(str(exc)) from None
+            if recorded is not None:
+                return self._show_replayed(recorded, quiet=quiet)
+            if not self.live_on_miss:
+                raise UsageError(
+                    f"Replay: {self.player.path.name} holds {len(self.player.entries)} turns and "
+                    "this cell asks for one more. Record again with %pi record PATH, or "
+                    "replay with --live-on-miss to let such cells ask Pi."
+                )
         turn = Turn(prompt)
         display = TurnDisplay(quiet=quiet)
         # Pi's events and its dialogs, then None when the turn is over: the pump wakes at
@@ -238,9 +305,10 @@ class PiMagics(Magics):
                 self._settle(future, events, turn, display)
             self._drain(events, turn, unasked="the turn was over")
         self.last_turn = turn
+        turn.thinking_level = request.level
         if interrupted:
             turn.finish(None, interrupted=True)
-            display.finish(turn)
+            self._finish(turn, display, request, state)
             return turn
         error = future.exception()
         if isinstance(error, PiExited):
@@ -252,12 +320,54 @@ class PiMagics(Magics):
             turn.error = str(error)
             turn.finish(None)
             if turn.visible_blocks:
-                display.finish(turn)
+                display.finish(turn, self._transcript(turn, request, state))
             raise error
         result: TurnResult = future.result()
         turn.thinking_level = result.thinking_level
         turn.finish(result.outcome)
-        display.finish(turn)
+        self._finish(turn, display, request, state, result)
+        return turn
+
+    def _transcript(
+        self,
+        turn: Turn,
+        request: Request,
+        state: SessionState,
+        result: TurnResult | None = None,
+    ) -> Transcript:
+        """The turn's record, with every credential Pi could use taken out."""
+        install = self.session.install
+        transcript = transcript_of(
+            turn,
+            pi_version=install.version if install else None,
+            model=result.model if result else request.model,
+            session_id=result.session_id if result else state.session_id,
+            session_file=result.session_file if result else state.session_file,
+        )
+        secrets = secret_values(self.session.env or os.environ)
+        return Transcript.model_validate(redact(transcript.model_dump(mode="json"), secrets))
+
+    def _finish(
+        self,
+        turn: Turn,
+        display: TurnDisplay,
+        request: Request,
+        state: SessionState,
+        result: TurnResult | None = None,
+    ) -> None:
+        """Show the turn's final state with its transcript; keep it (and record it)."""
+        transcript = self._transcript(turn, request, state, result)
+        display.finish(turn, transcript)
+        self.transcripts.append(transcript)
+        if self.recorder is not None:
+            self.recorder.write(request.prompt, request.model, request.level, transcript)
+
+    def _show_replayed(self, transcript: Transcript, *, quiet: bool) -> Turn:
+        turn = transcript.to_turn()
+        turn.replayed_from = transcript.replayed_from
+        TurnDisplay(quiet=quiet).finish(turn, transcript)
+        self.last_turn = turn
+        self.transcripts.append(transcript)
         return turn
 
     def _pump(
@@ -336,12 +446,16 @@ class PiMagics(Magics):
 
     @line_magic("pi")  # type: ignore[arg-type]  # IPython types the named form as Never
     def pi_line(self, line: str) -> None:
-        """%pi status | models | new | abort | restart | help"""
-        words = line.split()
-        command = words[0] if words else "help"
+        """%pi status | models | picker | new | abort | restart | record | replay | resume |
+        export | help"""
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%pi: {exc} (quote paths with spaces). {USAGE}") from None
+        command, rest = (words[0], words[1:]) if words else ("help", [])
         if command not in SUBCOMMANDS:
             raise UsageError(f"Unknown subcommand {command!r}. {USAGE}")
-        if len(words) > 1:
+        if rest and command not in TAKES_ARGUMENTS:
             raise UsageError(f"%pi {command} takes no arguments. {USAGE}")
         if command == "help":
             print(HELP)
@@ -364,6 +478,97 @@ class PiMagics(Magics):
         elif command == "restart":
             client = self.bridge.call(self.session.restart)
             print(f"Restarted Pi (pid {client.pid}).")
+        elif command == "record":
+            self._record(rest)
+        elif command == "replay":
+            self._replay(rest)
+        elif command == "resume":
+            self._resume(rest)
+        elif command == "export":
+            self._export(rest)
+
+    def _record(self, rest: list[str]) -> None:
+        if rest == ["off"]:
+            if self.recorder is None:
+                raise UsageError("Not recording. Start with %pi record PATH.")
+            self.recorder.close()
+            print(f"Stopped recording: {self.recorder.position} turns in {self.recorder.path}.")
+            self.recorder = None
+            return
+        if len(rest) != 1:
+            raise UsageError("Usage: %pi record PATH (a new .jsonl cassette) | off")
+        if self.player is not None:
+            raise UsageError(
+                f"Replaying {self.player.path.name}: stop with %pi replay off before recording."
+            )
+        path = notebook_path(rest[0])
+        try:
+            recorder = Recorder(path)
+        except OSError as exc:
+            raise UsageError(f"Cannot write the cassette {path}: {exc.strerror}.") from None
+        if self.recorder is not None:
+            self.recorder.close()
+        self.recorder = recorder
+        print(f"Recording every Pi turn to {path}.")
+
+    def _replay(self, rest: list[str]) -> None:
+        if rest == ["off"]:
+            if self.player is None:
+                raise UsageError("Not replaying. Start with %pi replay PATH.")
+            print(f"Stopped replaying {self.player.path.name}; cells ask Pi again.")
+            self.player = None
+            return
+        live_on_miss = "--live-on-miss" in rest
+        paths = [word for word in rest if word != "--live-on-miss"]
+        if len(paths) != 1 or any(word.startswith("--") for word in paths):
+            raise UsageError("Usage: %pi replay PATH [--live-on-miss] | off")
+        if self.recorder is not None:
+            raise UsageError(
+                f"Recording to {self.recorder.path.name}: stop with %pi record off first."
+            )
+        try:
+            self.player = Player(notebook_path(paths[0]))
+        except CassetteError as exc:
+            raise UsageError(str(exc)) from None
+        self.live_on_miss = live_on_miss
+        after = "ask Pi" if live_on_miss else "are an error"
+        print(
+            f"Replaying {len(self.player.entries)} recorded turns from {self.player.path}: "
+            f"%%pi cells answer from it, in order; cells past its end {after}."
+        )
+
+    def _resume(self, rest: list[str]) -> None:
+        if len(rest) > 1:
+            raise UsageError("Usage: %pi resume [SESSION] (a session id or file)")
+        last = next((t.session_id for t in reversed(self.transcripts) if t.session_id), None)
+        state = self.bridge.call(
+            partial(self.session.resume, rest[0] if rest else None, last_session_id=last)
+        )
+        print(
+            f"Resumed Pi session {state.session_id} ({state.message_count} messages): "
+            f"{state.session_file}"
+        )
+
+    def _export(self, rest: list[str]) -> None:
+        if len(rest) != 1:
+            raise UsageError("Usage: %pi export PATH.md | PATH.jsonl | PATH.html")
+        path = notebook_path(rest[0])
+        kind = path.suffix.lower()
+        if kind not in (".md", ".jsonl", ".html"):
+            raise UsageError(f"%pi export writes .md, .jsonl or .html files, not {path.name!r}.")
+        if kind == ".html":
+            written = self.bridge.call(self.session.export_html, str(path))
+            print(f"Pi exported its whole session as HTML to {written}.")
+            return
+        if not self.transcripts:
+            raise UsageError("Nothing to export yet: no Pi turn ran in this kernel.")
+        text = to_markdown(self.transcripts) if kind == ".md" else to_jsonl(self.transcripts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"Cannot write {path}: {exc.strerror}.") from None
+        print(f"Exported {len(self.transcripts)} turns to {path}.")
 
     def _print_models(self) -> None:
         models = self.bridge.call(partial(self.session.models, refresh=True))
@@ -376,6 +581,12 @@ class PiMagics(Magics):
             mark = "*" if model.ref == current else " "
             reasoning = "reasoning" if model.reasoning else "no reasoning"
             print(f"{mark} {model.ref:40} {model.name or ''} ({reasoning})")
+
+
+def notebook_path(text: str) -> Path:
+    """A path the user typed: relative to the notebook's directory (the kernel's working
+    directory), never to Pi's."""
+    return Path.cwd() / Path(text).expanduser()
 
 
 STDERR_LINES_SHOWN = 10

@@ -22,11 +22,13 @@ import string
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from IPython import get_ipython
 from IPython.display import display as ipython_display
 
+from pi_kernel.transcript import MIMETYPE as TRANSCRIPT_MIMETYPE
+from pi_kernel.transcript import Transcript
 from pi_kernel.turn import (
     Block,
     ErrorBlock,
@@ -37,7 +39,8 @@ from pi_kernel.turn import (
     Turn,
 )
 
-Bundle = dict[str, str]
+Bundle = dict[str, Any]
+"""A MIME bundle: text for the text types, JSON data for the transcript."""
 """A MIME bundle: ``{"text/markdown" or "text/html": ..., "text/plain": ...}``."""
 
 EMPTY: Bundle = {"text/plain": ""}
@@ -401,13 +404,23 @@ def footer_line(turn: Turn) -> str:
     parts.append(f"{turn.duration:.1f} s")
     if turn.status != "completed":
         parts.append(turn.status)
+    if turn.replayed_from:
+        parts.append(f"replayed from {turn.replayed_from}")
     return _clean(" · ".join(parts))
 
 
-def footer_bundle(turn: Turn) -> Bundle:
+def footer_bundle(turn: Turn, transcript: Transcript | None = None) -> Bundle:
+    """The footer line; with ``transcript``, the turn's record rides along (JSON data under
+    its own mimetype: frontends show the HTML, the notebook keeps both)."""
     line = footer_line(turn)
     style = "color: var(--jp-ui-font-color2, #757575); font-size: 0.85em"
-    return {"text/html": f'<div style="{style}">{html.escape(line)}</div>', "text/plain": line}
+    bundle: Bundle = {
+        "text/html": f'<div style="{style}">{html.escape(line)}</div>',
+        "text/plain": line,
+    }
+    if transcript is not None:
+        bundle[TRANSCRIPT_MIMETYPE] = transcript.model_dump(mode="json")
+    return bundle
 
 
 # -- the cell's outputs -----------------------------------------------------------------------
@@ -416,14 +429,14 @@ def footer_bundle(turn: Turn) -> Bundle:
 class DisplayHandle(Protocol):
     """What ``IPython.display.display(..., display_id=True)`` returns."""
 
-    def update(self, obj: Mapping[str, str], /, *, raw: bool) -> None: ...
+    def update(self, obj: Mapping[str, Any], /, *, raw: bool) -> None: ...
 
 
 class Display(Protocol):
     """The shape of ``IPython.display.display`` that ``TurnDisplay`` uses."""
 
     def __call__(
-        self, obj: Mapping[str, str], /, *, raw: bool, display_id: bool
+        self, obj: Mapping[str, Any], /, *, raw: bool, display_id: bool
     ) -> DisplayHandle: ...
 
 
@@ -501,14 +514,15 @@ class TurnDisplay:
             return 1 / MAX_UPDATES_PER_SECOND
         return max(0.0, self._last_refresh + 1 / MAX_UPDATES_PER_SECOND - self._clock())
 
-    def finish(self, turn: Turn) -> None:
-        """Show every block's final state, then the footer.  Later calls do nothing."""
+    def finish(self, turn: Turn, transcript: Transcript | None = None) -> None:
+        """Show every block's final state, then the footer (carrying ``transcript``).
+        Later calls do nothing."""
         if self._finished:
             return
         self._finished = True
         self.pending = False
         self._render(turn, final=True)
-        self._put(_Shown(), 0, footer_bundle(turn), force=True)
+        self._put(_Shown(), 0, footer_bundle(turn, transcript), force=True)
 
     def _render(self, turn: Turn, *, final: bool) -> None:
         present = set(turn.blocks)
@@ -596,7 +610,8 @@ class TurnDisplay:
 def _size(bundle: Bundle) -> int:
     # Characters, not JSON bytes: encoding a long answer just to measure it costs as much
     # as sending it, and the budget only needs the proportion.
-    return sum(len(key) + len(value) for key, value in bundle.items())
+    # A transcript (JSON data) is only ever sent once, in the final footer: not counted.
+    return sum(len(key) + len(value) for key, value in bundle.items() if isinstance(value, str))
 
 
 def _freeze_point(text: str, start: int) -> int | None:

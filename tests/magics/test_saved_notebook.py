@@ -36,8 +36,9 @@ def execute(cells: list[str], pi_env: PiEnv, path: Path) -> nbformat.NotebookNod
 
 
 def bundles_of(notebook: nbformat.NotebookNode) -> list[dict[str, str]]:
+    """The text of every output (the transcript, JSON data no frontend renders, left out)."""
     return [
-        dict(output["data"])
+        {mime: data for mime, data in output["data"].items() if isinstance(data, str)}
         for cell in notebook.cells
         for output in cell.get("outputs", [])
         if "data" in output

@@ -1,0 +1,116 @@
+"""Cassettes: a notebook's Pi turns recorded to a JSON-lines file, and answered from it.
+
+Each line is one ``CassetteEntry``: the request (the turn's position since recording
+started, the prompt as sent, the model and thinking level it was sent with) and the turn's
+``Transcript``.  Replaying takes the entries in order; a request that differs from the
+recorded one, or one past the end, is an error that says what differs, never a silent
+live call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .transcript import Transcript
+
+
+class TurnRequest(BaseModel):
+    """What decides a turn's answer, as far as a notebook controls it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    position: int
+    prompt: str
+    model: str | None
+    thinking_level: str | None
+
+    def describe(self) -> str:
+        prompt = self.prompt if len(self.prompt) <= 60 else self.prompt[:57] + "..."
+        return f"{prompt!r} of {self.model or 'the default model'} (thinking {self.thinking_level})"
+
+
+class CassetteEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request: TurnRequest
+    transcript: Transcript
+
+
+class CassetteError(Exception):
+    """A cassette that cannot be read, or a request it does not hold."""
+
+
+class Recorder:
+    """Appends each turn to a new cassette file, one flushed line per turn."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = path.open("w", encoding="utf-8")
+        self.position = 0
+
+    def write(self, prompt: str, model: str | None, level: str | None, turn: Transcript) -> None:
+        request = TurnRequest(
+            position=self.position, prompt=prompt, model=model, thinking_level=level
+        )
+        entry = CassetteEntry(request=request, transcript=turn)
+        self._file.write(entry.model_dump_json() + "\n")
+        self._file.flush()
+        self.position += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Player:
+    """Answers requests from a cassette, in order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries = read_cassette(path)
+        self.position = 0
+
+    def take(self, prompt: str, model: str | None, level: str | None) -> Transcript | None:
+        """The recorded transcript for this request; None when the cassette has no more
+        turns.  Raises ``CassetteError`` when the request differs from the recorded one."""
+        if self.position >= len(self.entries):
+            return None
+        recorded = self.entries[self.position].request
+        asked = TurnRequest(
+            position=self.position, prompt=prompt, model=model, thinking_level=level
+        )
+        if asked != recorded:
+            raise CassetteError(
+                f"Replay mismatch at turn {self.position + 1} of {self.path.name}: this cell "
+                f"asks {asked.describe()}, the cassette recorded {recorded.describe()}. "
+                "Record again with %pi record PATH, or stop replaying with %pi replay off."
+            )
+        transcript = self.entries[self.position].transcript
+        self.position += 1
+        return transcript.model_copy(update={"replayed_from": self.path.name})
+
+
+def read_cassette(path: Path) -> list[CassetteEntry]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise CassetteError(f"No cassette at {path}: record one with %pi record PATH.") from None
+    except OSError as exc:
+        raise CassetteError(f"Cannot read the cassette {path}: {exc.strerror}.") from None
+    entries = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(CassetteEntry.model_validate_json(line))
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise CassetteError(
+                f"{path.name}, line {number} is not a cassette entry ({where}: "
+                f"{problem['msg']}); record it again with %pi record PATH."
+            ) from None
+    return entries

@@ -1,0 +1,247 @@
+"""A turn as a self-contained, versioned record: what was asked, of which model, with which
+settings, and what came back.
+
+A ``Transcript`` is saved in the notebook beside each Pi output (mimetype ``MIMETYPE``), in
+cassettes for replay, and in JSON-lines exports.  It holds what the turn showed and the
+facts needed to read it later; never the environment, provider configuration or headers.
+Tool outputs longer than ``TOOL_OUTPUT_LIMIT`` characters are cut, with a marker saying how
+much, and known secret values are replaced (see ``pi_kernel.redaction``).
+
+``Transcript.to_turn`` rebuilds the turn, so a replayed cell renders exactly as the
+recorded one did.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import __version__
+from .turn import (
+    Block,
+    ErrorBlock,
+    NoticeBlock,
+    NoticeLevel,
+    TextBlock,
+    ThinkingBlock,
+    ToolBlock,
+    ToolState,
+    Turn,
+    TurnStatus,
+)
+
+MIMETYPE = "application/vnd.pi.transcript+json"
+SCHEMA_VERSION: Literal[1] = 1
+TOOL_OUTPUT_LIMIT = 20_000
+"""Characters of one tool's output a transcript keeps; the rest is cut with a marker."""
+
+
+def cut_marker(cut: int) -> str:
+    return f"\n[pi-kernel: {cut:,} more characters cut from this transcript]"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TextPart(_Record):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ThinkingPart(_Record):
+    type: Literal["thinking"] = "thinking"
+    text: str
+    redacted: bool = False
+
+
+class ToolPart(_Record):
+    type: Literal["tool"] = "tool"
+    call_id: str
+    name: str
+    arguments: dict[str, object]
+    output: str
+    state: ToolState
+    is_error: bool
+    output_cut: int = 0
+    """Characters of the output left out (``TOOL_OUTPUT_LIMIT``)."""
+
+
+class NoticePart(_Record):
+    type: Literal["notice"] = "notice"
+    level: NoticeLevel
+    text: str
+
+
+class ErrorPart(_Record):
+    type: Literal["error"] = "error"
+    message: str
+
+
+Part = Annotated[
+    TextPart | ThinkingPart | ToolPart | NoticePart | ErrorPart, Field(discriminator="type")
+]
+
+
+class UsageRecord(_Record):
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    cost: float = 0.0
+    """US dollars, as Pi computes it from the model's prices."""
+
+
+class Transcript(_Record):
+    """One turn, as saved in the notebook."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    pi_kernel_version: str = __version__
+    pi_version: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    thinking_level: str | None = None
+    session_id: str | None = None
+    session_file: str | None = None
+    """The session file's name (not its path, which names the user's home)."""
+    prompt: str
+    blocks: list[Part] = []
+    status: TurnStatus
+    stop_reason: str | None = None
+    errors: list[str] = []
+    usage: UsageRecord = UsageRecord()
+    started: datetime
+    ended: datetime | None = None
+    replayed_from: str | None = None
+    """The cassette a replayed turn came from (its file name); None for a live turn."""
+
+    @property
+    def model_ref(self) -> str | None:
+        return f"{self.provider}/{self.model}" if self.provider and self.model else None
+
+    @property
+    def text(self) -> str:
+        """The answer: the text blocks, as ``Turn.text`` joins them."""
+        return "\n\n".join(
+            part.text.strip() for part in self.blocks if isinstance(part, TextPart)
+        ).strip()
+
+    def to_turn(self) -> Turn:
+        """The turn this transcript records, finished, ready to render."""
+        turn = Turn(self.prompt)
+        turn.blocks = [_block(part) for part in self.blocks]
+        turn.status = self.status
+        turn.error = self.errors[-1] if self.errors else None
+        turn.provider, turn.model = self.provider, self.model
+        turn.thinking_level = self.thinking_level
+        turn.stop_reason = self.stop_reason
+        turn.usage.input, turn.usage.output = self.usage.input, self.usage.output
+        turn.usage.cache_read, turn.usage.cache_write = (
+            self.usage.cache_read,
+            self.usage.cache_write,
+        )
+        turn.usage.cost = self.usage.cost
+        turn.started = self.started.timestamp()
+        if self.ended is not None:
+            turn.ended = self.ended.timestamp()
+            turn.elapsed = turn.ended - turn.started
+        return turn
+
+
+def transcript_of(
+    turn: Turn,
+    *,
+    pi_version: str | None = None,
+    model: str | None = None,
+    session_id: str | None = None,
+    session_file: str | None = None,
+) -> Transcript:
+    """The record of a finished turn.  ``model`` (``provider/id``) is what the turn was run
+    with, used when no assistant message named one (an extension command, an early
+    failure)."""
+    provider, model_id = turn.provider, turn.model
+    if (provider is None or model_id is None) and model and "/" in model:
+        provider, _, model_id = model.partition("/")
+    errors = [block.message for block in turn.blocks if isinstance(block, ErrorBlock)]
+    if turn.error and turn.error not in errors:
+        errors.append(turn.error)
+    usage = turn.usage
+    return Transcript(
+        pi_version=pi_version,
+        provider=provider,
+        model=model_id,
+        thinking_level=turn.thinking_level,
+        session_id=session_id,
+        session_file=session_file.replace("\\", "/").rsplit("/", 1)[-1] if session_file else None,
+        prompt=turn.prompt,
+        blocks=[part for block in turn.blocks if (part := _part(block)) is not None],
+        status=turn.status,
+        stop_reason=turn.stop_reason,
+        errors=errors,
+        usage=UsageRecord(
+            input=usage.input,
+            output=usage.output,
+            cache_read=usage.cache_read,
+            cache_write=usage.cache_write,
+            cost=usage.cost,
+        ),
+        started=_time(turn.started),
+        ended=_time(turn.ended) if turn.ended is not None else None,
+    )
+
+
+def _time(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _part(block: Block) -> Part | None:
+    if not block.visible:
+        return None  # what the cell never showed (an empty step) is not recorded either
+    if isinstance(block, TextBlock):
+        return TextPart(text=block.text)
+    if isinstance(block, ThinkingBlock):
+        return ThinkingPart(text=block.text, redacted=block.redacted)
+    if isinstance(block, ToolBlock):
+        output, cut = block.output, 0
+        if len(output) > TOOL_OUTPUT_LIMIT:
+            cut = len(output) - TOOL_OUTPUT_LIMIT
+            output = output[:TOOL_OUTPUT_LIMIT] + cut_marker(cut)
+        return ToolPart(
+            call_id=block.call_id,
+            name=block.name,
+            arguments=block.arguments,
+            output=output,
+            state=block.state,
+            is_error=block.state == "error",
+            output_cut=cut,
+        )
+    if isinstance(block, NoticeBlock):
+        return NoticePart(level=block.level, text=block.text)
+    if isinstance(block, ErrorBlock):
+        return ErrorPart(message=block.message)
+    return None
+
+
+def _block(part: Part) -> Block:
+    block: Block
+    if isinstance(part, TextPart):
+        block = TextBlock(part.text)
+    elif isinstance(part, ThinkingPart):
+        block = ThinkingBlock(part.text, redacted=part.redacted)
+    elif isinstance(part, ToolPart):
+        block = ToolBlock(
+            call_id=part.call_id,
+            name=part.name,
+            arguments=dict(part.arguments),
+            output=part.output,
+            state=part.state,
+        )
+    elif isinstance(part, NoticePart):
+        block = NoticeBlock(level=part.level, text=part.text)
+    else:
+        block = ErrorBlock(message=part.message)
+    block.done = True
+    block.touch()
+    return block
