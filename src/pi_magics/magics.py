@@ -3,8 +3,8 @@
 ``%%pi`` sends the cell to this notebook's Pi session and streams the answer into the cell;
 ``%pi`` has subcommands (``status``, ``models``, ``picker``, ``new``, ``abort``,
 ``restart``, ``record``, ``replay``, ``resume``, ``export``, ``help``).  One ``PiMagics``
-instance per shell owns one bridge thread and one ``PiSession``; loading the extension starts Pi in the background so the first cell does not
-wait for it.
+instance per shell owns one bridge thread and one ``PiSession``; loading the extension
+starts Pi in the background so the first cell does not wait for it.
 """
 
 from __future__ import annotations
@@ -265,6 +265,7 @@ class PiMagics(Magics):
         """Run one turn (or answer it from the cassette being replayed) and render it;
         raise a short ``PiError`` or ``UsageError`` for expected failures."""
         state = self.bridge.call(self.session.state)
+        secrets = secret_values(self.session.env or os.environ)
         # What the turn is asked with: the cell's options, else the notebook's settings.
         request = Request(
             prompt,
@@ -277,7 +278,7 @@ class PiMagics(Magics):
             except CassetteError as exc:
                 raise UsageError(str(exc)) from None
             if recorded is not None:
-                return self._show_replayed(recorded, quiet=quiet)
+                return self._show_replayed(recorded, quiet=quiet, secrets=secrets)
             if not self.live_on_miss:
                 raise UsageError(
                     f"Replay: {self.player.path.name} holds {len(self.player.entries)} turns and "
@@ -285,7 +286,7 @@ class PiMagics(Magics):
                     "replay with --live-on-miss to let such cells ask Pi."
                 )
         turn = Turn(prompt)
-        display = TurnDisplay(quiet=quiet)
+        display = TurnDisplay(quiet=quiet, secrets=secrets)
         # Pi's events and its dialogs, then None when the turn is over: the pump wakes at
         # once, not after its interval, so the cell ends as soon as Pi settles.
         events: Inbox = queue.SimpleQueue()
@@ -308,7 +309,7 @@ class PiMagics(Magics):
         turn.thinking_level = request.level
         if interrupted:
             turn.finish(None, interrupted=True)
-            self._finish(turn, display, request, state)
+            self._finish(turn, display, request, state, secrets)
             return turn
         error = future.exception()
         if isinstance(error, PiExited):
@@ -320,12 +321,12 @@ class PiMagics(Magics):
             turn.error = str(error)
             turn.finish(None)
             if turn.visible_blocks:
-                display.finish(turn, self._transcript(turn, request, state))
+                display.finish(turn, self._transcript(turn, request, state, secrets))
             raise error
         result: TurnResult = future.result()
         turn.thinking_level = result.thinking_level
         turn.finish(result.outcome)
-        self._finish(turn, display, request, state, result)
+        self._finish(turn, display, request, state, secrets, result)
         return turn
 
     def _transcript(
@@ -333,6 +334,7 @@ class PiMagics(Magics):
         turn: Turn,
         request: Request,
         state: SessionState,
+        secrets: frozenset[str],
         result: TurnResult | None = None,
     ) -> Transcript:
         """The turn's record, with every credential Pi could use taken out."""
@@ -344,7 +346,6 @@ class PiMagics(Magics):
             session_id=result.session_id if result else state.session_id,
             session_file=result.session_file if result else state.session_file,
         )
-        secrets = secret_values(self.session.env or os.environ)
         return Transcript.model_validate(redact(transcript.model_dump(mode="json"), secrets))
 
     def _finish(
@@ -353,19 +354,22 @@ class PiMagics(Magics):
         display: TurnDisplay,
         request: Request,
         state: SessionState,
+        secrets: frozenset[str],
         result: TurnResult | None = None,
     ) -> None:
         """Show the turn's final state with its transcript; keep it (and record it)."""
-        transcript = self._transcript(turn, request, state, result)
+        transcript = self._transcript(turn, request, state, secrets, result)
         display.finish(turn, transcript)
         self.transcripts.append(transcript)
         if self.recorder is not None:
             self.recorder.write(request.prompt, request.model, request.level, transcript)
 
-    def _show_replayed(self, transcript: Transcript, *, quiet: bool) -> Turn:
+    def _show_replayed(
+        self, transcript: Transcript, *, quiet: bool, secrets: frozenset[str]
+    ) -> Turn:
         turn = transcript.to_turn()
         turn.replayed_from = transcript.replayed_from
-        TurnDisplay(quiet=quiet).finish(turn, transcript)
+        TurnDisplay(quiet=quiet, secrets=secrets).finish(turn, transcript)
         self.last_turn = turn
         self.transcripts.append(transcript)
         return turn

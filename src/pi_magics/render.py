@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from IPython import get_ipython
 from IPython.display import display as ipython_display
 
+from pi_kernel.redaction import redact
 from pi_kernel.transcript import MIMETYPE as TRANSCRIPT_MIMETYPE
 from pi_kernel.transcript import Transcript
 from pi_kernel.turn import (
@@ -476,11 +477,15 @@ class TurnDisplay:
         *,
         quiet: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        secrets: frozenset[str] = frozenset(),
     ) -> None:
+        """``secrets``: credential values to replace wherever they appear (a tool printing
+        the environment must not put a key into the notebook)."""
         if display is None:
             display, streams = _kernel_display()
             quiet = quiet or not streams
         self._display = display
+        self._secrets = secrets
         self._quiet = quiet
         self._clock = clock
         self._last_refresh = -math.inf
@@ -580,6 +585,8 @@ class TurnDisplay:
 
     def _put(self, shown: _Shown, index: int, bundle: Bundle, *, force: bool) -> bool:
         """Show ``bundle`` in the block's ``index``-th output, creating it if it is new."""
+        if self._secrets:
+            bundle = redact(bundle, self._secrets)
         size = _size(bundle)
         if index == len(shown.outputs):
             handle = self._display(bundle, raw=True, display_id=True)
