@@ -1,0 +1,124 @@
+"""The transcript record, cassettes and redaction, without Pi."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pi_kernel.cassette import CassetteError, Player, Recorder
+from pi_kernel.export import to_markdown
+from pi_kernel.redaction import REDACTED, redact, secret_values
+from pi_kernel.session import PiSessionNotFound, find_session
+from pi_kernel.transcript import TOOL_OUTPUT_LIMIT, ToolPart, Transcript, transcript_of
+from pi_kernel.turn import NoticeBlock, TextBlock, ToolBlock, Turn
+
+
+def finished_turn(output: str = "hello") -> Turn:
+    turn = Turn("Run it.")
+    tool = ToolBlock(call_id="c1", name="bash", arguments={"command": "echo hi"}, output=output)
+    tool.state = "ok"
+    turn.blocks = [TextBlock("   "), tool, NoticeBlock(text="Retrying"), TextBlock("Done.")]
+    turn.provider, turn.model, turn.thinking_level = "scripted", "plain", "off"
+    turn.finish(None)
+    turn.status = "completed"
+    return turn
+
+
+def test_a_turn_round_trips_through_its_transcript():
+    transcript = transcript_of(finished_turn(), session_file="/home/ada/.pi/s/2026_abc.jsonl")
+    assert transcript.session_file == "2026_abc.jsonl"
+    assert [part.type for part in transcript.blocks] == ["tool", "notice", "text"]  # no blank
+    again = Transcript.model_validate_json(transcript.model_dump_json())
+    assert again == transcript
+    rebuilt = transcript_of(again.to_turn(), session_file=transcript.session_file)
+    assert rebuilt.model_dump(exclude={"ended"}) == transcript.model_dump(exclude={"ended"})
+
+
+def test_a_long_tool_output_is_cut_with_a_marker():
+    transcript = transcript_of(finished_turn("x" * (TOOL_OUTPUT_LIMIT + 1234)))
+    [tool] = [part for part in transcript.blocks if isinstance(part, ToolPart)]
+    assert tool.output_cut == 1234
+    assert tool.output.endswith("[pi-kernel: 1,234 more characters cut from this transcript]")
+    assert len(tool.output) < TOOL_OUTPUT_LIMIT + 100
+
+
+def test_an_unknown_schema_version_is_refused():
+    data = json.loads(transcript_of(finished_turn()).model_dump_json())
+    data["schema_version"] = 2
+    with pytest.raises(ValueError, match="schema_version"):
+        Transcript.model_validate(data)
+
+
+def test_secrets_come_from_the_environment_and_the_agent_dir(tmp_path: Path):
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    models = {
+        "providers": {
+            "a": {"apiKey": "literal-key-123", "headers": {"X-Auth": "$HEADER_VALUE"}},
+            "b": {"apiKey": "PLAIN_NAME_VAR"},
+            "c": {"apiKey": "!pass show key"},
+        }
+    }
+    (agent / "models.json").write_text(json.dumps(models))
+    (agent / "auth.json").write_text(json.dumps({"x": {"type": "api_key", "key": "auth-json-key"}}))
+    env = {
+        "PI_CODING_AGENT_DIR": str(agent),
+        "OPENAI_API_KEY": "env-openai-key",
+        "HEADER_VALUE": "header-secret-1",
+        "PLAIN_NAME_VAR": "named-var-secret",
+        "PATH": "/usr/bin:/bin",
+        "SHORT_TOKEN": "abc",
+    }
+    found = secret_values(env)
+    assert found == {
+        "literal-key-123",
+        "header-secret-1",
+        "named-var-secret",
+        "auth-json-key",
+        "env-openai-key",
+    }
+    data = {"a": ["key=env-openai-key;", {"b": "literal-key-123-and-more"}], "n": 3}
+    assert redact(data, found) == {"a": [f"key={REDACTED};", {"b": f"{REDACTED}-and-more"}], "n": 3}
+
+
+def test_a_cassette_replays_in_order_and_names_a_mismatch(tmp_path: Path):
+    path = tmp_path / "c.jsonl"
+    recorder = Recorder(path)
+    recorder.write("Run it.", "scripted/plain", "off", transcript_of(finished_turn()))
+    recorder.close()
+    player = Player(path)
+    with pytest.raises(CassetteError, match=r"asks 'Run it\.' of scripted/deep"):
+        player.take("Run it.", "scripted/deep", "off")
+    replayed = player.take("Run it.", "scripted/plain", "off")
+    assert replayed is not None
+    assert replayed.replayed_from == "c.jsonl"
+    assert player.take("Run it.", "scripted/plain", "off") is None
+
+
+def test_the_markdown_export_shows_the_tool_and_the_answer():
+    markdown = to_markdown([transcript_of(finished_turn("hello ``` fence"))])
+    assert "**Tool `bash`** (ok)" in markdown
+    assert '"command": "echo hi"' in markdown
+    assert "````\nhello ``` fence\n````" in markdown
+    assert markdown.rstrip().endswith("Done.")
+
+
+def test_finding_a_session_by_default_id_or_path(tmp_path: Path):
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    older = sessions / "2026-01-01_aaaa-1111.jsonl"
+    current = sessions / "2026-01-02_bbbb-2222.jsonl"
+    older.write_text("{}\n")
+    current.write_text("{}\n")
+    assert find_session(None, current, str(tmp_path)) == older
+    assert find_session("aaaa", current, str(tmp_path)) == older
+    assert find_session("sessions/2026-01-01_aaaa-1111.jsonl", current, str(tmp_path)) == older
+    with pytest.raises(PiSessionNotFound, match="No session with id 'cccc'"):
+        find_session("cccc", current, str(tmp_path))
+    with pytest.raises(PiSessionNotFound, match="There is no session file"):
+        find_session("gone.jsonl", current, str(tmp_path))
+    older.unlink()
+    with pytest.raises(PiSessionNotFound, match="no earlier Pi session"):
+        find_session(None, current, str(tmp_path))
