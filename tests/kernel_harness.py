@@ -16,9 +16,11 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+import nbformat
 import psutil
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
 
 from tests.conftest import is_pi
 
@@ -215,3 +217,24 @@ def running_kernel(
         yield kernel
     finally:
         kernel.shutdown()
+
+
+def run_notebook(
+    cells: list[str], *, env: dict[str, str], path: Path, kernel_name: str = "python3"
+) -> Any:
+    """Execute ``cells`` as a new notebook with nbclient (as papermill and CI do) in
+    ``path``'s directory, save it to ``path``, read it back and validate it."""
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(source) for source in cells]
+    )
+    client = NotebookClient(
+        notebook,
+        kernel_name=kernel_name,
+        timeout=CELL_TIMEOUT,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute(env=env)
+    nbformat.write(notebook, path)
+    saved = nbformat.read(path, as_version=4)
+    nbformat.validate(saved)
+    return saved

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from nbformat.v4 import new_code_cell, new_notebook
 
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
+from tests.kernel_harness import run_notebook
 from tests.llm_server import ScriptedLLM
 from tests.magics.html_safety import active_content
 
@@ -17,22 +16,10 @@ PAYLOAD = (
     'Look: <script>window.pwned = 1</script> and <img src=x onerror="window.pwned = 1"> '
     "and [a link](javascript:window.pwned=1) and [another](JaVaScRiPt:window.pwned=1)."
 )
-CELL_TIMEOUT = 60
 
 
 def execute(cells: list[str], pi_env: PiEnv, path: Path) -> nbformat.NotebookNode:
-    notebook = new_notebook(cells=[new_code_cell(source) for source in cells])
-    client = NotebookClient(
-        notebook,
-        kernel_name="python3",
-        timeout=CELL_TIMEOUT,
-        resources={"metadata": {"path": str(pi_env.cwd)}},
-    )
-    client.execute(env=pi_env.env)
-    nbformat.write(notebook, path)
-    saved = nbformat.read(path, as_version=4)
-    nbformat.validate(saved)
-    return saved
+    return run_notebook(cells, env=pi_env.env, path=path)
 
 
 def bundles_of(notebook: nbformat.NotebookNode) -> list[dict[str, str]]:

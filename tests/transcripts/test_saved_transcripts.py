@@ -5,34 +5,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from nbformat.v4 import new_code_cell, new_notebook
 
 from pi_kernel.transcript import MIMETYPE, TextPart, ThinkingPart, ToolPart, Transcript
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, write_agent_dir
+from tests.kernel_harness import run_notebook
 from tests.llm_server import ScriptedLLM
 
 ENV_SECRET = "tok-env-3c1f9a7e2b55"
 MODELS_JSON_SECRET = "sk-models-json-5d8e2a1c77"
-
-
-def run_notebook(cells: list[str], pi_env: PiEnv, path: Path) -> nbformat.NotebookNode:
-    notebook = new_notebook(cells=[new_code_cell(source) for source in cells])
-    client = NotebookClient(
-        notebook,
-        timeout=60,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    client.execute(env=pi_env.env)
-    nbformat.write(notebook, path)
-    saved = nbformat.read(path, as_version=4)
-    nbformat.validate(saved)
-    return saved
 
 
 def transcripts_of(cell: nbformat.NotebookNode) -> list[Transcript]:
@@ -61,8 +44,8 @@ def test_every_pi_output_carries_its_transcript_and_no_credential(pi_env: PiEnv,
             "%pi export turns.jsonl",
             "%pi export session.html",
         ],
-        pi_env,
-        path,
+        env=pi_env.env,
+        path=path,
     )
     [tool_turn] = transcripts_of(saved.cells[1])
     [thinking_turn] = transcripts_of(saved.cells[2])
@@ -121,7 +104,7 @@ def test_every_pi_output_carries_its_transcript_and_no_credential(pi_env: PiEnv,
 def test_nbconvert_html_shows_the_answers_without_a_kernel(pi_env: PiEnv, llm: ScriptedLLM):
     llm.enqueue(*script.tool_then_answer(command="echo converted", answer="**Converted** fine."))
     path = pi_env.cwd / "convert.ipynb"
-    run_notebook(["%load_ext pi_magics", "%%pi\nRun it."], pi_env, path)
+    run_notebook(["%load_ext pi_magics", "%%pi\nRun it."], env=pi_env.env, path=path)
     converted = subprocess.run(
         [sys.executable, "-m", "nbconvert", "--to", "html", str(path)],
         capture_output=True,
