@@ -506,6 +506,7 @@ class PiMagics(Magics):
                 f"Replaying {self.player.path.name}: stop with %pi replay off before recording."
             )
         path = notebook_path(rest[0])
+        replacing = " (replacing the cassette that was there)" if path.exists() else ""
         try:
             recorder = Recorder(path)
         except OSError as exc:
@@ -513,7 +514,7 @@ class PiMagics(Magics):
         if self.recorder is not None:
             self.recorder.close()
         self.recorder = recorder
-        print(f"Recording every Pi turn to {path}.")
+        print(f"Recording every Pi turn to {path}{replacing}.")
 
     def _replay(self, rest: list[str]) -> None:
         if rest == ["off"]:
