@@ -432,16 +432,19 @@ class PiSession:
         model: str | None = None,
         thinking: str | None = None,
         new: bool = False,
+        before: SessionState | None = None,
     ) -> TurnResult:
         """Send ``prompt`` and feed every event to ``on_event`` until Pi settles.
 
         ``model`` and ``thinking`` apply to this turn only: they are validated against what
-        Pi offers before anything is sent, and put back afterwards.
+        Pi offers before anything is sent, and put back afterwards.  ``before`` is the state
+        the caller has just read, so it is not asked for again (with ``new`` it is).
         """
         client = await self.client()
         if new:
             await self.new_session()
-        before = await client.get_state()
+        if new or before is None:
+            before = await client.get_state()
         try:
             if model is not None:
                 await self.set_model(model)

@@ -291,7 +291,13 @@ class PiMagics(Magics):
         # once, not after its interval, so the cell ends as soon as Pi settles.
         events: Inbox = queue.SimpleQueue()
         run_turn = partial(
-            self.session.run_turn, prompt, events.put, model=model, thinking=thinking, new=new
+            self.session.run_turn,
+            prompt,
+            events.put,
+            model=model,
+            thinking=thinking,
+            new=new,
+            before=state,
         )
         interrupted = False
         with self.dialogs.open(events.put):
@@ -304,7 +310,7 @@ class PiMagics(Magics):
                 interrupted = True
                 future.cancel()
                 self._settle(future, events, turn, display)
-            self._drain(events, turn, unasked="the turn was over")
+            self._drain(events, turn, display, unasked="the turn was over")
         self.last_turn = turn
         turn.thinking_level = request.level
         if interrupted:
@@ -395,11 +401,7 @@ class PiMagics(Magics):
         futures.wait([future], timeout=display.next_refresh_in())
 
     def _drain(
-        self,
-        events: Inbox,
-        turn: Turn,
-        display: TurnDisplay | None = None,
-        unasked: str | None = None,
+        self, events: Inbox, turn: Turn, display: TurnDisplay, unasked: str | None = None
     ) -> None:
         while True:
             try:
@@ -412,12 +414,12 @@ class PiMagics(Magics):
         self,
         item: ClientEvent | Dialog | None,
         turn: Turn,
-        display: TurnDisplay | None,
+        display: TurnDisplay,
         unasked: str | None,
     ) -> None:
         if isinstance(item, Dialog):
-            if unasked is not None or display is None:
-                item.decline(unasked or "the turn was over")
+            if unasked is not None:
+                item.decline(unasked)
                 return
             display.update(turn, now=True)  # the question comes after what led to it
             # An interrupt while asking leaves the dialog to the desk: when the cell ends it
