@@ -9,19 +9,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import nbformat
 import psutil
 import pytest
-from nbclient import NotebookClient
-from nbformat.v4 import new_code_cell, new_notebook
 
 from pi_kernel.kernel import PYTHON_MARKER, completion_target, route_cell
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
-from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness, running_kernel
+from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness, run_notebook, running_kernel
 from tests.llm_server import ScriptedLLM
-
-CELL_TIMEOUT = 60
 
 
 def pi_kernel_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -123,7 +118,7 @@ def test_a_prompt_a_python_cell_a_magic_and_a_shell_line(kernel: KernelHarness, 
 
 
 def test_a_notebook_in_the_pi_kernel_runs_headless(
-    kernels_prefix: Path, pi_env: PiEnv, llm: ScriptedLLM, tmp_path: Path
+    kernels_prefix: Path, pi_env: PiEnv, llm: ScriptedLLM
 ):
     llm.enqueue(script.text("Hello from Pi."))
     llm.enqueue(*script.tool_then_answer(command="echo tool-ran", answer="The tool ran."))
@@ -133,15 +128,7 @@ def test_a_notebook_in_the_pi_kernel_runs_headless(
         f"{PYTHON_MARKER}\nprint(sum(range(10)))",
         "%pi status",
     ]
-    notebook = new_notebook(cells=[new_code_cell(source) for source in cells])
-    notebook.metadata["kernelspec"] = {"name": "pi", "display_name": "Pi", "language": "markdown"}
-    client = NotebookClient(
-        notebook, timeout=CELL_TIMEOUT, resources={"metadata": {"path": str(pi_env.cwd)}}
-    )
-    client.execute(env=pi_env.env)
-    path = tmp_path / "pi.ipynb"
-    nbformat.write(notebook, path)
-    saved = nbformat.read(path, as_version=4)
+    saved = run_notebook(cells, env=pi_env.env, path=pi_env.cwd / "pi.ipynb", kernel_name="pi")
     assert saved.metadata["language_info"]["name"] == "markdown"
 
     def text(cell: int) -> str:
