@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh --tests
 
 printf '\n== ruff\n'
-.venv/bin/ruff check src tests bench
-.venv/bin/ruff format --check src tests bench
+.venv/bin/ruff check src tests bench scripts
+.venv/bin/ruff format --check src tests bench scripts
 printf '\n== mypy --strict\n'
 .venv/bin/mypy
 printf '\n== pytest\n'

@@ -60,7 +60,7 @@ def _part(part: object) -> list[str]:
             "",
             _fenced(arguments, "json"),
             "",
-            _fenced(part.output or "(no output)"),
+            _fenced((part.output or "(no output)").rstrip("\n")),
         ]
     if isinstance(part, NoticePart):
         return [f"> {part.level}: {part.text}"]

@@ -65,6 +65,10 @@ PUMP_INTERVAL = 1 / 15
 """Longest wait for Pi's next event before the cell looks at the turn again."""
 INTERRUPT_GRACE = 2.0
 """Seconds a cell waits after an interrupt for Pi to confirm the abort before moving on."""
+RECORD_ENV = "PI_KERNEL_RECORD"
+REPLAY_ENV = "PI_KERNEL_REPLAY"
+"""A cassette named in the environment when the extension loads: how a notebook records
+or replays in CI or papermill without a cell that says so."""
 
 SUBCOMMANDS = (
     "status",
@@ -113,6 +117,9 @@ makes the rest of the cell Python.
 When a Pi extension asks a question (select, confirm, input), it appears in the cell and
 is answered at Jupyter's input prompt; an empty answer cancels.  A frontend that takes no
 input (nbclient, papermill) gets the dialog cancelled with a notice.
+
+To record or replay a whole notebook unedited (CI, papermill), set PI_KERNEL_RECORD or
+PI_KERNEL_REPLAY to a cassette path (relative to the notebook) before the kernel starts.
 
 Settings: %config PiMagics.pi_path = "/path/to/pi" (or the PI_KERNEL_PI_PATH environment
 variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True,
@@ -186,10 +193,29 @@ class PiMagics(Magics):
         self.recorder: Recorder | None = None
         self.player: Player | None = None
         self.live_on_miss = False
+        self.cassette_problem: str | None = None
+        """Why the cassette named in the environment cannot be used: every %%pi cell says
+        so, rather than asking Pi live, until a %pi record or replay command."""
+        self._cassette_from_environment()
         if self.prewarm:
             self.bridge.submit(self.session.prewarm)
         if shell is not None:
             shell.events.register("post_run_cell", self._after_cell)
+
+    def _cassette_from_environment(self) -> None:
+        record, replay = os.environ.get(RECORD_ENV), os.environ.get(REPLAY_ENV)
+        if record and replay:
+            self.cassette_problem = f"Both {RECORD_ENV} and {REPLAY_ENV} are set: set only one."
+        elif record or replay:
+            try:
+                if record:
+                    self._record([record])
+                else:
+                    self._replay([replay or ""])
+            except UsageError as exc:
+                self.cassette_problem = f"{RECORD_ENV if record else REPLAY_ENV}: {exc}"
+        if self.cassette_problem is not None:
+            print(self.cassette_problem)
 
     @observe("pi_path", "pi_args")
     def _settings_changed(self, change: Any) -> None:
@@ -264,6 +290,8 @@ class PiMagics(Magics):
     ) -> Turn:
         """Run one turn (or answer it from the cassette being replayed) and render it;
         raise a short ``PiError`` or ``UsageError`` for expected failures."""
+        if self.cassette_problem is not None:
+            raise UsageError(self.cassette_problem)
         state = self.bridge.call(self.session.state)
         secrets = secret_values(self.session.env or os.environ)
         # What the turn is asked with: the cell's options, else the notebook's settings.
@@ -313,6 +341,10 @@ class PiMagics(Magics):
             self._drain(events, turn, display, unasked="the turn was over")
         self.last_turn = turn
         turn.thinking_level = request.level
+        # Pi names the model at the end of its first message; a turn interrupted before
+        # that still ran on the model it was asked of, and its footer says so.
+        if turn.model is None and request.model and "/" in request.model:
+            turn.provider, _, turn.model = request.model.partition("/")
         if interrupted:
             turn.finish(None, interrupted=True)
             self._finish(turn, display, request, state, secrets)
@@ -467,14 +499,14 @@ class PiMagics(Magics):
             print(HELP)
         elif command == "status":
             status = self.bridge.call(self.session.status)
-            print(format_status(status, self.last_turn, self.last_exit))
+            print(format_status(status, self.last_turn, self.last_exit, self._cassette()))
         elif command == "models":
             self._print_models()
         elif command == "picker":
             if self.picker is None:
                 self.picker = Picker(self.session, self.bridge)
             self.picker.refresh()
-            display(self.picker.widget)
+            display(self.picker)
         elif command == "new":
             self.bridge.call(self.session.new_session)
             print("Started a fresh Pi conversation.")
@@ -496,9 +528,13 @@ class PiMagics(Magics):
     def _record(self, rest: list[str]) -> None:
         if rest == ["off"]:
             if self.recorder is None:
+                if self._forget_cassette_problem():
+                    return
                 raise UsageError("Not recording. Start with %pi record PATH.")
             self.recorder.close()
-            print(f"Stopped recording: {self.recorder.position} turns in {self.recorder.path}.")
+            print(
+                f"Stopped recording: {self.recorder.position} turns in {self.recorder.path.name}."
+            )
             self.recorder = None
             return
         if len(rest) != 1:
@@ -516,11 +552,14 @@ class PiMagics(Magics):
         if self.recorder is not None:
             self.recorder.close()
         self.recorder = recorder
-        print(f"Recording every Pi turn to {path}{replacing}.")
+        self.cassette_problem = None
+        print(f"Recording every Pi turn to {rest[0]}{replacing}.")
 
     def _replay(self, rest: list[str]) -> None:
         if rest == ["off"]:
             if self.player is None:
+                if self._forget_cassette_problem():
+                    return
                 raise UsageError("Not replaying. Start with %pi replay PATH.")
             print(f"Stopped replaying {self.player.path.name}; cells ask Pi again.")
             self.player = None
@@ -538,11 +577,20 @@ class PiMagics(Magics):
         except CassetteError as exc:
             raise UsageError(str(exc)) from None
         self.live_on_miss = live_on_miss
+        self.cassette_problem = None
         after = "ask Pi" if live_on_miss else "are an error"
         print(
-            f"Replaying {len(self.player.entries)} recorded turns from {self.player.path}: "
+            f"Replaying {len(self.player.entries)} recorded turns from {paths[0]}: "
             f"%%pi cells answer from it, in order; cells past its end {after}."
         )
+
+    def _forget_cassette_problem(self) -> bool:
+        """After ``off``: the environment's unusable cassette no longer stops %%pi cells."""
+        if self.cassette_problem is None:
+            return False
+        self.cassette_problem = None
+        print("No cassette: %%pi cells ask Pi.")
+        return True
 
     def _resume(self, rest: list[str]) -> None:
         if len(rest) > 1:
@@ -575,7 +623,20 @@ class PiMagics(Magics):
             path.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"Cannot write {path}: {exc.strerror}.") from None
-        print(f"Exported {len(self.transcripts)} turns to {path}.")
+        print(f"Exported {len(self.transcripts)} turns to {rest[0]}.")
+
+    def _cassette(self) -> str | None:
+        """The cassette line of ``%pi status``."""
+        if self.cassette_problem is not None:
+            return self.cassette_problem
+        if self.recorder is not None:
+            return f"recording to {self.recorder.path.name} ({self.recorder.position} turns)"
+        if self.player is not None:
+            return (
+                f"replaying {self.player.path.name} "
+                f"({self.player.position} of {len(self.player.entries)} turns used)"
+            )
+        return None
 
     def _print_models(self) -> None:
         models = self.bridge.call(partial(self.session.models, refresh=True))
@@ -601,7 +662,10 @@ STDERR_LINES_SHOWN = 10
 
 
 def format_status(
-    status: SessionStatus, last_turn: Turn | None, last_exit: PiExited | None = None
+    status: SessionStatus,
+    last_turn: Turn | None,
+    last_exit: PiExited | None = None,
+    cassette: str | None = None,
 ) -> str:
     """``%pi status`` as aligned lines; a Pi that died shows the end of its stderr."""
     lines = []
@@ -626,6 +690,8 @@ def format_status(
             f"Last turn: {last_turn.status}, {usage.input} in / {usage.output} out tokens, "
             f"${usage.cost:.4f}, {last_turn.duration:.1f} s"
         )
+    if cassette is not None:
+        lines.append(f"Cassette:  {cassette}")
     if last_exit is not None:
         lines.append(f"Last exit: {last_exit.message}")
         tail = last_exit.stderr_tail[-STDERR_LINES_SHOWN:]

@@ -95,6 +95,21 @@ class Picker:
         self.refresh_button.on_click(lambda _: self.refresh(models=True))
         self.use_button.on_click(lambda _: self.use_custom())
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The widgets for a live frontend; for a saved notebook read without a kernel (or
+        nbconvert), a line saying what was chosen instead of the widgets' Python repr."""
+        bundle: dict[str, Any] | None = self.widget._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle["text/plain"] = f"Pi picker: {self.summary()}"
+        return bundle
+
+    def summary(self) -> str:
+        if self.choices is None:
+            return str(self.error) if self.error is not None else "not filled yet"
+        state = self.choices.state
+        model = state.model.ref if state.model else "no model"
+        return f"{model} · thinking {state.thinking_level}"
+
     # -- actions ---------------------------------------------------------------------------
 
     def refresh(self, *, models: bool = False) -> None:

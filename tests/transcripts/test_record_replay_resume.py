@@ -159,3 +159,33 @@ def test_resuming_a_deleted_session_is_an_error_and_creates_nothing(
     assert f"There is no session file {session_file}" in by_path.error_text
     assert sorted((pi_env.agent_dir / "sessions").rglob("*")) == before
     assert not session_file.exists()
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ({"PI_KERNEL_REPLAY": "gone.jsonl"}, "PI_KERNEL_REPLAY: No cassette at"),
+        (
+            {"PI_KERNEL_REPLAY": "a.jsonl", "PI_KERNEL_RECORD": "b.jsonl"},
+            "Both PI_KERNEL_RECORD and PI_KERNEL_REPLAY are set: set only one.",
+        ),
+    ],
+)
+def test_a_cassette_the_environment_names_but_cannot_give_stops_every_pi_cell(
+    pi_env: PiEnv, llm: ScriptedLLM, variables: dict[str, str], problem: str
+):
+    llm.enqueue(script.text("A live answer."))
+    with running_kernel(env={**pi_env.env, **variables}, cwd=pi_env.cwd) as kernel:
+        loaded = kernel.execute("%load_ext pi_magics")
+        assert loaded.status == "ok"
+        assert problem in loaded.text()
+        for _ in range(2):  # not a one-off: no cell asks Pi live instead
+            run = kernel.execute("%%pi\nHello?")
+            assert run.status == "error"
+            assert problem in run.error_text
+            assert len(run.error_text.strip().splitlines()) == 1
+        assert f"Cassette:  {problem}" in kernel.execute("%pi status").text()
+        # Saying what to do clears it: a %pi replay off, and cells ask Pi again.
+        assert "No cassette: %%pi cells ask Pi." in kernel.execute("%pi replay off").text()
+        assert "A live answer." in kernel.execute("%%pi\nHello?").text("text/markdown")
+    assert len(llm.requests) == 1

@@ -1,0 +1,199 @@
+"""The example notebooks in ``notebooks/``: record them against the scripted LLM, replay them
+from their cassettes, and reduce their outputs to what must not change between the two.
+
+``scripts/record_notebooks.py`` records them anew (after a change to what they show); the
+test suite replays them and compares with the committed outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
+
+from pi_kernel.rpc.launch import PROJECT_ROOT
+from pi_kernel.transcript import MIMETYPE
+from pi_magics.magics import RECORD_ENV, REPLAY_ENV
+from tests import llm_server as script
+from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
+from tests.kernel_harness import CELL_TIMEOUT
+from tests.llm_server import Reply, ScriptedLLM
+
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+INTERRUPT_TAG = "interrupt"
+"""A cell with this tag is interrupted while it streams when the notebook is recorded."""
+INTERRUPT_AFTER = 1.5
+"""Seconds of streaming before that interrupt."""
+
+STORY = " ".join(
+    f"Chapter {n}: the notebook ran another cell, and the kernel answered, and the outputs "
+    "piled up like autumn leaves on the saved file."
+    for n in range(1, 41)
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    replies: Callable[[], list[Reply]]
+    """What the scripted LLM answers, request by request, when the notebook is recorded."""
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.name}.ipynb"
+
+    @property
+    def cassette(self) -> str:
+        return f"{self.name}.cassette.jsonl"
+
+
+def _tour() -> list[Reply]:
+    return [
+        script.text(
+            "A Jupyter kernel runs the code a notebook sends it and sends back what happened: "
+            "output, rich displays and errors."
+        ),
+        script.tool_calls(("bash", {"command": "tail -n +2 data/measurements.csv | wc -l"})),
+        script.text(
+            "There are **24** measurement rows in `data/measurements.csv` (the header aside): "
+            "two stations for each of the twelve months."
+        ),
+        script.text(STORY, pieces=80, delay=0.25),
+        script.text("Twenty-four rows, two stations."),
+    ]
+
+
+def _analysis() -> list[Reply]:
+    return [
+        script.text("March"),
+        script.tool_calls(("bash", {"command": "grep '^March,' data/measurements.csv"})),
+        script.text(
+            "Yes. The north station read 7.2 °C in March, in line with February and April, "
+            "while the south station read 31.4 °C, about 20 °C above anything near it. The "
+            "south station's March reading is the cause: it looks like a sensor or entry error."
+        ),
+    ]
+
+
+EXAMPLES = (Example("tour", _tour), Example("reproducible-analysis", _analysis))
+
+
+def copy_examples(target: Path) -> Path:
+    """The notebooks directory copied to ``target`` (runs never write into the checkout)."""
+    shutil.copytree(NOTEBOOKS, target, dirs_exist_ok=True)
+    return target
+
+
+def pi_env_for(root: Path, llm: ScriptedLLM) -> PiEnv:
+    """The isolated Pi of the recordings: the same agent dir, so the same model ids."""
+    return isolated_env(root, write_agent_dir(root / "agent", llm.base_url))
+
+
+def execute(
+    example: Example, folder: Path, env: dict[str, str], llm: ScriptedLLM | None = None
+) -> Any:
+    """Run the example in ``folder`` with nbclient and save it there; with ``llm``, cells
+    tagged ``interrupt`` are interrupted once the LLM has streamed to them for a while."""
+    path = folder / example.notebook
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(folder)}},
+    )
+    if llm is not None:
+        client.on_cell_execute = _interrupter(client, llm)
+    client.execute(env=env)
+    nbformat.write(notebook, path)
+    saved = nbformat.read(path, as_version=4)
+    nbformat.validate(saved)
+    return saved
+
+
+def _interrupter(client: NotebookClient, llm: ScriptedLLM) -> Callable[..., Any]:
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def interrupt_when_streaming(expected: int) -> None:
+        await asyncio.to_thread(llm.wait_for_requests, expected, CELL_TIMEOUT)
+        await asyncio.sleep(INTERRUPT_AFTER)
+        assert client.km is not None
+        await client.km.interrupt_kernel()
+
+    def on_cell_execute(cell: Any, cell_index: int) -> None:
+        if INTERRUPT_TAG in cell.metadata.get("tags", []):
+            task = asyncio.create_task(interrupt_when_streaming(len(llm.requests) + 1))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    return on_cell_execute
+
+
+def record(example: Example, folder: Path) -> Any:
+    """Record the example in ``folder`` (a copy of ``notebooks/``) against the scripted LLM."""
+    with ScriptedLLM() as llm:
+        llm.enqueue(*example.replies())
+        pi_env = pi_env_for(folder / ".pi-run", llm)
+        env = {**pi_env.env, RECORD_ENV: example.cassette}
+        notebook = execute(example, folder, env, llm)
+        if llm.queued:
+            raise AssertionError(f"{example.notebook}: {llm.queued} scripted replies unused")
+    return notebook
+
+
+def replay(example: Example, folder: Path) -> tuple[Any, int]:
+    """Replay the example in ``folder``; the notebook, and the requests the LLM received."""
+    with ScriptedLLM() as llm:
+        pi_env = pi_env_for(folder / ".pi-run", llm)
+        env = {**pi_env.env, REPLAY_ENV: example.cassette}
+        notebook = execute(example, folder, env)
+        return notebook, len(llm.requests)
+
+
+# -- what must be the same in a recording and its replay --------------------------------------
+
+_REPLAY_MARK = re.compile(r" · replayed from [\w.-]+")
+_MODE_LINE = re.compile(r"^(Recording every Pi turn to|Replaying \d+ recorded turns from) .*$")
+_MODE = "(the record or replay notice)"
+# %pi status lines that name this machine and this run: which files, which process.
+_STATUS_LINE = re.compile(r"^(Pi|Process|Session|Cwd|Cassette): .*$")
+
+
+def comparable(notebook: Any) -> list[list[dict[str, Any]]]:
+    """Each code cell's outputs, less what differs by run: the replay mark, the record or
+    replay notice, the paths and process of ``%pi status``, widget ids."""
+    return [
+        [_output(output) for output in cell.get("outputs", [])]
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+    ]
+
+
+def _output(output: Any) -> dict[str, Any]:
+    kind = output["output_type"]
+    if kind == "stream":
+        return {"stream": output["name"], "text": _text(output["text"])}
+    if kind == "error":
+        return {"error": output["ename"], "value": output["evalue"]}
+    data: dict[str, Any] = {}
+    for mime, value in output["data"].items():
+        if mime == MIMETYPE:
+            data[mime] = {k: v for k, v in value.items() if k != "replayed_from"}
+        elif mime == "application/vnd.jupyter.widget-view+json":
+            data[mime] = {k: v for k, v in value.items() if k != "model_id"}
+        else:
+            data[mime] = _text(value if isinstance(value, str) else "".join(value))
+    return {kind: data}
+
+
+def _text(text: str) -> str:
+    lines = _REPLAY_MARK.sub("", text).split("\n")
+    lines = [_STATUS_LINE.sub(r"\1:", _MODE_LINE.sub(_MODE, line)) for line in lines]
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""The example notebooks run as CI runs them: replayed from their committed cassettes with
+nbclient (a real kernel, the real Pi, no model), and showing what was committed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbconvert import HTMLExporter
+
+from pi_kernel.transcript import MIMETYPE, Transcript
+from tests.agent_dir import write_agent_dir
+from tests.example_notebooks import (
+    EXAMPLES,
+    NOTEBOOKS,
+    Example,
+    comparable,
+    copy_examples,
+    replay,
+)
+
+pytestmark = pytest.mark.usefixtures("no_pi_left_behind")
+
+RECORD_AGAIN = "if the change is meant, run scripts/record_notebooks.py and commit the result"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda example: example.name)
+def test_replay_shows_the_committed_outputs_without_the_model(example: Example, tmp_path: Path):
+    committed = nbformat.read(NOTEBOOKS / example.notebook, as_version=4)
+
+    replayed, requests = replay(example, copy_examples(tmp_path))
+
+    assert requests == 0
+    assert comparable(replayed) == comparable(committed), RECORD_AGAIN
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda example: example.name)
+def test_committed_notebooks_hold_valid_transcripts_and_no_key(example: Example, tmp_path: Path):
+    committed = nbformat.read(NOTEBOOKS / example.notebook, as_version=4)
+    nbformat.validate(committed)
+    transcripts = [
+        Transcript.model_validate(output["data"][MIMETYPE])
+        for cell in committed.cells
+        for output in cell.get("outputs", [])
+        if MIMETYPE in output.get("data", {})
+    ]
+    cassette = (NOTEBOOKS / example.cassette).read_text(encoding="utf-8").splitlines()
+    assert len(transcripts) == len(cassette) > 0
+    assert all(t.model_ref == "scripted/plain" and t.thinking_level for t in transcripts)
+    # The recordings ran with the scripted provider's key in models.json: it is nowhere.
+    key = json.loads(
+        (write_agent_dir(tmp_path, "http://127.0.0.1:9/v1") / "models.json").read_text()
+    )["providers"]["scripted"]["apiKey"]
+    for path in (NOTEBOOKS / example.notebook, NOTEBOOKS / example.cassette):
+        assert key not in path.read_text(encoding="utf-8")
+
+
+def test_the_tour_reads_without_a_kernel_as_html():
+    tour = nbformat.read(NOTEBOOKS / "tour.ipynb", as_version=4)
+    page, _ = HTMLExporter().from_notebook_node(tour)
+    assert "sends back what happened" in page  # an answer
+    assert "tail -n +2 data/measurements.csv | wc -l" in page  # a tool call
+    assert "interrupted" in page
