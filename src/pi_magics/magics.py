@@ -613,7 +613,10 @@ class PiMagics(Magics):
             raise UsageError(f"%pi export writes .md, .jsonl or .html files, not {path.name!r}.")
         if kind == ".html":
             written = self.bridge.call(self.session.export_html, str(path))
-            print(f"Pi exported its whole session as HTML to {written}.")
+            print(
+                f"Pi exported its whole session as HTML to {written}. It is Pi's own page: "
+                "like Pi's session file it is not redacted (a credential a tool printed is in it)."
+            )
             return
         if not self.transcripts:
             raise UsageError("Nothing to export yet: no Pi turn ran in this kernel.")

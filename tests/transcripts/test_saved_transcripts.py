@@ -36,10 +36,11 @@ def test_every_pi_output_carries_its_transcript_and_no_credential(pi_env: PiEnv,
     path = pi_env.cwd / "saved.ipynb"
     saved = run_notebook(
         [
-            "%load_ext pi_magics",
+            "%load_ext pi_magics\n%pi record turns.cassette.jsonl",
             "%%pi\nRun echo.",
             "%%pi --model scripted/reasoner --thinking high\nThink first.",
             "%%pi\nPrint the token.",
+            "%pi record off",
             "%pi export turns.md",
             "%pi export turns.jsonl",
             "%pi export session.html",
@@ -93,10 +94,15 @@ def test_every_pi_output_carries_its_transcript_and_no_credential(pi_env: PiEnv,
         thinking_turn,
         printing_turn,
     ]
+    assert "It is Pi's own page: like Pi's session file it is not redacted" in (
+        "".join(output.get("text", "") for output in saved.cells[-1].outputs)
+    )
     html_export = (pi_env.cwd / "session.html").read_text()
     assert html_export.startswith("<!DOCTYPE html>")  # Pi's own export (its data is encoded)
 
-    saved_text = path.read_text() + markdown + "\n".join(lines)
+    cassette = (pi_env.cwd / "turns.cassette.jsonl").read_text()
+    assert len(cassette.splitlines()) == 3
+    saved_text = path.read_text() + cassette + markdown + "\n".join(lines)
     assert ENV_SECRET not in saved_text
     assert MODELS_JSON_SECRET not in saved_text
 
