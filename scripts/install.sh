@@ -2,7 +2,8 @@
 # Install what pi-kernel needs, into this checkout only: a Python virtual environment in
 # .venv (the package, editable, with its test tools), and the pinned Pi with its Node 22 in
 # node_modules (npm ci).  Safe to run again; each step is skipped when already done.
-# Usage: scripts/install.sh [--tests]   (--tests also installs the legacy Pi for tests)
+# Usage: scripts/install.sh [--tests]   (--tests also installs the legacy Pi and Chromium
+# for the tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,4 +38,20 @@ npm_ci() {  # npm_ci DIR: install DIR's lock unless node_modules already matches
 npm_ci .
 if [[ "${1:-}" == "--tests" ]]; then
   npm_ci tests/legacy
+  # The browser tests drive Debian's Chromium (Playwright's own browser downloads are not
+  # used): install it when missing, as root or through a password-less sudo.
+  if [[ ! -x /usr/bin/chromium ]]; then
+    step "Chromium for the browser tests (apt-get install chromium)"
+    if [[ $(id -u) -eq 0 ]]; then
+      as_root=()
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      as_root=(sudo)
+    else
+      echo "install: the browser tests need Debian's chromium; run 'apt-get install chromium' as root" >&2
+      exit 1
+    fi
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
 fi

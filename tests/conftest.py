@@ -90,13 +90,22 @@ def no_pi_left_behind(tmp_path: Path) -> Iterator[None]:
     assert_none_left(tmp_path)
 
 
-def assert_none_left(root: Path) -> None:
+def assert_none_left(root: Path, *, spare: int | None = None) -> None:
     """Fail if a process whose agent dir lies under ``root`` is still running (after a
-    grace period); kill what is."""
-    leftovers = processes_of(root)
+    grace period); kill what is.  ``spare`` is a pid meant to outlive this check."""
+    leftovers = [process for process in processes_of(root) if process.pid != spare]
     if not leftovers:
         return
     _, alive = psutil.wait_procs(leftovers, timeout=PROCESS_EXIT_TIMEOUT)
+    # A zombie has exited; only its parent (a Jupyter server, say) has yet to reap it.
+    alive = [process for process in alive if not _zombie(process)]
     for process in alive:
         process.kill()
     assert not alive, f"processes left running: {[(p.pid, p.name()) for p in alive]}"
+
+
+def _zombie(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

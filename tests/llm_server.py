@@ -426,6 +426,14 @@ class ScriptedLLM:
         with self._changed:
             self._replies.extend(replies)
 
+    def reset(self) -> None:
+        """Forget queued replies and received requests (a server shared by several tests)."""
+        with self._changed:
+            self._replies.clear()
+            self._requests.clear()
+            self._headers.clear()
+            self._cut_streams = 0
+
     @property
     def queued(self) -> int:
         """Replies not yet taken by a request."""

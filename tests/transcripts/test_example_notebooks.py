@@ -21,8 +21,6 @@ from tests.example_notebooks import (
     replay,
 )
 
-pytestmark = pytest.mark.usefixtures("no_pi_left_behind")
-
 RECORD_AGAIN = "if the change is meant, run scripts/record_notebooks.py and commit the result"
 
 

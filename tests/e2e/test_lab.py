@@ -1,0 +1,190 @@
+"""pi-kernel in a real JupyterLab, driven through Chromium as a person would use it."""
+
+from __future__ import annotations
+
+import nbformat
+from playwright.sync_api import Locator, Page, expect
+
+from pi_kernel.transcript import MIMETYPE, Transcript
+from tests import llm_server as script
+from tests.e2e.lab import Lab
+from tests.e2e.notebook_page import NotebookPage
+from tests.llm_server import ScriptedLLM
+
+SLOW_ANSWER = "Hello there: this answer is **streamed** in a dozen small pieces, one at a time."
+FOOTER = "tokens"  # the footer line ("… 12 in / 34 out tokens …") comes last
+
+
+def options(select: Locator) -> list[str]:
+    # ipywidgets writes option labels with no-break spaces.
+    return [text.replace("\xa0", " ") for text in select.locator("option").all_inner_texts()]
+
+
+def choose(select: Locator, label: str) -> None:
+    select.select_option(index=options(select).index(label))
+
+
+def assert_streamed_progressively(states: list[str]) -> None:
+    """At least two different partial answers were on screen before the final one."""
+    final = states[-1]
+    partial = {state for state in states[:-1] if state.strip() and FOOTER not in state}
+    assert len(partial) >= 2, states
+    assert all(state != final for state in partial)
+
+
+def test_a_pi_kernel_cell_streams_renders_markdown_and_shows_tools(
+    page: Page, lab: Lab, lab_llm: ScriptedLLM
+):
+    lab.write_notebook("stream.ipynb", ["Say hello slowly.", "Run echo."], kernel="pi")
+    lab_llm.enqueue(script.text(SLOW_ANSWER, pieces=12, delay=0.15))
+    lab_llm.enqueue(*script.tool_then_answer(command="echo from-the-tool", answer="Echo **ran**."))
+    notebook = NotebookPage(page, lab, "stream.ipynb").open()
+
+    notebook.run(0)
+    assert_streamed_progressively(notebook.watch(0, until=FOOTER))
+    notebook.wait_done(0)
+    answer = notebook.output(0).locator("[data-mime-type='text/markdown']")
+    expect(answer.locator("strong")).to_have_text("streamed")
+
+    tool_cell = notebook.run_and_wait(1)
+    expect(tool_cell).to_contain_text("echo from-the-tool")
+    expect(tool_cell.locator("pre")).to_contain_text("from-the-tool")
+    expect(tool_cell.locator("[data-mime-type='text/markdown'] strong")).to_have_text("ran")
+
+
+def test_the_pi_magic_streams_in_a_python_kernel(page: Page, lab: Lab, lab_llm: ScriptedLLM):
+    lab.write_notebook(
+        "magic.ipynb", ["%load_ext pi_magics", "%%pi\nSay hello slowly."], kernel="python3"
+    )
+    lab_llm.enqueue(script.text(SLOW_ANSWER, pieces=12, delay=0.15))
+    notebook = NotebookPage(page, lab, "magic.ipynb").open()
+    notebook.run_and_wait(0)
+
+    notebook.run(1)
+    assert_streamed_progressively(notebook.watch(1, until=FOOTER))
+    notebook.wait_done(1)
+    expect(notebook.output(1).locator("[data-mime-type='text/markdown'] strong")).to_have_text(
+        "streamed"
+    )
+
+
+def test_the_picker_offers_pis_models_and_the_chosen_models_levels(
+    page: Page, lab: Lab, lab_llm: ScriptedLLM
+):
+    lab.write_notebook(
+        "picker.ipynb",
+        ["%load_ext pi_magics", "%pi picker", "%%pi\nThink it over."],
+        kernel="python3",
+    )
+    lab_llm.enqueue(script.thinking("Weighing it.", "Thought it over."))
+    notebook = NotebookPage(page, lab, "picker.ipynb").open()
+    notebook.run_and_wait(0)
+    picker = notebook.run_and_wait(1)
+    model, thinking = picker.locator("select").nth(0), picker.locator("select").nth(1)
+    expect(model).to_be_enabled()
+    assert options(model) == [
+        "scripted / Scripted deep",
+        "scripted / Scripted plain",
+        "scripted / Scripted reasoner",
+    ]
+    assert options(thinking) == ["off"]  # plain: no reasoning
+
+    choose(model, "scripted / Scripted reasoner")
+    levels = ["off", "minimal", "low", "medium", "high"]
+    expect(thinking.locator("option")).to_have_text(levels)
+    choose(thinking, "high")
+    expect(picker).to_contain_text("scripted/reasoner · thinking high")
+
+    answer = notebook.run_and_wait(2)
+    expect(answer).to_contain_text("scripted/reasoner · thinking high")
+    [request] = lab_llm.requests
+    assert (request["model"], request["reasoning_effort"]) == ("reasoner", "high")
+
+
+def test_the_stop_button_interrupts_a_slow_stream_and_the_next_cell_works(
+    page: Page, lab: Lab, lab_llm: ScriptedLLM
+):
+    lab.write_notebook("stop.ipynb", ["Tell a long story.", "Still there?"], kernel="pi")
+    lab_llm.enqueue(script.text("word " * 400, pieces=200, delay=0.1))
+    lab_llm.enqueue(script.text("Yes, still here."))
+    notebook = NotebookPage(page, lab, "stop.ipynb").open()
+
+    notebook.run(0)
+    notebook.watch(0, until="word word")
+    notebook.interrupt()
+    notebook.wait_done(0, timeout=10_000)
+    expect(notebook.output(0)).to_contain_text("interrupted")
+    lab_llm.wait_for_cut_streams(1)
+
+    expect(notebook.run_and_wait(1)).to_contain_text("Yes, still here.")
+
+
+PAYLOAD = (
+    "Payloads: <script>window.__piPwned = 'script'</script> "
+    '<img src="x" onerror="window.__piPwned = \'img\'"> '
+    "<svg onload=\"window.__piPwned = 'svg'\"></svg> "
+    "[a link](javascript:window.__piPwned='link') end."
+)
+CONTROL = (
+    "%%py\nfrom IPython.display import HTML\n"
+    'HTML(\'<img src="x" onerror="window.__piControl = 1">\')'
+)
+
+
+def pwned(page: Page) -> object:
+    return page.evaluate("window.__piPwned")
+
+
+def test_model_and_tool_output_execute_nothing_live_or_reopened(
+    page: Page, lab: Lab, lab_llm: ScriptedLLM
+):
+    lab.write_notebook("payload.ipynb", [CONTROL, "Show me.", "Echo it."], kernel="pi")
+    lab_llm.enqueue(script.text(PAYLOAD))
+    command = "echo '<img src=y onerror=\"window.__piPwned=1\"><script>window.__piPwned=2</script>'"
+    lab_llm.enqueue(*script.tool_then_answer(command=command, answer=PAYLOAD))
+    notebook = NotebookPage(page, lab, "payload.ipynb").open()
+
+    # The control: HTML that Python displays on purpose does run in this page, so the flag
+    # would be set if Pi's output were ever shown as HTML.
+    notebook.run_and_wait(0)
+    page.wait_for_function("window.__piControl === 1")
+    notebook.run_and_wait(1)
+    notebook.run_and_wait(2)
+    for link in page.locator("a:has-text('a link')").all():  # disarmed, if a link at all
+        link.click(no_wait_after=True)
+    page.wait_for_timeout(500)  # an image's error event has long fired by then
+    assert pwned(page) is None
+    for index in (1, 2):
+        expect(notebook.output(index)).to_contain_text("onerror")  # shown, as text
+    notebook.save()
+
+    reopened = NotebookPage(page.context.new_page(), lab, "payload.ipynb").open()
+    expect(reopened.output(2)).to_contain_text("scripted/plain")
+    reopened.page.wait_for_timeout(500)
+    assert pwned(reopened.page) is None
+    expect(reopened.output(2)).to_contain_text("onerror")
+
+
+def test_answers_and_transcripts_survive_save_close_and_reopen(
+    page: Page, lab: Lab, lab_llm: ScriptedLLM
+):
+    path = lab.write_notebook("saved.ipynb", ["Run echo."], kernel="pi")
+    lab_llm.enqueue(*script.tool_then_answer(command="echo kept", answer="It **printed** kept."))
+    notebook = NotebookPage(page, lab, "saved.ipynb").open()
+    notebook.run_and_wait(0)
+    notebook.save()
+    page.close()
+    lab.shutdown_kernels()
+
+    saved = nbformat.read(path, as_version=4)
+    [transcript] = [
+        Transcript.model_validate(output["data"][MIMETYPE])
+        for output in saved.cells[0].outputs
+        if MIMETYPE in output.get("data", {})
+    ]
+    assert transcript.text == "It **printed** kept."
+    reopened = NotebookPage(page.context.new_page(), lab, "saved.ipynb").open()
+    output = reopened.output(0)
+    expect(output.locator("[data-mime-type='text/markdown'] strong")).to_have_text("printed")
+    expect(output).to_contain_text("echo kept")
+    expect(output).to_contain_text("scripted/plain · thinking off")
