@@ -37,6 +37,7 @@ __all__ = [
     "long_text",
     "multi_stage",
     "parallel_tools_then_answer",
+    "stalled",
     "text",
     "thinking",
     "tool_calls",
@@ -73,6 +74,9 @@ class Reply:
     status: int = 200
     error_message: str = ""
     drop_after: int | None = None
+    stall_after: int | None = None
+    """With ``delay``: after this many chunks, send nothing for ``stall`` seconds."""
+    stall: float = 0.0
 
 
 # -- reply builders ---------------------------------------------------------------------------
@@ -163,6 +167,19 @@ def dropped(content: str, *, after: int = 2) -> Reply:
     """Stream ``after`` chunks of ``content``, then close the connection: no finish, no [DONE]."""
     reply = text(content)
     return Reply(reply.chunks, completion_tokens=reply.completion_tokens, drop_after=after)
+
+
+def stalled(content: str, *, after: int = 2, seconds: float = 30.0) -> Reply:
+    """Stream ``after`` chunks of ``content``, then go silent for ``seconds`` (a provider
+    that hangs mid-answer) before the rest; cut short when the client hangs up."""
+    reply = text(content, delay=0.01)
+    return Reply(
+        reply.chunks,
+        delay=reply.delay,
+        completion_tokens=reply.completion_tokens,
+        stall_after=after,
+        stall=seconds,
+    )
 
 
 _LOREM = (
@@ -287,7 +304,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         llm = self.server.llm
         try:
-            for data in _batched(_sse_payloads(reply, body, seq), reply.delay, llm._stop):
+            payloads = _batched(_sse_payloads(reply, body, seq), reply.delay, llm._stop)
+            for sent, data in enumerate(payloads):
+                if sent == reply.stall_after and llm._stop.wait(reply.stall):
+                    break
                 self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
             if llm._stop.is_set():
                 llm._note_cut_stream()

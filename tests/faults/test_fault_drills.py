@@ -1,0 +1,164 @@
+"""Fault drills: what breaks around a running cell (Pi, the model's server, the kernel), and
+what must hold anyway.  Each drill is bounded (every cell has a timeout), keeps what was
+shown (the partial answer stays, the transcript records what happened) and leaves no
+process behind (the suite's autouse fixture checks that after each test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+
+from pi_kernel.transcript import MIMETYPE, NoticePart, ToolPart, Transcript
+from tests import llm_server as script
+from tests.agent_dir import PiEnv
+from tests.kernel_harness import DISPLAY_MESSAGES, CellRun, KernelHarness, running_kernel
+from tests.llm_server import ScriptedLLM
+
+DRILL_TIMEOUT = 30.0
+"""Seconds any one drill cell may take; past that the drill fails instead of hanging."""
+
+
+@pytest.fixture
+def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
+        assert kernel.execute("%load_ext pi_magics").status == "ok"
+        yield kernel
+
+
+def transcript(run: CellRun) -> Transcript:
+    [saved] = [out["data"][MIMETYPE] for out in run.outputs if MIMETYPE in out.get("data", {})]
+    return Transcript.model_validate(saved)
+
+
+def markdown(run: CellRun) -> str:
+    return run.text("text/markdown")
+
+
+def test_pi_killed_mid_stream_keeps_the_partial_answer_and_records_the_error(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(script.text("partial " * 400, pieces=400, delay=0.05))
+    llm.enqueue(script.text("A new Pi answers."))
+    pi = kernel.wait_for_pi()
+
+    def kill_once_text_shows(message: dict[str, Any]) -> None:
+        shown = json.dumps(message["content"].get("data", {}))
+        if message["msg_type"] in DISPLAY_MESSAGES and "partial" in shown and pi.is_running():
+            os.killpg(pi.pid, signal.SIGKILL)
+
+    run = kernel.execute(
+        "%%pi\nTalk slowly.", on_message=kill_once_text_shows, timeout=DRILL_TIMEOUT
+    )
+    assert run.status == "error"
+    assert "partial" in markdown(run)  # what arrived before the kill is still shown
+    record = transcript(run)
+    assert record.status == "failed"
+    assert record.errors
+    assert "partial" in record.text
+    after = kernel.execute("%%pi\nBack?", timeout=DRILL_TIMEOUT)
+    assert "A new Pi answers." in markdown(after)
+    assert [p.pid for p in kernel.pis()] != [pi.pid]
+    assert len(kernel.pis()) == 1
+
+
+@pytest.mark.parametrize(
+    ("replies", "notice"),
+    [
+        (script.dropped_then_answer(answer="Answered after the drop."), "terminated"),
+        (script.error_then_answer(500, answer="Answered after the 500."), "500"),
+    ],
+    ids=["dropped-connection", "http-500"],
+)
+def test_a_failing_model_server_is_retried_and_the_retry_is_recorded(
+    kernel: KernelHarness, llm: ScriptedLLM, replies: list[script.Reply], notice: str
+):
+    llm.enqueue(*replies)
+    run = kernel.execute("%%pi\nAnswer despite the server.", timeout=DRILL_TIMEOUT)
+    assert run.status == "ok", run.error_text
+    record = transcript(run)
+    assert record.status == "completed"
+    assert record.text.startswith("Answered after the")
+    notices = [part.text for part in record.blocks if isinstance(part, NoticePart)]
+    assert any("retry" in text.lower() and notice in text for text in notices), notices
+    assert len(llm.requests) == 2
+
+
+def test_a_model_server_that_stalls_times_out_and_the_retry_answers(
+    pi_env: PiEnv, llm: ScriptedLLM
+):
+    settings_path = pi_env.agent_dir / "settings.json"
+    settings = json.loads(settings_path.read_text())
+    settings["httpIdleTimeoutMs"] = 1500  # Pi's own idle timeout, shortened for the drill
+    settings_path.write_text(json.dumps(settings))
+    llm.enqueue(script.stalled("This answer hangs half way through", after=3, seconds=20))
+    llm.enqueue(script.text("Answered after the stall."))
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
+        assert kernel.execute("%load_ext pi_magics").status == "ok"
+        run = kernel.execute("%%pi\nAnswer despite the stall.", timeout=DRILL_TIMEOUT)
+    assert run.status == "ok", run.error_text
+    record = transcript(run)
+    assert record.text == "Answered after the stall."
+    notices = [part.text for part in record.blocks if isinstance(part, NoticePart)]
+    assert any("retry" in text.lower() for text in notices), notices
+    assert len(llm.requests) == 2  # the stalled request, then the retry
+
+
+def test_a_20_mb_tool_result_is_cut_and_the_kernel_carries_on(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    flood = "head -c 20000000 /dev/zero | tr '\\0' x; echo; echo end-of-flood"
+    llm.enqueue(*script.tool_then_answer(command=flood, answer="That was a lot."))
+    llm.enqueue(script.text("Still fine."))
+    run = kernel.execute("%%pi\nFlood the output.", timeout=DRILL_TIMEOUT)
+    assert run.status == "ok", run.error_text
+    record = transcript(run)
+    [tool] = [part for part in record.blocks if isinstance(part, ToolPart)]
+    assert len(tool.output) <= 20_100  # the transcript's documented cut, with its marker
+    assert record.text == "That was a lot."
+    assert run.display_bytes < 2_000_000  # the frontend never got the flood
+    assert "Still fine." in markdown(kernel.execute("%%pi\nOK?", timeout=DRILL_TIMEOUT))
+
+
+def rss_mb(process: psutil.Process) -> float:
+    return float(process.memory_info().rss) / 1e6
+
+
+def test_200_cells_in_a_row_keep_one_pi_and_bounded_memory(kernel: KernelHarness, llm: ScriptedLLM):
+    cells = 200
+    llm.enqueue(*(script.text(f"Answer number {n}.") for n in range(cells)))
+    kernel_process = psutil.Process(kernel.pid)
+    pis: set[int] = set()
+    samples: list[tuple[float, float]] = []
+    for n in range(cells):
+        run = kernel.execute(f"%%pi --quiet\nQuestion {n}?", timeout=DRILL_TIMEOUT)
+        assert f"Answer number {n}." in markdown(run)
+        pis.update(p.pid for p in kernel.pis())
+        if n in (20, cells - 1):  # after warm-up, and at the end
+            [pi] = kernel.pis()
+            samples.append((rss_mb(kernel_process), rss_mb(pi)))
+    assert len(pis) == 1
+    (kernel_warm, pi_warm), (kernel_end, pi_end) = samples
+    print(f"RSS MB kernel {kernel_warm:.0f} -> {kernel_end:.0f}, Pi {pi_warm:.0f} -> {pi_end:.0f}")
+    assert kernel_end - kernel_warm < 30
+    assert pi_end - pi_warm < 100
+
+
+def test_restarting_the_kernel_during_a_run_stops_its_pi(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(script.text("word " * 400, pieces=400, delay=0.05))
+    llm.enqueue(script.text("Fresh kernel, fresh Pi."))
+    old_pi = kernel.wait_for_pi()
+    kernel.client.execute("%%pi\nTalk slowly.")  # not waited for: the restart comes first
+    llm.wait_for_requests(1)
+    kernel.restart()
+    _, alive = psutil.wait_procs([old_pi], timeout=10)
+    assert not alive
+    assert kernel.execute("%load_ext pi_magics").status == "ok"
+    after = kernel.execute("%%pi\nAnyone?", timeout=DRILL_TIMEOUT)
+    assert "Fresh kernel, fresh Pi." in markdown(after)
+    assert len(kernel.pis()) == 1
