@@ -1,0 +1,124 @@
+"""The performance table: every benchmark, one after the other, then one table of the targets.
+
+Usage, from the repository root::
+
+    .venv/bin/python bench/table.py [--quick]
+
+Runs ``bench/kernel_life.py`` (first cell vs warm cells, kernel RSS over 200 turns),
+``bench/magic_stream.py`` (``%%pi`` against reading Pi's stdout for a 100 000-token answer,
+and the frontend bytes it sends) and ``bench/parse_throughput.py`` (the RPC client's parse
+against ``json.loads``), each measuring its sides in the same run; then prints the table the
+README shows and writes ``bench/results/table.json``.  ``--quick`` runs fewer rounds and
+turns (a smoke run, not figures to publish).  Nothing else should run on the machine
+meanwhile: the figures are ratios, but two cores are easily disturbed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import kernel_life, magic_stream, parse_throughput  # noqa: E402
+from bench.parse_throughput import RESULTS, write_report  # noqa: E402
+
+
+def row(measure: str, value: str, target: str, met: bool) -> dict[str, Any]:
+    return {"measure": measure, "value": value, "target": target, "met": met}
+
+
+def rows() -> list[dict[str, Any]]:
+    life = json.loads((RESULTS / "kernel_life.json").read_text())
+    stream = json.loads((RESULTS / "magic_stream.json").read_text())
+    parse = json.loads((RESULTS / "parse_throughput.json").read_text())
+    first, memory = life["first_cell"], life["memory"]
+    paced = next(p for p in stream["passes"] if p["rate_tokens_per_second"])
+    flat = next(p for p in stream["passes"] if not p["rate_tokens_per_second"])
+    current = next(s for s in parse["streams"] if s["key"] == "0.87.1")
+    tokens = f"{stream['tokens']:,}"
+    return [
+        row(
+            f"first cell / warm cell (fresh kernel, {life['think_seconds']:g} s after load)",
+            f"{first['first_median_seconds']:.2f} s / {first['warm_median_seconds']:.2f} s "
+            f"= {first['ratio']:.2f}x",
+            f"≤ {first['target_ratio']}x",
+            first["target_met"],
+        ),
+        row(
+            f"`%%pi` / Pi's stdout, {tokens}-token answer at "
+            f"{paced['rate_tokens_per_second']:,.0f} tokens/s",
+            f"{paced['magic_median_seconds']:.2f} s / {paced['baseline_median_seconds']:.2f} s "
+            f"= {paced['time_ratio']:.2f}x (flat out: {flat['time_ratio']:.2f}x)",
+            f"≤ {stream['target_time_ratio']:.2f}x",
+            paced["time_target_met"],
+        ),
+        row(
+            "frontend bytes / final output bytes, that answer",
+            f"{paced['bytes_ratio']:.2f}x (flat out: {flat['bytes_ratio']:.2f}x)",
+            f"≤ {stream['target_bytes_ratio']:g}x",
+            paced["bytes_target_met"] and flat["bytes_target_met"],
+        ),
+        row(
+            f"client parse / `json.loads`, Pi {current['pi_version']} stream "
+            f"({current['megabytes']:.1f} MB)",
+            f"{current['ratio']:.2f}x",
+            f"≤ {parse['target_ratio']:g}x",
+            current["ratio"] <= parse["target_ratio"],
+        ),
+        row(
+            f"kernel RSS growth over {memory['turns']} turns",
+            f"{memory['kernel_growth_mb']:+.1f} MB ({memory['kernel_warm_mb']:.0f} → "
+            f"{memory['kernel_end_mb']:.0f} MB; one Pi, {memory['pi_warm_mb']:.0f} → "
+            f"{memory['pi_end_mb']:.0f} MB)",
+            f"< {memory['target_growth_mb']:g} MB",
+            memory["target_met"],
+        ),
+    ]
+
+
+def markdown(table: Sequence[dict[str, Any]]) -> str:
+    lines = ["| measure | value | target | |", "|---|---|---|---|"]
+    for entry in table:
+        met = "met" if entry["met"] else "**missed**"
+        lines.append(f"| {entry['measure']} | {entry['value']} | {entry['target']} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds: a smoke run")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    quick = args.quick
+    kernel_life.main(["--rounds", "2", "--turns", "40"] if quick else [])
+    magic_stream.main(["--rounds", "1", "--tokens", "20000"] if quick else ["--rounds", "3"])
+    parse_throughput.main(["--rounds", "2"] if quick else [])
+    table = rows()
+    machine = magic_stream.machine_info()
+    print()
+    print(
+        f"Performance table ({machine['cpu_count']} cores, {machine['platform']}, "
+        f"Python {machine['python']}{', quick run' if quick else ''})"
+    )
+    print()
+    print(markdown(table))
+    report = {
+        "machine": machine,
+        "quick": quick,
+        "rows": table,
+        "all_met": all(entry["met"] for entry in table),
+        "total_seconds": time.perf_counter() - started,
+    }
+    return write_report("table.json", report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
