@@ -11,7 +11,9 @@ Against the scripted LLM of the test suite and the pinned Pi, in real IPython ke
   the user waits ``--think`` seconds (default 2), then runs a cell; timed from the execute
   request to the kernel going idle.  Then, in the same kernel, the same cell again several
   times: the warm cells.  ``--rounds`` fresh kernels (default 5); the medians are compared,
-  target first/warm at most 1.2;
+  target first/warm at most 1.2.  The same is measured with Pi alone (an RPC subprocess:
+  started, ``--think`` s, then the same prompts), so a first turn that is slow in Pi itself
+  is told apart from what the kernel adds;
 * **memory**: one kernel runs ``--turns`` cells (default 200); the kernel's RSS after a
   warm-up of 10 turns and at the end, target growth under 30 MB.  Pi's RSS and its process
   count are reported beside it (one Pi throughout).
@@ -35,10 +37,19 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import psutil  # noqa: E402
-from bench.magic_stream import leftover_processes, machine_info, pi_sandbox  # noqa: E402
-from bench.parse_throughput import write_report  # noqa: E402
+from bench.magic_stream import (  # noqa: E402
+    BaselinePi,
+    leftover_processes,
+    machine_info,
+    pi_sandbox,
+)
+from bench.parse_throughput import CURRENT_PI, write_report  # noqa: E402
+from bench.parse_throughput import _read_until as read_until  # noqa: E402
+from bench.parse_throughput import _stop_process as stop_process  # noqa: E402
 from tests.kernel_harness import CellRun, KernelHarness, running_kernel  # noqa: E402
 from tests.llm_server import text  # noqa: E402
+
+from pi_kernel.rpc.launch import locate_pi  # noqa: E402
 
 TARGET_FIRST_CELL_RATIO = 1.2
 TARGET_RSS_GROWTH_MB = 30.0
@@ -70,6 +81,25 @@ def first_and_warm(think: float) -> tuple[float, list[float], Path]:
             first = timed(kernel, CELL)
             warm = [timed(kernel, CELL) for _ in range(WARM_CELLS)]
         return first, warm, pi_env.home.parent
+
+
+def pi_first_and_warm(think: float) -> tuple[float, list[float], Path]:
+    """The same with Pi alone, as a plain RPC subprocess: is a first turn slow in Pi?"""
+    with pi_sandbox("pi-bench-first-pi-") as (llm, pi_env):
+        llm.enqueue(*(text(ANSWER) for _ in range(1 + WARM_CELLS)))
+        pi = BaselinePi(locate_pi(CURRENT_PI), llm, pi_env)
+        try:
+            pi.command({"type": "get_state"})  # Pi is up, as after the extension's prewarm
+            time.sleep(think)
+            seconds = []
+            for _ in range(1 + WARM_CELLS):
+                started = time.perf_counter()
+                pi.send({"type": "prompt", "message": "Say hello."})
+                read_until(pi.process, "agent_settled", CELL_TIMEOUT_S)
+                seconds.append(time.perf_counter() - started)
+        finally:
+            stop_process(pi.process)
+        return seconds[0], seconds[1:], pi_env.home.parent
 
 
 def rss_mb(process: psutil.Process) -> float:
@@ -122,6 +152,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"round {round_number}: first {first:.3f} s, warm median {warm_median:.3f} s")
     first_median, warm_median = statistics.median(firsts), statistics.median(warms)
     first_ratio = first_median / warm_median
+    pi_firsts: list[float] = []
+    pi_warms: list[float] = []
+    for _ in range(args.rounds):
+        first, warm, root = pi_first_and_warm(args.think)
+        roots.append(root)
+        pi_firsts.append(first)
+        pi_warms.extend(warm)
+    pi_first, pi_warm = statistics.median(pi_firsts), statistics.median(pi_warms)
+    print(f"Pi alone: first {pi_first:.3f} s, warm median {pi_warm:.3f} s")
+    # What the kernel adds to a first cell beyond what it adds to any cell.
+    kernel_extra = (first_median - warm_median) - (pi_first - pi_warm)
     print(f"memory over {args.turns} turns ...", flush=True)
     memory, root = memory_over(args.turns)
     roots.append(root)
@@ -137,6 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{first_median:.3f} s / {warm_median:.3f} s = {first_ratio:.2f}x | ≤ "
         f"{TARGET_FIRST_CELL_RATIO}x | {'met' if first_met else '**MISSED**'} |"
     )
+    print(
+        f"| the same, Pi alone (RPC subprocess) | {pi_first:.3f} s / {pi_warm:.3f} s = "
+        f"{pi_first / pi_warm:.2f}x | | |"
+    )
+    print(f"| the kernel's own extra on a first cell | {kernel_extra * 1e3:+.0f} ms | | |")
     print(
         f"| kernel RSS growth over {args.turns} turns | {memory['kernel_growth_mb']:+.1f} MB "
         f"({memory['kernel_warm_mb']:.0f} → {memory['kernel_end_mb']:.0f} MB; Pi "
@@ -157,6 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ratio": first_ratio,
             "target_ratio": TARGET_FIRST_CELL_RATIO,
             "target_met": first_met,
+            "pi_first_seconds": pi_firsts,
+            "pi_warm_seconds": pi_warms,
+            "pi_first_median_seconds": pi_first,
+            "pi_warm_median_seconds": pi_warm,
+            "pi_ratio": pi_first / pi_warm,
+            "kernel_extra_seconds": kernel_extra,
         },
         "memory": {**memory, "target_growth_mb": TARGET_RSS_GROWTH_MB, "target_met": rss_met},
         "leftover_processes": len(leftovers),
