@@ -9,6 +9,7 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -20,6 +21,7 @@ from tests.agent_dir import PiEnv
 from tests.kernel_harness import DISPLAY_MESSAGES, CellRun, KernelHarness, running_kernel
 from tests.llm_server import ScriptedLLM
 
+EXTENSIONS = Path(__file__).parents[1] / "data" / "extensions"
 DRILL_TIMEOUT = 30.0
 """Seconds any one drill cell may take; past that the drill fails instead of hanging."""
 
@@ -109,20 +111,35 @@ def test_a_model_server_that_stalls_times_out_and_the_retry_answers(
     assert len(llm.requests) == 2  # the stalled request, then the retry
 
 
-def test_a_20_mb_tool_result_is_cut_and_the_kernel_carries_on(
+def test_a_20_mb_tool_result_on_pis_stdout_is_cut_and_the_kernel_carries_on(
     kernel: KernelHarness, llm: ScriptedLLM
 ):
-    flood = "head -c 20000000 /dev/zero | tr '\\0' x; echo; echo end-of-flood"
-    llm.enqueue(*script.tool_then_answer(command=flood, answer="That was a lot."))
-    llm.enqueue(script.text("Still fine."))
+    # Pi's bash tool cuts its own output at 50 KB, so an extension swaps the result for
+    # 20 MB: Pi then writes records of that size to its stdout.
+    flood = ["--extension", str(EXTENSIONS / "flood_result.ts")]
+    assert kernel.execute(f"%config PiMagics.pi_args = {flood!r}").status == "ok"
+    # 20 MB is far past the context window: Pi compacts (a summary request) before sending
+    # the result to the model, and again after the answer.
+    llm.enqueue(
+        script.tool_calls(("bash", {"command": "echo small"})),
+        script.text("Summary: the user asked for a flood."),
+        script.text("That was a lot."),
+        script.text("Summary: a flood, answered."),
+        script.text("Still fine."),
+    )
     run = kernel.execute("%%pi\nFlood the output.", timeout=DRILL_TIMEOUT)
     assert run.status == "ok", run.error_text
     record = transcript(run)
     [tool] = [part for part in record.blocks if isinstance(part, ToolPart)]
-    assert len(tool.output) <= 20_100  # the transcript's documented cut, with its marker
+    assert tool.output_cut >= 19_000_000  # cut at the documented size, the rest counted
+    assert len(tool.output) <= 20_200
     assert record.text == "That was a lot."
+    notices = [part.text for part in record.blocks if isinstance(part, NoticePart)]
+    assert any("compact" in text.lower() for text in notices), notices
     assert run.display_bytes < 2_000_000  # the frontend never got the flood
-    assert "Still fine." in markdown(kernel.execute("%%pi\nOK?", timeout=DRILL_TIMEOUT))
+    assert len(json.dumps(llm.requests[2])) > 20_000_000  # the model did: it was real
+    after = kernel.execute("%%pi\nOK?", timeout=DRILL_TIMEOUT)
+    assert "Still fine." in markdown(after)
 
 
 def rss_mb(process: psutil.Process) -> float:
