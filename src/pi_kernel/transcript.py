@@ -154,24 +154,18 @@ def transcript_of(
     turn: Turn,
     *,
     pi_version: str | None = None,
-    model: str | None = None,
     session_id: str | None = None,
     session_file: str | None = None,
 ) -> Transcript:
-    """The record of a finished turn.  ``model`` (``provider/id``) is what the turn was run
-    with, used when no assistant message named one (an extension command, an early
-    failure)."""
-    provider, model_id = turn.provider, turn.model
-    if (provider is None or model_id is None) and model and "/" in model:
-        provider, _, model_id = model.partition("/")
+    """The record of a finished turn (its model as the turn names it)."""
     errors = [block.message for block in turn.blocks if isinstance(block, ErrorBlock)]
     if turn.error and turn.error not in errors:
         errors.append(turn.error)
     usage = turn.usage
     return Transcript(
         pi_version=pi_version,
-        provider=provider,
-        model=model_id,
+        provider=turn.provider,
+        model=turn.model,
         thinking_level=turn.thinking_level,
         session_id=session_id,
         session_file=session_file.replace("\\", "/").rsplit("/", 1)[-1] if session_file else None,

@@ -341,8 +341,9 @@ class PiMagics(Magics):
             self._drain(events, turn, display, unasked="the turn was over")
         self.last_turn = turn
         turn.thinking_level = request.level
-        # Pi names the model at the end of its first message; a turn interrupted before
-        # that still ran on the model it was asked of, and its footer says so.
+        # Pi names the model at the end of its first message; a turn without one (interrupted
+        # or failed early, an extension command) still ran on the model it was asked of, and
+        # its footer and transcript say so.
         if turn.model is None and request.model and "/" in request.model:
             turn.provider, _, turn.model = request.model.partition("/")
         if interrupted:
@@ -359,7 +360,7 @@ class PiMagics(Magics):
             turn.error = str(error)
             turn.finish(None)
             if turn.visible_blocks:
-                display.finish(turn, self._transcript(turn, request, state, secrets))
+                display.finish(turn, self._transcript(turn, state, secrets))
             raise error
         result: TurnResult = future.result()
         turn.thinking_level = result.thinking_level
@@ -370,7 +371,6 @@ class PiMagics(Magics):
     def _transcript(
         self,
         turn: Turn,
-        request: Request,
         state: SessionState,
         secrets: frozenset[str],
         result: TurnResult | None = None,
@@ -380,7 +380,6 @@ class PiMagics(Magics):
         transcript = transcript_of(
             turn,
             pi_version=install.version if install else None,
-            model=result.model if result else request.model,
             session_id=result.session_id if result else state.session_id,
             session_file=result.session_file if result else state.session_file,
         )
@@ -396,7 +395,7 @@ class PiMagics(Magics):
         result: TurnResult | None = None,
     ) -> None:
         """Show the turn's final state with its transcript; keep it (and record it)."""
-        transcript = self._transcript(turn, request, state, secrets, result)
+        transcript = self._transcript(turn, state, secrets, result)
         display.finish(turn, transcript)
         self.transcripts.append(transcript)
         if self.recorder is not None:
