@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "API_KEY",
     "GATED_KEY_ENV",
     "MODELS",
     "PROVIDER",
@@ -21,6 +22,9 @@ __all__ = [
 PROVIDER = "scripted"
 # plain: no reasoning, levels ["off"]; reasoner: off..high; deep: off..xhigh.
 MODELS = ("plain", "reasoner", "deep")
+
+API_KEY = "scripted-test-key"
+"""The scripted provider's key in ``models.json`` unless a test gives another."""
 
 # Pi's auto-retry waits 2 s, 4 s, 8 s by default; 50 ms keeps retry tests fast.
 _RETRY_BASE_DELAY_MS = 50
@@ -39,7 +43,7 @@ def _model(model_id: str, *, reasoning: bool, **extra: Any) -> dict[str, Any]:
     }
 
 
-def write_agent_dir(path: Path, base_url: str, *, api_key: str = "scripted-test-key") -> Path:
+def write_agent_dir(path: Path, base_url: str, *, api_key: str = API_KEY) -> Path:
     """Write ``models.json`` (provider ``scripted``) and ``settings.json`` into ``path``.
 
     Returns ``path``, ready to be passed to Pi as ``PI_CODING_AGENT_DIR``.

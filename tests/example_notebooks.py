@@ -23,7 +23,7 @@ from pi_kernel.transcript import MIMETYPE
 from pi_magics.magics import RECORD_ENV, REPLAY_ENV
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
-from tests.kernel_harness import CELL_TIMEOUT
+from tests.kernel_harness import CELL_TIMEOUT, execute_notebook
 from tests.llm_server import Reply, ScriptedLLM
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
@@ -103,19 +103,12 @@ def execute(
     tagged ``interrupt`` are interrupted once the LLM has streamed to them for a while."""
     path = folder / example.notebook
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(folder)}},
-    )
-    if llm is not None:
-        client.on_cell_execute = _interrupter(client, llm)
-    client.execute(env=env)
-    nbformat.write(notebook, path)
-    saved = nbformat.read(path, as_version=4)
-    nbformat.validate(saved)
-    return saved
+
+    def interrupt_tagged_cells(client: NotebookClient) -> None:
+        if llm is not None:
+            client.on_cell_execute = _interrupter(client, llm)
+
+    return execute_notebook(notebook, env=env, path=path, prepare=interrupt_tagged_cells)
 
 
 def _interrupter(client: NotebookClient, llm: ScriptedLLM) -> Callable[..., Any]:

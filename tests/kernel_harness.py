@@ -8,8 +8,10 @@ display data crossed the wire.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
+from pi_kernel.transcript import MIMETYPE, Transcript
 from tests.conftest import is_pi
 
 KERNEL_READY_TIMEOUT = 60.0
@@ -227,14 +230,48 @@ def run_notebook(
     notebook = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(source) for source in cells]
     )
+    return execute_notebook(notebook, env=env, path=path, kernel_name=kernel_name)
+
+
+def execute_notebook(
+    notebook: Any,
+    *,
+    env: dict[str, str],
+    path: Path,
+    kernel_name: str = "python3",
+    prepare: Callable[[NotebookClient], None] | None = None,
+) -> Any:
+    """Execute ``notebook`` with nbclient in ``path``'s directory (``prepare`` may set the
+    client's hooks first), save it to ``path``, read it back and validate it."""
     client = NotebookClient(
         notebook,
         kernel_name=kernel_name,
         timeout=CELL_TIMEOUT,
         resources={"metadata": {"path": str(path.parent)}},
     )
+    if prepare is not None:
+        prepare(client)
     client.execute(env=env)
     nbformat.write(notebook, path)
     saved = nbformat.read(path, as_version=4)
     nbformat.validate(saved)
     return saved
+
+
+def transcripts_in(outputs: Iterable[Mapping[str, Any]]) -> list[Transcript]:
+    """The transcripts a cell's outputs carry (saved, or as a run received them), in order."""
+    return [
+        Transcript.model_validate(output["data"][MIMETYPE])
+        for output in outputs
+        if MIMETYPE in output.get("data", {})
+    ]
+
+
+def install_pi_kernelspec(prefix: Path) -> str:
+    """Install the Pi kernelspec under ``prefix``; the directory to put on JUPYTER_PATH."""
+    subprocess.run(
+        [sys.executable, "-m", "pi_kernel", "install", "--prefix", str(prefix)],
+        check=True,
+        capture_output=True,
+    )
+    return str(prefix / "share" / "jupyter")

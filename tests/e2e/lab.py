@@ -21,6 +21,7 @@ from typing import Any
 import nbformat
 
 from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
+from tests.kernel_harness import install_pi_kernelspec
 from tests.llm_server import ScriptedLLM
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -101,12 +102,7 @@ def _free_port() -> int:
 def start_lab(base: Path, llm: ScriptedLLM) -> Lab:
     """Start JupyterLab under ``base`` (notebooks in ``base/notebooks``) and wait for it."""
     pi_env = isolated_env(base, write_agent_dir(base / "agent", llm.base_url))
-    prefix = base / "prefix"
-    subprocess.run(
-        [sys.executable, "-m", "pi_kernel", "install", "--prefix", str(prefix)],
-        check=True,
-        capture_output=True,
-    )
+    jupyter_path = install_pi_kernelspec(base / "prefix")
     root = base / "notebooks"
     root.mkdir()
     config = base / "jupyter-config"
@@ -140,7 +136,7 @@ def start_lab(base: Path, llm: ScriptedLLM) -> Lab:
         "JUPYTER_CONFIG_DIR": str(config),
         "JUPYTER_DATA_DIR": str(base / "jupyter-data"),
         "JUPYTER_RUNTIME_DIR": str(base / "jupyter-runtime"),
-        "JUPYTER_PATH": str(prefix / "share" / "jupyter"),
+        "JUPYTER_PATH": jupyter_path,
         "JUPYTERLAB_SETTINGS_DIR": str(base / "lab-settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(base / "lab-workspaces"),
     }

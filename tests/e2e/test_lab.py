@@ -5,10 +5,10 @@ from __future__ import annotations
 import nbformat
 from playwright.sync_api import Locator, Page, expect
 
-from pi_kernel.transcript import MIMETYPE, Transcript
 from tests import llm_server as script
 from tests.e2e.lab import Lab
 from tests.e2e.notebook_page import NotebookPage
+from tests.kernel_harness import transcripts_in
 from tests.llm_server import ScriptedLLM
 
 SLOW_ANSWER = "Hello there: this answer is **streamed** in a dozen small pieces, one at a time."
@@ -177,11 +177,7 @@ def test_answers_and_transcripts_survive_save_close_and_reopen(
     lab.shutdown_kernels()
 
     saved = nbformat.read(path, as_version=4)
-    [transcript] = [
-        Transcript.model_validate(output["data"][MIMETYPE])
-        for output in saved.cells[0].outputs
-        if MIMETYPE in output.get("data", {})
-    ]
+    [transcript] = transcripts_in(saved.cells[0].outputs)
     assert transcript.text == "It **printed** kept."
     reopened = NotebookPage(page.context.new_page(), lab, "saved.ipynb").open()
     output = reopened.output(0)

@@ -15,10 +15,16 @@ from typing import Any
 import psutil
 import pytest
 
-from pi_kernel.transcript import MIMETYPE, NoticePart, ToolPart, Transcript
+from pi_kernel.transcript import NoticePart, ToolPart, Transcript
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
-from tests.kernel_harness import DISPLAY_MESSAGES, CellRun, KernelHarness, running_kernel
+from tests.kernel_harness import (
+    DISPLAY_MESSAGES,
+    CellRun,
+    KernelHarness,
+    running_kernel,
+    transcripts_in,
+)
 from tests.llm_server import ScriptedLLM
 
 EXTENSIONS = Path(__file__).parents[1] / "data" / "extensions"
@@ -34,8 +40,8 @@ def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
 
 
 def transcript(run: CellRun) -> Transcript:
-    [saved] = [out["data"][MIMETYPE] for out in run.outputs if MIMETYPE in out.get("data", {})]
-    return Transcript.model_validate(saved)
+    [saved] = transcripts_in(run.outputs)
+    return saved
 
 
 def markdown(run: CellRun) -> str:

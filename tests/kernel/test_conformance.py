@@ -9,8 +9,6 @@ samples use the kernel's own forms: a prompt, ``%%py`` for Python, ``%pi`` subco
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,7 +22,7 @@ from pi_kernel.kernel import PYTHON_MARKER
 from tests import llm_server as script
 from tests.agent_dir import isolated_env, write_agent_dir
 from tests.conftest import assert_none_left
-from tests.kernel_harness import KERNEL_READY_TIMEOUT
+from tests.kernel_harness import KERNEL_READY_TIMEOUT, install_pi_kernelspec
 from tests.llm_server import ScriptedLLM
 
 PY = f"{PYTHON_MARKER}\n"
@@ -84,13 +82,7 @@ class PiKernelConformance(jupyter_kernel_test.KernelTests):
             prompts.mkdir()
             (prompts / "review.md").write_text("---\ndescription: Review\n---\nReview $@\n")
             pi_env = isolated_env(root, agent_dir)
-            prefix = root / "prefix"
-            subprocess.run(
-                [sys.executable, "-m", "pi_kernel", "install", "--prefix", str(prefix)],
-                check=True,
-                capture_output=True,
-            )
-            jupyter_path = str(prefix / "share" / "jupyter")
+            jupyter_path = install_pi_kernelspec(root / "prefix")
             pi_env.env["JUPYTER_PATH"] = jupyter_path
             # The kernelspec is looked up in this process's environment.
             patch = stack.enter_context(pytest.MonkeyPatch.context())

@@ -3,15 +3,13 @@ nbclient (a real kernel, the real Pi, no model), and showing what was committed.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbconvert import HTMLExporter
 
-from pi_kernel.transcript import MIMETYPE, Transcript
-from tests.agent_dir import write_agent_dir
+from tests.agent_dir import API_KEY
 from tests.example_notebooks import (
     EXAMPLES,
     NOTEBOOKS,
@@ -20,6 +18,7 @@ from tests.example_notebooks import (
     copy_examples,
     replay,
 )
+from tests.kernel_harness import transcripts_in
 
 RECORD_AGAIN = "if the change is meant, run scripts/record_notebooks.py and commit the result"
 
@@ -35,24 +34,16 @@ def test_replay_shows_the_committed_outputs_without_the_model(example: Example, 
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda example: example.name)
-def test_committed_notebooks_hold_valid_transcripts_and_no_key(example: Example, tmp_path: Path):
+def test_committed_notebooks_hold_valid_transcripts_and_no_key(example: Example):
     committed = nbformat.read(NOTEBOOKS / example.notebook, as_version=4)
     nbformat.validate(committed)
-    transcripts = [
-        Transcript.model_validate(output["data"][MIMETYPE])
-        for cell in committed.cells
-        for output in cell.get("outputs", [])
-        if MIMETYPE in output.get("data", {})
-    ]
+    transcripts = [t for cell in committed.cells for t in transcripts_in(cell.get("outputs", []))]
     cassette = (NOTEBOOKS / example.cassette).read_text(encoding="utf-8").splitlines()
     assert len(transcripts) == len(cassette) > 0
     assert all(t.model_ref == "scripted/plain" and t.thinking_level for t in transcripts)
     # The recordings ran with the scripted provider's key in models.json: it is nowhere.
-    key = json.loads(
-        (write_agent_dir(tmp_path, "http://127.0.0.1:9/v1") / "models.json").read_text()
-    )["providers"]["scripted"]["apiKey"]
     for path in (NOTEBOOKS / example.notebook, NOTEBOOKS / example.cassette):
-        assert key not in path.read_text(encoding="utf-8")
+        assert API_KEY not in path.read_text(encoding="utf-8")
 
 
 def test_the_tour_reads_without_a_kernel_as_html():

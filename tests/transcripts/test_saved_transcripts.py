@@ -8,10 +8,10 @@ import sys
 
 import nbformat
 
-from pi_kernel.transcript import MIMETYPE, TextPart, ThinkingPart, ToolPart, Transcript
+from pi_kernel.transcript import TextPart, ThinkingPart, ToolPart, Transcript
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, write_agent_dir
-from tests.kernel_harness import run_notebook
+from tests.kernel_harness import run_notebook, transcripts_in
 from tests.llm_server import ScriptedLLM
 
 ENV_SECRET = "tok-env-3c1f9a7e2b55"
@@ -19,11 +19,7 @@ MODELS_JSON_SECRET = "sk-models-json-5d8e2a1c77"
 
 
 def transcripts_of(cell: nbformat.NotebookNode) -> list[Transcript]:
-    return [
-        Transcript.model_validate(output["data"][MIMETYPE])
-        for output in cell.outputs
-        if MIMETYPE in output.get("data", {})
-    ]
+    return transcripts_in(cell.outputs)
 
 
 def test_every_pi_output_carries_its_transcript_and_no_credential(pi_env: PiEnv, llm: ScriptedLLM):
