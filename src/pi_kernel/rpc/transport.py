@@ -25,6 +25,7 @@ from anyio.abc import ByteReceiveStream, Process, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import ValidationError
 
+from ..processes import kill_marked, signal_group
 from .errors import PiNotFound, PiProtocolError
 from .protocol import Record, parse_record
 
@@ -223,7 +224,7 @@ async def open_transport(
             finally:
                 with anyio.CancelScope(shield=True):
                     await _stop(process)
-                    _kill_strays(marker)
+                    kill_marked(OWNER_ENV, marker)
                 tasks.cancel_scope.cancel()
     finally:
         receive_records.close()
@@ -283,38 +284,16 @@ async def _stop(process: Process) -> None:
         with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             await process.stdin.aclose()
     if await _exited_within(process, STDIN_CLOSE_GRACE) is None:
-        _signal_group(process.pid, signal.SIGTERM)
+        signal_group(process.pid, signal.SIGTERM)
         if await _exited_within(process, SIGTERM_GRACE) is None:
-            _signal_group(process.pid, signal.SIGKILL)
+            signal_group(process.pid, signal.SIGKILL)
             await _exited_within(process, SIGKILL_GRACE)
     # Children Pi did not detach share its group and may outlive it; its detached tools
-    # are not in the group, so the caller kills those by their marker (_kill_strays).
-    _signal_group(process.pid, signal.SIGKILL)
+    # are not in the group, so the caller kills those by their marker (kill_marked).
+    signal_group(process.pid, signal.SIGKILL)
 
 
 async def _exited_within(process: Process, seconds: float) -> int | None:
     with anyio.move_on_after(seconds):
         return await process.wait()
     return process.returncode
-
-
-def _kill_strays(marker: str) -> None:
-    """SIGKILL every process still carrying this Pi's marker (its orphaned tools)."""
-    needle = f"{OWNER_ENV}={marker}".encode() + b"\0"
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return  # no /proc (not Linux): Pi's own clean exit is all we have
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                if needle in handle.read():
-                    os.kill(pid, signal.SIGKILL)
-        except (OSError, ProcessLookupError):
-            continue  # gone meanwhile, or not ours to read
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    # The group id is Pi's pid; Linux does not reuse a pid while a group of that id exists.
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
