@@ -13,6 +13,7 @@ from .transcript import (
     ToolPart,
     Transcript,
 )
+from .turn import tokens_text
 
 
 def to_jsonl(transcripts: Sequence[Transcript]) -> str:
@@ -37,7 +38,7 @@ def _facts(transcript: Transcript) -> str:
     facts = [
         transcript.model_ref or "no model",
         f"thinking {transcript.thinking_level or 'unknown'}",
-        f"{usage.input:,} in / {usage.output:,} out tokens",
+        tokens_text(usage.input, usage.output),
         f"${usage.cost:.4f}",
         transcript.status,
         transcript.started.strftime("%Y-%m-%d %H:%M:%S UTC"),

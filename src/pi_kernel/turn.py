@@ -167,6 +167,14 @@ class TurnUsage:
         self.cost += usage.cost.total
 
 
+def tokens_text(input_tokens: int, output_tokens: int) -> str:
+    """``N in / M out tokens``; or, when both are zero, that the provider reported none
+    (a local server that streams without usage, a turn that never reached the model)."""
+    if not input_tokens and not output_tokens:
+        return "tokens not reported"
+    return f"{input_tokens:,} in / {output_tokens:,} out tokens"
+
+
 _B = TypeVar("_B", bound=Block)
 
 TurnStatus = Literal["running", "completed", "failed", "aborted", "interrupted"]

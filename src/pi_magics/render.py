@@ -38,6 +38,7 @@ from pi_kernel.turn import (
     ThinkingBlock,
     ToolBlock,
     Turn,
+    tokens_text,
 )
 
 Bundle = dict[str, Any]
@@ -400,7 +401,7 @@ def footer_line(turn: Turn) -> str:
         parts.append(model)
     if turn.thinking_level:
         parts.append(f"thinking {turn.thinking_level}")
-    parts.append(f"{turn.usage.input:,} in / {turn.usage.output:,} out tokens")
+    parts.append(tokens_text(turn.usage.input, turn.usage.output))
     parts.append(f"${turn.usage.cost:.4f}")
     parts.append(f"{turn.duration:.1f} s")
     if turn.status != "completed":
