@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,6 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from pi_kernel.transcript import MIMETYPE, Transcript
 from tests.conftest import is_pi
 
 KERNEL_READY_TIMEOUT = 60.0
@@ -256,15 +255,6 @@ def execute_notebook(
     saved = nbformat.read(path, as_version=4)
     nbformat.validate(saved)
     return saved
-
-
-def transcripts_in(outputs: Iterable[Mapping[str, Any]]) -> list[Transcript]:
-    """The transcripts a cell's outputs carry (saved, or as a run received them), in order."""
-    return [
-        Transcript.model_validate(output["data"][MIMETYPE])
-        for output in outputs
-        if MIMETYPE in output.get("data", {})
-    ]
 
 
 def install_pi_kernelspec(prefix: Path) -> str:

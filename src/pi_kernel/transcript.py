@@ -13,8 +13,9 @@ recorded one did.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -239,3 +240,12 @@ def _block(part: Part) -> Block:
     block.done = True
     block.touch()
     return block
+
+
+def transcripts_in(outputs: Iterable[Mapping[str, Any]]) -> list[Transcript]:
+    """The transcripts a cell's outputs carry (saved, or as a run received them), in order."""
+    return [
+        Transcript.model_validate(output["data"][MIMETYPE])
+        for output in outputs
+        if MIMETYPE in output.get("data", {})
+    ]

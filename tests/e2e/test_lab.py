@@ -5,10 +5,10 @@ from __future__ import annotations
 import nbformat
 from playwright.sync_api import Locator, Page, expect
 
+from pi_kernel.transcript import transcripts_in
 from tests import llm_server as script
 from tests.e2e.lab import Lab
 from tests.e2e.notebook_page import NotebookPage
-from tests.kernel_harness import transcripts_in
 from tests.llm_server import ScriptedLLM
 
 SLOW_ANSWER = "Hello there: this answer is **streamed** in a dozen small pieces, one at a time."

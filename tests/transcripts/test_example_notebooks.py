@@ -9,6 +9,7 @@ import nbformat
 import pytest
 from nbconvert import HTMLExporter
 
+from pi_kernel.transcript import transcripts_in
 from tests.agent_dir import API_KEY
 from tests.example_notebooks import (
     EXAMPLES,
@@ -18,7 +19,6 @@ from tests.example_notebooks import (
     copy_examples,
     replay,
 )
-from tests.kernel_harness import transcripts_in
 
 RECORD_AGAIN = "if the change is meant, run scripts/record_notebooks.py and commit the result"
 

@@ -8,10 +8,10 @@ import sys
 
 import nbformat
 
-from pi_kernel.transcript import TextPart, ThinkingPart, ToolPart, Transcript
+from pi_kernel.transcript import TextPart, ThinkingPart, ToolPart, Transcript, transcripts_in
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, write_agent_dir
-from tests.kernel_harness import run_notebook, transcripts_in
+from tests.kernel_harness import run_notebook
 from tests.llm_server import ScriptedLLM
 
 ENV_SECRET = "tok-env-3c1f9a7e2b55"
