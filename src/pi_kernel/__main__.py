@@ -1,9 +1,12 @@
 """``python -m pi_kernel``: command-line entry points.
 
-``install`` / ``uninstall`` put the Pi kernel's kernelspec where Jupyter finds it (options as
-``python -m ipykernel install``).  ``doctor`` starts the Pi that pi-kernel would use, the way
-a notebook would, and reports what it found: which Pi, whether it runs, and which models it
-offers.  It is the quickest answer to "why does my notebook say Pi is unavailable?".
+``start`` is the main command: JupyterLab with Pi on the tour notebook (``--headless``:
+execute the tour and say where the result is), with the local demo model when Pi has no
+credentials (see ``pi_kernel.start``).  ``install`` / ``uninstall`` put the Pi kernel's
+kernelspec where Jupyter finds it (options as ``python -m ipykernel install``).  ``doctor``
+starts the Pi that pi-kernel would use, the way a notebook would, and reports what it found:
+which Pi, whether it runs, and which models it offers.  It is the quickest answer to "why
+does my notebook say Pi is unavailable?".
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import anyio
 from jupyter_client.kernelspec import NoSuchKernel
 
-from . import __version__, kernelspec
+from . import __version__, kernelspec, start
 from .rpc import PiError, locate_pi, open_client
-from .session import NO_MODELS_HINT
+from .session import no_models_hint
 
 
 async def _doctor(pi_path: str | None) -> int:
@@ -33,7 +37,7 @@ async def _doctor(pi_path: str | None) -> int:
             state = await client.get_state()
             models = await client.get_available_models()
     if not models:
-        print(f"Pi has no usable models. {NO_MODELS_HINT}")
+        print(f"Pi has no usable models. {no_models_hint()}")
         return 1
     current = state.model.ref if state.model else None
     print(f"Models ({len(models)}):")
@@ -64,11 +68,41 @@ def _uninstall(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start(args: argparse.Namespace) -> int:
+    install = locate_pi(args.pi_path)
+    options = start.Options(
+        notebook=Path(args.notebook),
+        headless=args.headless,
+        output=Path(args.output) if args.output else None,
+        open_browser=not args.no_browser,
+    )
+    try:
+        return start.run(install, options)
+    except start.StartError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr)
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pi_kernel", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     doctor = commands.add_parser("doctor", help="check that Pi runs and list its models")
     doctor.add_argument("--pi", dest="pi_path", help="the Pi executable to check")
+    begin = commands.add_parser(
+        "start", help="JupyterLab with Pi on the tour notebook (the local model if need be)"
+    )
+    begin.add_argument("--pi", dest="pi_path", help="the Pi executable to use")
+    begin.add_argument(
+        "--notebook", default=str(start.DEFAULT_NOTEBOOK), help="the notebook to open or run"
+    )
+    begin.add_argument(
+        "--headless", action="store_true", help="execute the notebook instead of opening Lab"
+    )
+    begin.add_argument("--output", help="headless: the directory to run the notebook in")
+    begin.add_argument("--no-browser", action="store_true", help="do not open a browser")
     install = commands.add_parser("install", help="install the Pi kernel's kernelspec")
     uninstall = commands.add_parser("uninstall", help="remove the Pi kernel's kernelspec")
     for command in (install, uninstall):
@@ -87,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "uninstall":
         return _uninstall(args)
     try:
+        if args.command == "start":
+            return _start(args)
         return anyio.run(_doctor, args.pi_path)
     except PiError as exc:
         print("\n".join(exc.lines()), file=sys.stderr)

@@ -40,6 +40,17 @@ NO_MODELS_HINT = (
     "a provider key such as ANTHROPIC_API_KEY or OPENAI_API_KEY before starting Jupyter, "
     "or add a provider to models.json in Pi's agent directory."
 )
+BACKEND_PROBLEM_ENV = "PI_KERNEL_BACKEND_PROBLEM"
+"""Set by the main command when the model it meant to give Pi (the local demo model) could
+not start: the sentence saying why, which the notebook shows when Pi has no models."""
+
+
+def no_models_hint() -> str:
+    """What to do when Pi offers no models, after the main command's reason if it gave one."""
+    problem = os.environ.get(BACKEND_PROBLEM_ENV)
+    return f"{problem} {NO_MODELS_HINT}" if problem else NO_MODELS_HINT
+
+
 RESTORE_TIMEOUT = 5.0
 """Seconds to put back the model and thinking level after a cell that overrode them."""
 DISCOVERY_TIMEOUT = 15.0
@@ -49,7 +60,8 @@ DISCOVERY_TIMEOUT = 15.0
 class PiNoModels(PiError):
     """Pi runs, but offers no model: no provider has credentials."""
 
-    hint = NO_MODELS_HINT
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint=no_models_hint())
 
 
 class PiChoiceError(PiError):

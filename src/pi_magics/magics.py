@@ -36,13 +36,13 @@ from pi_kernel.rpc.errors import PiExited
 from pi_kernel.rpc.protocol import SessionState
 from pi_kernel.session import (
     DISCOVERY_TIMEOUT,
-    NO_MODELS_HINT,
     PiSession,
     SessionStatus,
     TurnResult,
+    no_models_hint,
 )
 from pi_kernel.transcript import Transcript, transcript_of
-from pi_kernel.turn import Turn
+from pi_kernel.turn import Turn, tokens_text
 
 from .bridge import Bridge
 from .dialogs import Dialog, DialogDesk, ask
@@ -644,7 +644,7 @@ class PiMagics(Magics):
         models = self.bridge.call(partial(self.session.models, refresh=True))
         state = self.bridge.call(self.session.state)
         if not models:
-            print(f"Pi offers no models. {NO_MODELS_HINT}")
+            print(f"Pi offers no models. {no_models_hint()}")
             return
         current = state.model.ref if state.model else None
         for model in sorted(models, key=lambda model: model.ref):
@@ -689,7 +689,7 @@ def format_status(
     if last_turn is not None:
         usage = last_turn.usage
         lines.append(
-            f"Last turn: {last_turn.status}, {usage.input} in / {usage.output} out tokens, "
+            f"Last turn: {last_turn.status}, {tokens_text(usage.input, usage.output)}, "
             f"${usage.cost:.4f}, {last_turn.duration:.1f} s"
         )
     if cassette is not None:

@@ -1,0 +1,184 @@
+"""The main command (``python -m pi_kernel start``): Pi in JupyterLab, on any machine.
+
+It chooses where Pi's models come from (``backend``: the user's own Pi, or the local demo
+model when there are no credentials), serves the local model when that is the choice, and
+then starts JupyterLab on the tour notebook, or, with ``headless``, executes the tour with
+nbclient and says where the executed copy is.  Everything it starts carries a marker in its
+environment, and is stopped when it exits, however it exits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import anyio
+
+from . import kernelspec, local_model
+from .backend import AGENT_DIR_ENV, Backend, choose_backend
+from .processes import kill_marked, stop_group
+from .rpc import PiInstall
+from .rpc.launch import PROJECT_ROOT
+from .session import BACKEND_PROBLEM_ENV
+from .transcript import transcripts_in
+
+STATE_DIR_ENV = "PI_KERNEL_STATE_DIR"
+"""Where the main command keeps its agent dir, the model server's log and headless runs."""
+MARKER_ENV = "PI_KERNEL_MAIN"
+"""Set to a value unique to one main command in everything it starts (see ``processes``)."""
+CELL_TIMEOUT = 600.0
+"""Seconds one cell of a headless run may take (the tiny model answers in well under 60)."""
+DEFAULT_NOTEBOOK = PROJECT_ROOT / "notebooks" / "tour.ipynb"
+
+
+@dataclass(frozen=True)
+class Options:
+    notebook: Path = DEFAULT_NOTEBOOK
+    headless: bool = False
+    output: Path | None = None
+    """Headless: the directory to run the notebook in (default: a new one under runs/)."""
+    open_browser: bool = True
+
+
+class StartError(Exception):
+    """An expected failure of the main command: one sentence for the terminal."""
+
+
+def state_dir(env: Mapping[str, str]) -> Path:
+    """``$PI_KERNEL_STATE_DIR``, else ``$XDG_STATE_HOME/pi-kernel`` (``~/.local/state``)."""
+    if env.get(STATE_DIR_ENV):
+        return Path(env[STATE_DIR_ENV]).expanduser()
+    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home(), ".local/state"))
+    return Path(base) / "pi-kernel"
+
+
+def run(install: PiInstall, options: Options) -> int:
+    """Run the main command; return its exit code."""
+    notebook = options.notebook.expanduser().absolute()
+    if not notebook.is_file():
+        raise StartError(f"There is no notebook {notebook}; pass an existing .ipynb file.")
+    state = state_dir(os.environ)
+    marker = f"{os.getpid()}-{uuid.uuid4().hex}"
+    with _signals_exit(), ExitStack() as stack:
+        stack.callback(kill_marked, MARKER_ENV, marker)
+        print(f"Pi: {install.describe()}", flush=True)
+        backend = anyio.run(choose_backend, install, state / "agent")
+        print(f"Models from {backend.description}.", flush=True)
+        env = {**backend.env, MARKER_ENV: marker}
+        if backend.kind == "local":
+            env = _serve_local_model(stack, backend, env, state)
+        if options.headless:
+            return _run_headless(notebook, options.output or _new_run_dir(state), env)
+        return _run_lab(notebook, env, open_browser=options.open_browser)
+    raise AssertionError("unreachable")  # pragma: no cover - the with block returns
+
+
+def _serve_local_model(
+    stack: ExitStack, backend: Backend, env: dict[str, str], state: Path
+) -> dict[str, str]:
+    agent_dir = Path(backend.env[AGENT_DIR_ENV])
+    local_model.clear_agent_config(agent_dir)
+    log_path = state / "local-model.log"
+    print(f"Starting the local demo model {local_model.MODEL_REF} (log: {log_path}).", flush=True)
+    try:
+        server = stack.enter_context(local_model.serving(log_path, env=env))
+    except local_model.LocalModelError as problem:
+        print(f"{problem.message} {problem.hint}", file=sys.stderr, flush=True)
+        return {**env, BACKEND_PROBLEM_ENV: problem.message}
+    local_model.write_agent_config(agent_dir, server.base_url)
+    print(f"Local demo model at {server.base_url}.", flush=True)
+    return env
+
+
+def _new_run_dir(state: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return state / "runs" / f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def _run_headless(notebook: Path, run_dir: Path, env: dict[str, str]) -> int:
+    """Execute a copy of the notebook (with the files beside it) in ``run_dir``."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    shutil.copytree(
+        notebook.parent,
+        run_dir,
+        ignore=shutil.ignore_patterns("*.ipynb", "*.cassette.jsonl", ".ipynb_checkpoints"),
+        dirs_exist_ok=True,
+    )
+    target = run_dir / notebook.name
+    document = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(
+        document,
+        timeout=CELL_TIMEOUT,
+        kernel_name=document.metadata.get("kernelspec", {}).get("name", "python3"),
+        resources={"metadata": {"path": str(run_dir)}},
+    )
+    print(f"Running {notebook.name} headless in {run_dir} ...", flush=True)
+    failure: str | None = None
+    try:
+        client.execute(env=env)
+    except CellExecutionError as error:
+        failure = f"{error.ename}: {error.evalue}".strip()
+    finally:
+        nbformat.write(document, target)
+    answers = [t for cell in document.cells for t in transcripts_in(cell.get("outputs", []))]
+    for transcript in answers:
+        first_line = transcript.text.splitlines()[0] if transcript.text else "(no text)"
+        print(f"  {transcript.model_ref}: {first_line[:100]}")
+    print(f"Executed notebook: {target}")
+    if failure is not None:
+        print(f"A cell failed: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_lab(notebook: Path, env: dict[str, str], *, open_browser: bool) -> int:
+    """JupyterLab on the notebook's directory, until it exits or we are stopped."""
+    kernelspec.install(prefix=sys.prefix)  # the Pi kernel, beside the tour's Python kernel
+    argv = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        str(notebook),
+        f"--ServerApp.root_dir={notebook.parent}",
+        "--ServerApp.ip=127.0.0.1",
+    ]
+    if not open_browser:
+        argv.append("--no-browser")
+    if os.geteuid() == 0:  # containers and CI machines: Jupyter refuses root unless told
+        argv.append("--allow-root")
+    print("Starting JupyterLab; press Ctrl-C to stop it and everything started here.", flush=True)
+    # Its own session: Ctrl-C reaches us, not Lab's "shut down? (y/n)" prompt, and we stop
+    # Lab with SIGTERM, which shuts its kernels down cleanly.
+    lab = subprocess.Popen(argv, env=env, start_new_session=True)
+    try:
+        return lab.wait()
+    finally:
+        stop_group(lab)
+
+
+@contextmanager
+def _signals_exit() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the command through ``finally`` blocks, like Ctrl-C does."""
+
+    def leave(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
