@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
-from pi_kernel.transcript import NoticePart, ToolPart, Transcript
+from pi_kernel.transcript import NoticePart, ToolPart, Transcript, transcripts_in
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
 from tests.kernel_harness import (
@@ -23,7 +23,6 @@ from tests.kernel_harness import (
     CellRun,
     KernelHarness,
     running_kernel,
-    transcripts_in,
 )
 from tests.llm_server import ScriptedLLM
 
