@@ -131,6 +131,8 @@ def _interrupter(client: NotebookClient, llm: ScriptedLLM) -> Callable[..., Any]
 
 def record(example: Example, folder: Path) -> Any:
     """Record the example in ``folder`` (a copy of ``notebooks/``) against the scripted LLM."""
+    # From scratch, as a reader's first recording would be (the notebook says so otherwise).
+    (folder / example.cassette).unlink(missing_ok=True)
     with ScriptedLLM() as llm:
         llm.enqueue(*example.replies())
         pi_env = pi_env_for(folder / ".pi-run", llm)

@@ -113,6 +113,22 @@ def test_when_the_local_model_cannot_start_the_notebook_says_why(tmp_path: Path)
     assert not (Path(env["HOME"]) / ".pi").exists()
 
 
+def test_a_missing_notebook_is_one_sentence_and_starts_nothing(tmp_path: Path):
+    env = new_user_env(tmp_path)
+    missing = tmp_path / "nowhere.ipynb"
+    result = subprocess.run(
+        [sys.executable, "-m", "pi_kernel", "start", "--headless", "--notebook", missing],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"There is no notebook {missing}; pass an existing .ipynb file.\n"
+    assert list(Path(env["HOME"]).iterdir()) == []
+
+
 def lab_server_info(home: Path, deadline: float) -> dict[str, Any]:
     """The running server's info file (url, token), once its API answers."""
     runtime = home / ".local" / "share" / "jupyter" / "runtime"

@@ -102,7 +102,7 @@ def serving(
             "with pip install 'pi-kernel[local]' (scripts/install.sh does)."
         )
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    with log_path.open("wb") as log:  # this run's log only: its last line is the reason
         process = subprocess.Popen(
             [
                 sys.executable,

@@ -10,6 +10,7 @@ environment, and is stopped when it exits, however it exits.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
 import shutil
 import signal
@@ -67,6 +68,13 @@ def run(install: PiInstall, options: Options) -> int:
     notebook = options.notebook.expanduser().absolute()
     if not notebook.is_file():
         raise StartError(f"There is no notebook {notebook}; pass an existing .ipynb file.")
+    needed = ("nbclient", "nbformat") if options.headless else ("jupyterlab",)
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StartError(
+            f"The main command needs {', '.join(missing)}: install it with "
+            "pip install 'pi-kernel[lab]' (scripts/install.sh does)."
+        )
     state = state_dir(os.environ)
     marker = f"{os.getpid()}-{uuid.uuid4().hex}"
     with _signals_exit(), ExitStack() as stack:
