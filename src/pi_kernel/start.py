@@ -117,7 +117,7 @@ def _run_headless(notebook: Path, run_dir: Path, env: dict[str, str]) -> int:
     """Execute a copy of the notebook (with the files beside it) in ``run_dir``."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     shutil.copytree(
         notebook.parent,
@@ -139,6 +139,8 @@ def _run_headless(notebook: Path, run_dir: Path, env: dict[str, str]) -> int:
         client.execute(env=env)
     except CellExecutionError as error:
         failure = f"{error.ename}: {error.evalue}".strip()
+    except (CellTimeoutError, DeadKernelError) as error:
+        failure = (str(error).strip() or type(error).__name__).splitlines()[0]
     finally:
         nbformat.write(document, target)
     answers = [t for cell in document.cells for t in transcripts_in(cell.get("outputs", []))]
