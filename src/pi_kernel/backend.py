@@ -71,8 +71,7 @@ async def choose_backend(
         if models:
             return _found("configured", base, f"your Pi agent dir {configured}", models)
         reason = f"Pi offers no models with {AGENT_DIR_ENV}={configured}"
-    elif default_user_agent_dir(base).is_dir():
-        where = default_user_agent_dir(base)
+    elif (where := default_user_agent_dir(base)).is_dir():
         models = await probe_models(install, base)
         if models:
             return _found("user", base, f"your Pi setup in {where}", models)

@@ -135,10 +135,11 @@ def _wait_ready(process: subprocess.Popen[bytes], log_path: Path, timeout: float
         readable, _, _ = select.select([process.stdout], [], [], remaining)
         if not readable:
             break
-        line = process.stdout.readline().decode(errors="replace").strip()
+        raw = process.stdout.readline()
+        line = raw.decode(errors="replace").strip()
         if line.startswith(READY_PREFIX):
             return line.removeprefix(READY_PREFIX)
-        if not line:  # end of output: the server exited
+        if not raw:  # end of output: the server exited (a blank line is just skipped)
             with suppress(subprocess.TimeoutExpired):
                 process.wait(1.0)
             raise LocalModelError(
