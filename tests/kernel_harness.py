@@ -129,9 +129,25 @@ class KernelHarness:
             if kind == "status" and content["execution_state"] == "idle":
                 break
             _apply(run, by_display_id, kind, content)
-        run.reply = self.client.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+        run.reply = self.reply_to(msg_id, timeout=max(1.0, deadline - time.monotonic()))
         run.seconds = time.monotonic() - started
         return run
+
+    def reply_to(self, msg_id: str, *, timeout: float = CELL_TIMEOUT) -> dict[str, Any]:
+        """The shell reply to request ``msg_id``, as a frontend matches it: by its parent.
+
+        Never "the next shell message": ``wait_for_ready`` sends a ``kernel_info_request``
+        every second until one is answered, so on a busy machine late ``kernel_info_reply``s
+        of start-up are still queued when the first real request goes out.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no shell reply to {msg_id} within {timeout} s")
+            message = self.client.get_shell_msg(timeout=remaining)
+            if message["parent_header"].get("msg_id") == msg_id:
+                return message
 
     def _answer_input(self, run: CellRun, answer: Callable[[str], str]) -> None:
         try:

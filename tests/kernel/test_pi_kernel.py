@@ -96,13 +96,13 @@ def test_cells_are_prompts_unless_they_start_with_a_magic_or_a_shell_line(cell: 
 
 
 def test_kernel_info_names_pi_kernel_and_markdown(kernel: KernelHarness):
-    kernel.client.kernel_info()
-    reply = kernel.client.get_shell_msg(timeout=10)["content"]
+    reply = kernel.reply_to(kernel.client.kernel_info(), timeout=10)["content"]
     assert reply["implementation"] == "pi-kernel"
     assert reply["language_info"]["name"] == "markdown"
     assert "%%py" in reply["banner"]
 
 
+@pytest.mark.contract
 def test_a_prompt_a_python_cell_a_magic_and_a_shell_line(kernel: KernelHarness, llm: ScriptedLLM):
     llm.enqueue(script.text("Forty-two."))
     answered = kernel.execute("What is the answer?")
@@ -175,11 +175,13 @@ def test_what_is_completed_where(code: str, kind: str | None, prefix: str | None
 
 
 def complete(kernel: KernelHarness, code: str) -> dict[str, object]:
-    kernel.client.complete(code, len(code))
-    reply: dict[str, object] = kernel.client.get_shell_msg(timeout=30)["content"]
+    reply: dict[str, object] = kernel.reply_to(kernel.client.complete(code, len(code)), timeout=30)[
+        "content"
+    ]
     return reply
 
 
+@pytest.mark.contract
 def test_completion_offers_pi_s_commands_subcommands_and_models(
     kernels_prefix: Path, pi_env: PiEnv
 ):
@@ -203,17 +205,17 @@ def test_completion_offers_pi_s_commands_subcommands_and_models(
         assert "os" in python["matches"]  # IPython's own completion
 
 
+@pytest.mark.contract
 def test_inspecting_a_model_id_shows_what_pi_reports(kernel: KernelHarness):
     code = "Use scripted/deep for this"
-    kernel.client.inspect(code, code.index("deep"))
-    reply = kernel.client.get_shell_msg(timeout=30)["content"]
+    reply = kernel.reply_to(kernel.client.inspect(code, code.index("deep")), timeout=30)["content"]
     assert reply["found"]
     text = reply["data"]["text/plain"]
     assert text.startswith("scripted/deep — Scripted deep")
     assert "Context window: 128,000 tokens" in text
     assert "Reasoning:      yes" in text
-    kernel.client.inspect("Use scripted/nope", 8)
-    assert not kernel.client.get_shell_msg(timeout=30)["content"]["found"]
+    missing = kernel.reply_to(kernel.client.inspect("Use scripted/nope", 8), timeout=30)
+    assert not missing["content"]["found"]
 
 
 EXTENSIONS = Path(__file__).parents[1] / "data" / "extensions"
