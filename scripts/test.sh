@@ -1,18 +1,71 @@
 #!/usr/bin/env bash
-# The whole test suite: install (with the legacy Pi), lint, type-check, then pytest.
-# Extra arguments go to pytest.  Exits non-zero on any failure, including "no tests ran".
+# The whole test suite: install (the locked .venv, the compatibility Pis, Chromium), lint,
+# type-check, then pytest.  Extra arguments go to pytest.  Exits non-zero on any failure,
+# including "no tests ran".
+#
+# The drift check (not part of CI; see the README): the same suite in a throwaway environment
+#   --latest   the newest release of every package that pyproject.toml allows (.venv-latest)
+#   --lowest   the lowest versions pyproject.toml declares for the package's own dependencies
+#              and jupyter_client, everything else newest (.venv-lowest)
+# It prints how that environment differs from requirements.lock and deselects the test that
+# the environment is the lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode=locked
+if [[ "${1:-}" == --latest || "${1:-}" == --lowest ]]; then
+  mode=${1#--}
+  shift
+fi
 bash scripts/install.sh --tests
 
+venv=.venv
+markers=()
+if [[ $mode != locked ]]; then
+  venv=.venv-$mode
+  printf '\n== drift check: a throwaway environment in %s (%s versions)\n' "$venv" "$mode"
+  rm -rf "$venv"
+  .venv/bin/python -m venv "$venv"
+  constraints=$venv/constraints.txt
+  if [[ $mode == lowest ]]; then
+    "$venv/bin/python" - >"$constraints" <<'PY'
+import re, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+test_extra = project["optional-dependencies"]["test"]
+for spec in [*project["dependencies"], *(s for s in test_extra if s.startswith("jupyter_client"))]:
+    name, lower = re.fullmatch(r"([\w.-]+)(?:\[[^]]*\])?>=([\w.]+)(?:,.*)?", spec.split(";")[0].strip()).groups()
+    print(f"{name}=={lower}")
+PY
+  else
+    : >"$constraints"
+  fi
+  sed 's/^/   constraint: /' "$constraints"
+  "$venv/bin/python" -m pip install --disable-pip-version-check --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --disable-pip-version-check --quiet \
+    -c "$constraints" -e '.[dev]'
+  printf '   differs from requirements.lock:\n'
+  "$venv/bin/python" - <<'PY'
+import re
+from importlib.metadata import distributions
+locked = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", open("requirements.lock").read(), re.M))
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+locked = {norm(name): version for name, version in locked.items()}
+for dist in sorted(distributions(), key=lambda d: norm(d.metadata["Name"])):
+    name = norm(dist.metadata["Name"])
+    if name != "pi-kernel" and locked.get(name) != dist.version:
+        print(f"     {name}: {locked.get(name, 'not locked')} -> {dist.version}")
+PY
+  markers=(-m "not lock")
+fi
+
 printf '\n== ruff\n'
-.venv/bin/ruff check src tests bench scripts
-.venv/bin/ruff format --check src tests bench scripts
+"$venv/bin/ruff" check src tests bench scripts
+"$venv/bin/ruff" format --check src tests bench scripts
 printf '\n== mypy --strict\n'
-.venv/bin/mypy
+"$venv/bin/mypy"
 printf '\n== pytest\n'
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
+"$venv/bin/python" -m pytest "${markers[@]}" "$@" || status=$?
 if [[ $status -eq 5 ]]; then
   echo "test: pytest collected no tests; that is a failure here" >&2
   exit 1
