@@ -1,47 +1,97 @@
 """Fixtures shared by the whole suite: the real Pi, an isolated agent dir, the scripted LLM.
 
-Pi always runs for real (the pinned 0.87.1 from ``npm ci``); the only double is the LLM
-server on 127.0.0.1.  Pi never sees the user's home: HOME and PI_CODING_AGENT_DIR point into
-the test's temporary directory.  After every test, no Pi started by it may still run.
+Pi always runs for real: the project's pinned Pi (``npm ci`` in the checkout) and, for the
+tests marked ``contract``, each of the compatibility Pis under ``tests/`` too.  The only
+double is the LLM server on 127.0.0.1.  Pi never sees the user's home: HOME and
+PI_CODING_AGENT_DIR point into the test's temporary directory.  After every test, no Pi
+started by it may still run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
 from pi_kernel.rpc import PiInstall, locate_pi
+from pi_kernel.rpc.launch import ENV_PI_PATH, PI_PACKAGES
 from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
 from tests.llm_server import ScriptedLLM
 
 REPO = Path(__file__).resolve().parents[1]
-LEGACY_PI = REPO / "tests" / "legacy" / "node_modules" / ".bin" / "pi"
 PROCESS_EXIT_TIMEOUT = 5.0
 """Seconds a Pi may take to disappear after its test ended before the test fails."""
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@dataclass(frozen=True)
+class PinnedPi:
+    """A Pi the suite runs: the folder whose ``package.json`` pins it (``npm ci`` there)."""
+
+    folder: Path
+
+    @property
+    def package(self) -> str:
+        manifest = json.loads((self.folder / "package.json").read_text(encoding="utf-8"))
+        return next(name for name in manifest["dependencies"] if name in PI_PACKAGES)
+
+    @property
+    def version(self) -> str:
+        manifest = json.loads((self.folder / "package.json").read_text(encoding="utf-8"))
+        return str(manifest["dependencies"][self.package])
+
+    @property
+    def executable(self) -> Path:
+        return self.folder / "node_modules" / ".bin" / "pi"
+
+    def locate(self) -> PiInstall:
+        """The installed Pi; the suite fails (not skips) when it is missing or not the pin."""
+        install = locate_pi(self.executable)
+        assert (install.package, install.version) == (self.package, self.version), (
+            f"expected {self.package} {self.version} (pinned in {self.folder}/package.json), "
+            f"found {install.describe()}"
+        )
+        return install
+
+
+CURRENT_PI = PinnedPi(REPO)
+"""The Pi the project ships and the whole suite runs on."""
+COMPAT_PIS = (PinnedPi(REPO / "tests" / "pi-0.87"), PinnedPi(REPO / "tests" / "legacy"))
+"""Older Pis people still run: the ``contract`` tests run on each of them as well."""
+LEGACY_PI = COMPAT_PIS[-1]
+"""The oldest: no ``agent_settled``, snapshot-heavy ``message_update`` records."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A ``contract`` test that uses ``pi_install`` runs once per Pi, named by its version."""
+    if "pi_install" in metafunc.fixturenames and metafunc.definition.get_closest_marker("contract"):
+        pis = (CURRENT_PI, *COMPAT_PIS)
+        metafunc.parametrize(
+            "pi_install", pis, indirect=True, ids=[f"pi-{pi.version}" for pi in pis]
+        )
 
 
 @pytest.fixture(scope="session")
-def pi_install() -> PiInstall:
-    """The project's pinned Pi; the suite fails (not skips) when it is missing."""
-    install = locate_pi(REPO / "node_modules" / ".bin" / "pi")
-    assert install.version == "0.87.1", install.describe()
-    return install
+def _located() -> dict[Path, PiInstall]:
+    return {}
+
+
+@pytest.fixture
+def pi_install(request: pytest.FixtureRequest, _located: dict[Path, PiInstall]) -> PiInstall:
+    """The Pi under test: the project's own, or (``contract`` tests) each Pi in turn."""
+    pinned: PinnedPi = getattr(request, "param", CURRENT_PI)
+    if pinned.folder not in _located:
+        _located[pinned.folder] = pinned.locate()
+    return _located[pinned.folder]
 
 
 @pytest.fixture(scope="session")
 def legacy_install() -> PiInstall:
-    install = locate_pi(LEGACY_PI)
-    assert install.version == "0.73.1", install.describe()
-    return install
+    return LEGACY_PI.locate()
 
 
 @pytest.fixture
@@ -51,10 +101,17 @@ def llm() -> Iterator[ScriptedLLM]:
 
 
 @pytest.fixture
-def pi_env(tmp_path: Path, llm: ScriptedLLM) -> PiEnv:
-    """An environment whose Pi knows exactly the scripted provider's three models."""
+def pi_env(tmp_path: Path, llm: ScriptedLLM, pi_install: PiInstall) -> PiEnv:
+    """An environment whose Pi knows exactly the scripted provider's three models.
+
+    A compatibility Pi is named in ``PI_KERNEL_PI_PATH``, so that sessions, magics and kernels
+    started with this environment run it; the project's own Pi is found as users find it.
+    """
     agent_dir = write_agent_dir(tmp_path / "agent", llm.base_url)
-    return isolated_env(tmp_path, agent_dir)
+    pi_env = isolated_env(tmp_path, agent_dir)
+    if pi_install.path != CURRENT_PI.executable:
+        pi_env.env[ENV_PI_PATH] = str(pi_install.path)
+    return pi_env
 
 
 def processes_of(root: Path) -> list[psutil.Process]:

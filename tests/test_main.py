@@ -27,7 +27,7 @@ def doctor(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedPr
 def test_doctor_names_the_pi_and_lists_its_models(pi_install: PiInstall, pi_env: PiEnv):
     result = doctor(pi_env.env, pi_env.cwd, "--pi", str(pi_install.path))
     assert result.returncode == 0, result.stderr
-    assert "@earendil-works/pi-coding-agent 0.87.1" in result.stdout
+    assert f"{pi_install.package} {pi_install.version}" in result.stdout
     assert "scripted/deep" in result.stdout
     assert "scripted/plain" in result.stdout
     assert "scripted/reasoner" in result.stdout

@@ -45,6 +45,7 @@ def user_texts(request: dict) -> list[str]:
     return texts
 
 
+@pytest.mark.contract
 async def test_two_turns_share_one_pi_and_one_conversation(session: PiSession, llm: ScriptedLLM):
     llm.enqueue(script.text("First answer."), script.text("Second answer."))
     await session.prewarm()
@@ -64,6 +65,7 @@ async def test_a_new_session_forgets_the_conversation(session: PiSession, llm: S
     assert user_texts(llm.requests[1]) == ["Fresh start"]
 
 
+@pytest.mark.contract
 async def test_a_dead_pi_fails_its_turn_and_the_next_turn_restarts_it(
     session: PiSession, llm: ScriptedLLM
 ):
@@ -82,6 +84,7 @@ async def test_a_dead_pi_fails_its_turn_and_the_next_turn_restarts_it(
     assert not psutil.pid_exists(old_pid)
 
 
+@pytest.mark.contract
 async def test_a_cell_model_and_level_apply_to_that_turn_only(session: PiSession, llm: ScriptedLLM):
     llm.enqueue(script.text("Deep thought."), script.text("Plain again."))
     result = await session.run_turn(
@@ -112,6 +115,7 @@ async def test_bad_model_and_level_are_refused_before_anything_is_sent(
     assert (await session.state()).model.ref == "scripted/plain"
 
 
+@pytest.mark.contract
 async def test_restart_replaces_the_process(session: PiSession):
     old = (await session.client()).pid
     new = (await session.restart()).pid

@@ -29,6 +29,7 @@ def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
         yield kernel
 
 
+@pytest.mark.contract
 def test_the_answer_streams_into_the_cell_as_markdown(kernel: KernelHarness, llm: ScriptedLLM):
     llm.enqueue(script.text("The **answer** is 42.", pieces=5))
     run = kernel.execute("%%pi\nWhat is the answer?")
@@ -51,6 +52,7 @@ def test_a_thinking_answer_shows_a_collapsed_thinking_block(
     assert llm.requests[0]["reasoning_effort"] == "high"
 
 
+@pytest.mark.contract
 def test_a_tool_run_shows_the_tool_and_the_answer_and_no_empty_step(
     kernel: KernelHarness, llm: ScriptedLLM
 ):
@@ -89,6 +91,7 @@ def test_new_starts_a_fresh_conversation(kernel: KernelHarness, llm: ScriptedLLM
     assert [m["role"] for m in llm.requests[2]["messages"]].count("user") == 1
 
 
+@pytest.mark.contract
 def test_interrupting_a_slow_stream_ends_the_cell_quickly_and_the_next_cell_works(
     kernel: KernelHarness, llm: ScriptedLLM
 ):
@@ -173,11 +176,12 @@ def test_no_credentials_says_how_to_log_in(tmp_path: Path):
     assert "/login" in "\n".join(run.error["traceback"])
 
 
-def test_status_models_and_help(kernel: KernelHarness, llm: ScriptedLLM):
+@pytest.mark.contract
+def test_status_models_and_help(kernel: KernelHarness, llm: ScriptedLLM, pi_install: PiInstall):
     llm.enqueue(script.text("Hi."))
     kernel.execute("%%pi\nhello")
     status = kernel.execute("%pi status").text()
-    assert "@earendil-works/pi-coding-agent 0.87.1" in status
+    assert f"{pi_install.package} {pi_install.version}" in status
     assert "scripted/plain" in status
     assert "Thinking:  off" in status
     assert "Last turn: completed" in status

@@ -85,7 +85,7 @@ async def test_pi_on_an_old_node_says_it_needs_node_22(pi_install: PiInstall, pi
     if old_node is None or os.path.realpath(old_node) == os.path.realpath(pi_install.argv[0]):
         pytest.fail("this machine should have its own Node 20 at /usr/bin/node")
     on_old_node = PiInstall(
-        pi_install.path, "setting", (old_node, pi_install.argv[1]), "x", "0.87.1"
+        pi_install.path, "setting", (old_node, pi_install.argv[1]), "x", pi_install.version
     )
     with pytest.raises(PiExited, match="needs Node >= 22") as caught:
         async with open_client(on_old_node, env=pi_env.env, cwd=str(pi_env.cwd)):

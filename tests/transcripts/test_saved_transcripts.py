@@ -8,6 +8,7 @@ import sys
 
 import nbformat
 
+from pi_kernel.rpc import PiInstall
 from pi_kernel.transcript import TextPart, ThinkingPart, ToolPart, Transcript, transcripts_in
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, write_agent_dir
@@ -22,7 +23,9 @@ def transcripts_of(cell: nbformat.NotebookNode) -> list[Transcript]:
     return transcripts_in(cell.outputs)
 
 
-def test_every_pi_output_carries_its_transcript_and_no_credential(pi_env: PiEnv, llm: ScriptedLLM):
+def test_every_pi_output_carries_its_transcript_and_no_credential(
+    pi_env: PiEnv, llm: ScriptedLLM, pi_install: PiInstall
+):
     write_agent_dir(pi_env.agent_dir, llm.base_url, api_key=MODELS_JSON_SECRET)
     pi_env.env["SCRIPTED_SECRET_TOKEN"] = ENV_SECRET
     llm.enqueue(*script.tool_then_answer(command="echo transcript-tool", answer="The tool ran."))
@@ -49,7 +52,7 @@ def test_every_pi_output_carries_its_transcript_and_no_credential(pi_env: PiEnv,
     for transcript in (tool_turn, thinking_turn):
         assert Transcript.model_validate_json(transcript.model_dump_json()) == transcript
         assert transcript.schema_version == 1
-        assert transcript.pi_version == "0.87.1"
+        assert transcript.pi_version == pi_install.version
         assert transcript.status == "completed"
         assert transcript.session_id
         assert transcript.session_file
