@@ -96,6 +96,8 @@ def test_with_credentials_the_headless_tour_uses_them_and_no_local_model(
     assert not (state / "local-model.log").exists()
     assert not (state / "agent").exists()
     assert not (pi_env.home / ".pi").exists()
+    # The tour's kernels listen on Unix sockets: nothing for ipykernel to warn about.
+    assert "without encryption" not in result.stdout + result.stderr
 
 
 def test_when_the_local_model_cannot_start_the_notebook_says_why(tmp_path: Path):

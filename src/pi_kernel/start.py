@@ -16,12 +16,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -32,6 +34,9 @@ from .rpc import PiInstall
 from .rpc.launch import PROJECT_ROOT
 from .session import BACKEND_PROBLEM_ENV
 from .transcript import transcripts_in
+
+if TYPE_CHECKING:
+    from jupyter_client.manager import KernelManager
 
 STATE_DIR_ENV = "PI_KERNEL_STATE_DIR"
 """Where the main command keeps its agent dir, the model server's log and headless runs."""
@@ -127,16 +132,17 @@ def _run_headless(notebook: Path, run_dir: Path, env: dict[str, str]) -> int:
     )
     target = run_dir / notebook.name
     document = nbformat.read(notebook, as_version=4)
-    client = NotebookClient(
-        document,
-        timeout=CELL_TIMEOUT,
-        kernel_name=document.metadata.get("kernelspec", {}).get("name", "python3"),
-        resources={"metadata": {"path": str(run_dir)}},
-    )
     print(f"Running {notebook.name} headless in {run_dir} ...", flush=True)
     failure: str | None = None
     try:
-        client.execute(env=env)
+        with _local_kernel(document.metadata.get("kernelspec", {}).get("name", "python3")) as km:
+            client = NotebookClient(
+                document,
+                km=km,
+                timeout=CELL_TIMEOUT,
+                resources={"metadata": {"path": str(run_dir)}},
+            )
+            client.execute(env=env)
     except CellExecutionError as error:
         failure = f"{error.ename}: {error.evalue}".strip()
     except (CellTimeoutError, DeadKernelError) as error:
@@ -152,6 +158,25 @@ def _run_headless(notebook: Path, run_dir: Path, env: dict[str, str]) -> int:
         print(f"A cell failed: {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextmanager
+def _local_kernel(kernel_name: str) -> Iterator[KernelManager]:
+    """A kernel manager whose kernel listens on Unix sockets in a private directory.
+
+    The kernel and its only client run on this machine for this user, so there is nothing
+    to put on TCP: sockets in a ``0700`` directory are reachable by this user alone, and
+    ipykernel (rightly) warns about unencrypted TCP, a warning the user could not act on.
+    """
+    from jupyter_client.manager import KernelManager
+
+    with tempfile.TemporaryDirectory(prefix="pi-kernel-") as sockets:
+        yield KernelManager(
+            kernel_name=kernel_name,
+            transport="ipc",
+            connection_file=os.path.join(sockets, "kernel.json"),
+            ip=os.path.join(sockets, "kernel"),
+        )
 
 
 def _run_lab(notebook: Path, env: dict[str, str], *, open_browser: bool) -> int:
