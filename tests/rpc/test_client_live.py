@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -315,6 +316,47 @@ async def test_an_extension_dialog_is_cancelled_with_a_notice_and_nothing_hangs(
     assert dialog.method == "confirm"
     notices = [event.message for event in events if isinstance(event, ClientNotice)]
     assert any("Proceed?" in notice and "cancelled" in notice for notice in notices)
+
+
+async def test_what_became_of_a_prompt_is_pi_s_word_on_pi_1_and_asked_for_before(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    llm.enqueue(script.text("Hi."))
+    args = (*PLAIN, "--extension", str(EXTENSIONS / "confirm_dialog.ts"))
+    async with client_for(pi_install, pi_env, *args) as client:
+        before = client.commands_sent["get_state"]
+        _, ran = await collect(client, "Say hi")
+        with anyio.fail_after(15):
+            _, handled = await collect(client, "/confirm-test")
+        asked = client.commands_sent["get_state"] - before
+    assert (ran.status, ran.handled_without_run, ran.final_text) == ("completed", False, "Hi.")
+    assert (handled.status, handled.handled_without_run) == ("completed", True)
+    if pi_install.at_least(1):
+        # The prompt's response says started or handled: no get_state round trip at all.
+        assert asked == 0
+    else:
+        assert asked >= 2  # an idle check after each accepted prompt
+
+
+async def test_an_abort_during_a_retry_wait_is_aborted_on_pi_1_not_failed(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
+):
+    # The run's last message is the failed attempt (stopReason "error"): only Pi's own
+    # agent_settled.aborted (Pi >= 1) tells that the user stopped it.
+    settings = pi_env.agent_dir / "settings.json"
+    settings.write_text(json.dumps({"retry": {"baseDelayMs": 5000}}), encoding="utf-8")
+    llm.enqueue(*script.error_then_answer(status=500, answer="unused"))
+    waited = False
+    async with client_for(pi_install, pi_env) as client, client.prompt("Try") as run:
+        async for event in run:
+            if isinstance(event, AutoRetryStart):
+                waited = True
+                await client.abort()
+    if not waited:
+        pytest.skip(f"Pi {pi_install.version} retries without announcing a wait to abort")
+    assert run.outcome is not None
+    assert run.outcome.status == ("aborted" if pi_install.at_least(1) else "failed")
+    assert len(llm.requests) == 1
 
 
 async def test_a_custom_ui_handler_answers_the_dialog(pi_install: PiInstall, pi_env: PiEnv):

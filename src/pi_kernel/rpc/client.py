@@ -13,7 +13,9 @@ One dispatcher task reads every record Pi writes, in order, and routes it:
 A ``Run`` is one prompt from the ``prompt`` command to the moment Pi will do nothing more on
 its own: ``agent_settled`` on Pi >= 0.80.4; on older Pi, an ``agent_end`` with no retry
 announced followed by an idle ``get_state``.  ``agent_end`` alone is never the end (retries,
-compaction and queued follow-ups start new agent runs after it).
+compaction and queued follow-ups start new agent runs after it).  Pi >= 1 says in the
+prompt's response whether a run started at all (``disposition``), and in ``agent_settled``
+whether it was aborted; older Pis are asked (``get_state``) and judged by the last message.
 """
 
 from __future__ import annotations
@@ -274,7 +276,16 @@ class Run:
                 self._finish("failed", response.error or "prompt rejected")
                 raise PiCommandError("prompt", response.error or "rejected")
             self._accepted = True
-            await self._check_idle()
+            disposition = (
+                response.data.get("disposition") if isinstance(response.data, dict) else None
+            )
+            if disposition == "handled":
+                # An extension command or input handler consumed it: no run, no events.
+                self._finish("completed", handled_without_run=True)
+            elif disposition is None:
+                # Pi < 1 does not say: only its state tells whether anything runs.
+                await self._check_idle()
+            # "started" or "queued": agent_settled ends it.
         elif response.id == self._check_id:
             self._check_id = None
             if not response.success:
@@ -311,7 +322,7 @@ class Run:
                 await self._check_idle()
         elif isinstance(event, AgentSettled):
             if self._saw_agent_start or self._accepted:
-                self._finish_from_messages()
+                self._finish_from_messages(aborted=event.aborted)
         elif isinstance(event, AutoRetryStart):
             self._retry_pending = True
         elif isinstance(event, AutoRetryEnd):
@@ -333,10 +344,14 @@ class Run:
         self._check_deadline = anyio.current_time() + COMMAND_TIMEOUT
         await self._client._send({"type": "get_state", "id": self._check_id})
 
-    def _finish_from_messages(self) -> None:
+    def _finish_from_messages(self, *, aborted: bool | None = None) -> None:
+        """How the run ended, from its last assistant message; ``aborted`` is Pi's own word
+        (``agent_settled.aborted``, Pi >= 1), which the message cannot overrule."""
         last = self._last_assistant
-        if last is not None and last.stop_reason == "aborted":
-            self._finish("aborted", last.error_message)
+        if aborted is None:
+            aborted = last is not None and last.stop_reason == "aborted"
+        if aborted:
+            self._finish("aborted", last.error_message if last is not None else None)
         elif last is not None and last.stop_reason == "error":
             self._finish("failed", self._final_error or last.error_message or "model error")
         elif self._final_error is not None:
