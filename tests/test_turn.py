@@ -110,6 +110,31 @@ def test_an_aborted_stream_keeps_its_partial_text_and_says_interrupted():
     assert "Interrupted" in last.text
 
 
+def test_calls_inside_codemode_scripts_are_folded_into_their_script_s_block():
+    turn = fold("160/codemode.jsonl")
+    assert kinds(turn) == ["ToolBlock", "ToolBlock", "TextBlock"]
+    for script in turn.visible_blocks[:2]:
+        assert isinstance(script, ToolBlock)
+        assert script.name == "codemode"
+        assert script.state == "ok"
+        assert script.duration_ms is not None
+        assert [(call.call_id, call.arguments, call.output) for call in script.calls] == [
+            (f"{script.call_id}/1", {"command": "echo one"}, "one\n"),
+            (f"{script.call_id}/2", {"command": "echo two"}, "two\n"),
+        ]
+        assert all(call.state == "ok" and call.duration_ms is not None for call in script.calls)
+    assert turn.text == "Both ran."
+
+
+def test_a_change_to_a_call_inside_a_script_redraws_the_script():
+    turn = fold("160/codemode.jsonl")
+    script = turn.visible_blocks[0]
+    assert isinstance(script, ToolBlock)
+    before = script.version
+    script.calls[0].touch()
+    assert script.version == before + 1
+
+
 def test_legacy_streams_fold_the_same_way():
     assert kinds(fold("073/text.jsonl")) == ["TextBlock"]
     turn = fold("073/tool.jsonl")

@@ -68,6 +68,10 @@ class ToolPart(_Record):
     is_error: bool
     output_cut: int = 0
     """Characters of the output left out (``TOOL_OUTPUT_LIMIT``)."""
+    duration_ms: float | None = None
+    """How long the tool ran, as Pi measured it (Pi >= 1)."""
+    calls: list[ToolPart] = []
+    """Tool calls made inside this one (a codemode script's), in order."""
 
 
 class NoticePart(_Record):
@@ -104,6 +108,9 @@ class Transcript(_Record):
     provider: str | None = None
     model: str | None = None
     thinking_level: str | None = None
+    """The level the turn was asked with."""
+    message_levels: list[str] = []
+    """The level each assistant message really used, in order (Pi >= 1 reports it)."""
     session_id: str | None = None
     session_file: str | None = None
     """The session file's name (not its path, which names the user's home)."""
@@ -137,6 +144,7 @@ class Transcript(_Record):
         turn.error = self.errors[-1] if self.errors else None
         turn.provider, turn.model = self.provider, self.model
         turn.thinking_level = self.thinking_level
+        turn.message_levels = list(self.message_levels)
         turn.stop_reason = self.stop_reason
         turn.usage.input, turn.usage.output = self.usage.input, self.usage.output
         turn.usage.cache_read, turn.usage.cache_write = (
@@ -168,6 +176,7 @@ def transcript_of(
         provider=turn.provider,
         model=turn.model,
         thinking_level=turn.thinking_level,
+        message_levels=turn.message_levels,
         session_id=session_id,
         session_file=session_file.replace("\\", "/").rsplit("/", 1)[-1] if session_file else None,
         prompt=turn.prompt,
@@ -199,24 +208,45 @@ def _part(block: Block) -> Part | None:
     if isinstance(block, ThinkingBlock):
         return ThinkingPart(text=block.text, redacted=block.redacted)
     if isinstance(block, ToolBlock):
-        output, cut = block.output, 0
-        if len(output) > TOOL_OUTPUT_LIMIT:
-            cut = len(output) - TOOL_OUTPUT_LIMIT
-            output = output[:TOOL_OUTPUT_LIMIT] + cut_marker(cut)
-        return ToolPart(
-            call_id=block.call_id,
-            name=block.name,
-            arguments=block.arguments,
-            output=output,
-            state=block.state,
-            is_error=block.state == "error",
-            output_cut=cut,
-        )
+        return _tool_part(block)
     if isinstance(block, NoticeBlock):
         return NoticePart(level=block.level, text=block.text)
     if isinstance(block, ErrorBlock):
         return ErrorPart(message=block.message)
     return None
+
+
+def _tool_part(block: ToolBlock) -> ToolPart:
+    output, cut = block.output, 0
+    if len(output) > TOOL_OUTPUT_LIMIT:
+        cut = len(output) - TOOL_OUTPUT_LIMIT
+        output = output[:TOOL_OUTPUT_LIMIT] + cut_marker(cut)
+    return ToolPart(
+        call_id=block.call_id,
+        name=block.name,
+        arguments=block.arguments,
+        output=output,
+        state=block.state,
+        is_error=block.state == "error",
+        output_cut=cut,
+        duration_ms=block.duration_ms,
+        calls=[_tool_part(call) for call in block.calls],
+    )
+
+
+def _tool_block(part: ToolPart, parent: ToolBlock | None = None) -> ToolBlock:
+    block = ToolBlock(
+        call_id=part.call_id,
+        name=part.name,
+        arguments=dict(part.arguments),
+        output=part.output,
+        state=part.state,
+        duration_ms=part.duration_ms,
+        parent=parent,
+        done=True,
+    )
+    block.calls = [_tool_block(call, block) for call in part.calls]
+    return block
 
 
 def _block(part: Part) -> Block:
@@ -226,13 +256,7 @@ def _block(part: Part) -> Block:
     elif isinstance(part, ThinkingPart):
         block = ThinkingBlock(part.text, redacted=part.redacted)
     elif isinstance(part, ToolPart):
-        block = ToolBlock(
-            call_id=part.call_id,
-            name=part.name,
-            arguments=dict(part.arguments),
-            output=part.output,
-            state=part.state,
-        )
+        block = _tool_block(part)
     elif isinstance(part, NoticePart):
         block = NoticeBlock(level=part.level, text=part.text)
     else:

@@ -13,6 +13,8 @@ happened.  The rules come from how Pi really streams (see ``../shared/PI-NOTES.m
 * A model error is an error block with Pi's message; when Pi retries it, the failed
   attempt's blocks give way to a one-line notice.
 * ``partialResult`` of a tool replaces its output; parallel tools finish in any order.
+* A tool called inside another tool (a codemode script's calls, ``parentToolCallId``) is
+  drawn inside its parent's block, not beside it.
 
 No I/O and no IPython: the renderer reads ``blocks`` and each block's ``version``.
 """
@@ -125,13 +127,22 @@ class ThinkingBlock(_Streamed):
 
 @dataclass(eq=False)
 class ToolBlock(Block):
-    """One tool call: its name and arguments, its (partial, then final) output, its state."""
+    """One tool call: its name and arguments, its (partial, then final) output, its state,
+    how long it took (Pi >= 1), and the calls made inside it (codemode), in order."""
 
     call_id: str = ""
     name: str = ""
     arguments: dict[str, object] = field(default_factory=dict)
     output: str = ""
     state: ToolState = "pending"
+    duration_ms: float | None = None
+    calls: list[ToolBlock] = field(default_factory=list)
+    parent: ToolBlock | None = field(default=None, repr=False)
+
+    def touch(self) -> None:
+        super().touch()
+        if self.parent is not None:  # the parent's block draws this one: it changed too
+            self.parent.touch()
 
 
 @dataclass(eq=False)
@@ -175,6 +186,16 @@ def tokens_text(input_tokens: int, output_tokens: int) -> str:
     return f"{input_tokens:,} in / {output_tokens:,} out tokens"
 
 
+def _interrupt_unfinished(tool: ToolBlock) -> None:
+    """A tool (or a call inside it) still pending or running when its turn ended."""
+    for call in tool.calls:
+        _interrupt_unfinished(call)
+    if tool.state in ("pending", "running"):
+        tool.state = "interrupted"
+        tool.done = True
+        tool.touch()
+
+
 _B = TypeVar("_B", bound=Block)
 
 TurnStatus = Literal["running", "completed", "failed", "aborted", "interrupted"]
@@ -199,6 +220,9 @@ class Turn:
         self.provider: str | None = None
         self.model: str | None = None
         self.thinking_level: str | None = None
+        """The level the turn was asked with."""
+        self.message_levels: list[str] = []
+        """The level each assistant message really used, in order (Pi >= 1 says)."""
         self.stop_reason: str | None = None
         self.started = time.time()
         self.ended: float | None = None
@@ -244,21 +268,22 @@ class Turn:
             if isinstance(event.message, AssistantMessage):
                 self._on_assistant_end(event.message)
         elif isinstance(event, ToolExecutionStart):
-            tool = self._tool(event.tool_call_id, event.tool_name)
+            tool = self._tool(event.tool_call_id, event.tool_name, event.parent_tool_call_id)
             if isinstance(event.args, dict) and not tool.arguments:
                 tool.arguments = event.args
             tool.state = "running"
             tool.touch()
         elif isinstance(event, ToolExecutionUpdate):
-            tool = self._tool(event.tool_call_id, event.tool_name)
+            tool = self._tool(event.tool_call_id, event.tool_name, event.parent_tool_call_id)
             if event.partial_result is not None:
                 tool.output = event.partial_result.text
                 tool.touch()
         elif isinstance(event, ToolExecutionEnd):
-            tool = self._tool(event.tool_call_id, event.tool_name)
+            tool = self._tool(event.tool_call_id, event.tool_name, event.parent_tool_call_id)
             if event.result is not None:
                 tool.output = event.result.text
             tool.state = "error" if event.is_error else "ok"
+            tool.duration_ms = event.duration_ms
             tool.done = True
             tool.touch()
         elif isinstance(event, AutoRetryStart):
@@ -300,8 +325,8 @@ class Turn:
                 if not any(isinstance(block, ErrorBlock) for block in self.blocks):
                     self._add(ErrorBlock(message=outcome.error))
         for block in self.blocks:
-            if isinstance(block, ToolBlock) and block.state in ("pending", "running"):
-                block.state = "interrupted"
+            if isinstance(block, ToolBlock):
+                _interrupt_unfinished(block)
             if not block.done:
                 block.done = True
                 block.touch()
@@ -324,12 +349,20 @@ class Turn:
     def _notice(self, level: NoticeLevel, text: str, *, done: bool = True) -> None:
         self._add(NoticeBlock(level=level, text=text, done=done))
 
-    def _tool(self, call_id: str, name: str | None = None) -> ToolBlock:
+    def _tool(
+        self, call_id: str, name: str | None = None, parent_id: str | None = None
+    ) -> ToolBlock:
         tool = self._tools.get(call_id)
         if tool is None:
             tool = ToolBlock(call_id=call_id, name=name or "tool")
             self._tools[call_id] = tool
-            self._add(tool)
+            parent = self._tools.get(parent_id) if parent_id else None
+            if parent is not None:
+                tool.parent = parent
+                parent.calls.append(tool)
+                tool.touch()
+            else:
+                self._add(tool)
         elif name and tool.name == "tool":
             tool.name = name
         return tool
@@ -383,6 +416,8 @@ class Turn:
         self.provider = message.provider or self.provider
         self.model = message.model or self.model
         self.stop_reason = message.stop_reason
+        if message.thinking_level is not None:
+            self.message_levels.append(message.thinking_level)
         self.usage.add(message.usage)
         current = self._message = self._message or _Message()
         for index, content in enumerate(message.content):

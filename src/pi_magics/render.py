@@ -333,25 +333,50 @@ def tool_summary(block: ToolBlock) -> str:
 
 
 def tool_bundle(block: ToolBlock) -> Bundle:
-    """A tool call: name, argument summary, state, and the end of its output."""
-    summary = tool_summary(block)
-    label, color = _BADGES[block.state]
+    """A tool call: name, argument summary, state, how long it ran, the calls made inside it
+    (codemode), and the end of its output."""
+    return {"text/html": _tool_html(block), "text/plain": _tool_plain(block)}
+
+
+def _tool_parts(block: ToolBlock) -> tuple[str, str, str, str]:
+    """The name, argument summary, state badge (with the time it ran) and shown output."""
+    label, _ = _BADGES[block.state]
+    if block.duration_ms is not None:
+        label += f" in {_duration(block.duration_ms)}"
     output, hidden = _tail(_clean(block.output).rstrip())
-    marker = f"… {hidden:,} more characters\n" if hidden else ""
-    name = _clean(block.name)
+    marker = f"… {hidden:,} more characters\n" if hidden and output else ""
+    return _clean(block.name), tool_summary(block), label, marker + output
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def _tool_html(block: ToolBlock) -> str:
+    name, summary, label, output = _tool_parts(block)
     header = f"<b>{html.escape(name)}</b>"
     if summary:
         header += f" <code>{html.escape(summary)}</code>"
-    header += f' <span style="color: {color}">{label}</span>'
+    header += f' <span style="color: {_BADGES[block.state][1]}">{html.escape(label)}</span>'
+    calls = "".join(_tool_html(call) for call in block.calls)
+    if calls:  # drawn inside the parent, indented under a rule
+        style = "margin: 0.2em 0 0 1em; padding-left: 0.6em; border-left: 2px solid #ccc"
+        calls = f'<div style="{style}">{calls}</div>'
     pre = ""
     if output:
         style = "margin: 0.2em 0 0 1em; max-height: 30em; overflow: auto; white-space: pre-wrap"
-        pre = f'<pre style="{style}">{html.escape(marker + output)}</pre>'
+        pre = f'<pre style="{style}">{html.escape(output)}</pre>'
+    return f"<div>{header}{calls}{pre}</div>"
+
+
+def _tool_plain(block: ToolBlock) -> str:
+    name, summary, label, output = _tool_parts(block)
     plain = f"[tool {name}]" + (f" {summary}" if summary else "") + f" — {label}"
-    if output:
-        lines = (marker + output).splitlines()
+    lines = [line for call in block.calls for line in _tool_plain(call).splitlines()]
+    lines += output.splitlines()
+    if lines:
         plain += "\n" + "\n".join(f"    {line}" if line else "" for line in lines)
-    return {"text/html": f"<div>{header}{pre}</div>", "text/plain": plain}
+    return plain
 
 
 def notice_bundle(block: NoticeBlock) -> Bundle:

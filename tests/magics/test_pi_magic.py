@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import psutil
 import pytest
 
 from pi_kernel.rpc import PiInstall
+from pi_kernel.transcript import ToolPart, transcripts_in
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, isolated_env
 from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness, running_kernel
@@ -67,6 +69,52 @@ def test_a_tool_run_shows_the_tool_and_the_answer_and_no_empty_step(
         if "text/markdown" in out.get("data", {})
     ]
     assert all(text.strip() for text in markdown_outputs)
+
+
+def test_calls_inside_a_codemode_script_are_drawn_inside_its_block_with_their_times(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    code = (
+        'const a = await tools.bash({command: "echo one"});\n'
+        'const b = await tools.bash({command: "echo two"});\n'
+        "return a.output + b.output;"
+    )
+    llm.enqueue(script.tool_calls(("codemode", {"code": code})), script.text("Both ran."))
+    configured = kernel.execute("%config PiMagics.pi_args = ['--tools', '+codemode']")
+    assert configured.status == "ok", configured.error_text
+    run = kernel.execute("%%pi\nRun both")
+    assert run.status == "ok", run.error_text
+    [transcript] = transcripts_in(run.outputs)
+    [codemode] = [part for part in transcript.blocks if isinstance(part, ToolPart)]
+    assert codemode.name == "codemode"
+    assert [(call.name, call.arguments, call.output) for call in codemode.calls] == [
+        ("bash", {"command": "echo one"}, "one\n"),
+        ("bash", {"command": "echo two"}, "two\n"),
+    ]
+    # Pi >= 1 measures each tool: the script and each call inside it.
+    assert codemode.duration_ms is not None
+    assert all(call.duration_ms is not None for call in codemode.calls)
+    html = run.text("text/html")
+    # One tool block, the script's, with both calls inside it and a time on each.
+    tool_blocks = [
+        out for out in run.outputs if "<b>codemode</b>" in out.get("data", {}).get("text/html", "")
+    ]
+    assert len(tool_blocks) == 1
+    inner = tool_blocks[0]["data"]["text/html"]
+    assert inner.count("<b>bash</b>") == 2
+    assert "<b>bash</b>" not in html.replace(inner, "")
+    assert re.search(r"ok in \d+ ms", inner)
+
+
+def test_a_transcript_records_the_level_each_message_really_used(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(*script.tool_then_answer(command="echo x", answer="Done."))
+    run = kernel.execute("%%pi --model scripted/reasoner --thinking high\nThink and run")
+    assert run.status == "ok", run.error_text
+    [transcript] = transcripts_in(run.outputs)
+    assert transcript.thinking_level == "high"
+    assert transcript.message_levels == ["high", "high"]  # the tool call, then the answer
 
 
 def test_two_cells_share_one_pi_and_one_conversation(kernel: KernelHarness, llm: ScriptedLLM):

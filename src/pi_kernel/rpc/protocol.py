@@ -142,6 +142,8 @@ class AssistantMessage(WireModel):
     stop_reason: StopReason = "pending"
     error_message: str | None = None
     timestamp: int | None = None
+    thinking_level: str | None = None
+    """The level this message was really generated with (Pi >= 1)."""
 
     @property
     def text(self) -> str:
@@ -335,27 +337,30 @@ class MessageEnd(WireModel):
     message: AgentMessage
 
 
-class ToolExecutionStart(WireModel):
-    type: Literal["tool_execution_start"] = "tool_execution_start"
+class _ToolExecution(WireModel):
     tool_call_id: str
     tool_name: str
+    parent_tool_call_id: str | None = None
+    """The call this one was made inside (a codemode script's tool call; Pi >= 1)."""
+
+
+class ToolExecutionStart(_ToolExecution):
+    type: Literal["tool_execution_start"] = "tool_execution_start"
     args: Any = None
 
 
-class ToolExecutionUpdate(WireModel):
+class ToolExecutionUpdate(_ToolExecution):
     type: Literal["tool_execution_update"] = "tool_execution_update"
-    tool_call_id: str
-    tool_name: str
     args: Any = None
     partial_result: ToolResult | None = None
 
 
-class ToolExecutionEnd(WireModel):
+class ToolExecutionEnd(_ToolExecution):
     type: Literal["tool_execution_end"] = "tool_execution_end"
-    tool_call_id: str
-    tool_name: str
     result: ToolResult | None = None
     is_error: bool = False
+    duration_ms: float | None = None
+    """How long the tool's own work took (Pi >= 1); None when it did not run."""
 
 
 class QueueUpdate(WireModel):
