@@ -14,6 +14,7 @@ __all__ = [
     "MODELS",
     "PROVIDER",
     "PiEnv",
+    "add_cached_model",
     "add_gated_provider",
     "isolated_env",
     "write_agent_dir",
@@ -67,6 +68,19 @@ def write_agent_dir(path: Path, base_url: str, *, api_key: str = API_KEY) -> Pat
     (path / "models.json").write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
     (path / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def add_cached_model(path: Path) -> str:
+    """Add model ``scripted/cached``: a prompt cache that lives 11 s and prices that make
+    keeping it warm pay off in Pi's estimate, so Pi >= 1 refreshes it every second while
+    idle.  Returns the model's reference."""
+    models_path = path / "models.json"
+    models = json.loads(models_path.read_text(encoding="utf-8"))
+    cost = {"input": 100, "output": 100, "cacheRead": 1, "cacheWrite": 2000}
+    cached = _model("cached", reasoning=False, cost=cost, promptCache={"short": 11})
+    models["providers"][PROVIDER]["models"].append(cached)
+    models_path.write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
+    return f"{PROVIDER}/cached"
 
 
 GATED_PROVIDER = "gated"

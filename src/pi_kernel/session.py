@@ -13,7 +13,7 @@ import glob
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, AsyncExitStack, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -26,12 +26,13 @@ from .rpc.client import (
     PiClient,
     RunOutcome,
     UIHandler,
+    UsageTally,
     cancel_dialog,
     open_client,
 )
 from .rpc.errors import PiCommandError, PiError, PiExited, PiTimeout
 from .rpc.launch import PiInstall, locate_pi
-from .rpc.protocol import ModelInfo, SessionState, SlashCommand
+from .rpc.protocol import ModelInfo, SessionState, SessionStats, SlashCommand
 from .rpc.transport import task_group
 from .user_settings import agent_dir, settings_kept
 
@@ -146,6 +147,10 @@ class SessionStatus:
     pid: int | None = None
     state: SessionState | None = None
     last_error: str | None = None
+    stats: SessionStats | None = None
+    """Pi's own totals for the conversation (``get_session_stats``), where it has them."""
+    side_usage: dict[str, UsageTally] = field(default_factory=dict)
+    """Usage outside the answers since this Pi started (idle cache warming), by kind."""
 
 
 @dataclass(eq=False)
@@ -319,11 +324,22 @@ class PiSession:
         if self._process is not None:
             client = self._process.client
             status.pid = client.pid
+            status.side_usage = {kind: replace(t) for kind, t in client.side_usage.items()}
             if client.alive:
                 status.state = await client.get_state()
+                with suppress(PiCommandError):  # a Pi without the command: no totals
+                    status.stats = await client.get_session_stats()
             elif client.exit_error is not None:
                 status.last_error = str(client.exit_error)
         return status
+
+    async def side_usage(self, kind: str) -> tuple[int | None, UsageTally]:
+        """The running Pi's pid and a copy of its usage of ``kind`` outside the answers
+        (``cache_warm``: idle prompt-cache refreshes); never starts Pi to answer."""
+        if self._process is None:
+            return None, UsageTally()
+        client = self._process.client
+        return client.pid, replace(client.side_usage.get(kind, UsageTally()))
 
     async def choices(self, *, refresh: bool = False, state: SessionState | None = None) -> Choices:
         """Discovery for the picker: models (cached unless ``refresh``), state (unless

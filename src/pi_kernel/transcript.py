@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__
+from .rpc.client import UsageTally
 from .turn import (
     Block,
     ErrorBlock,
@@ -99,6 +100,11 @@ class UsageRecord(_Record):
     """US dollars, as Pi computes it from the model's prices."""
 
 
+class WarmingRecord(UsageRecord):
+    refreshes: int = 0
+    """Idle prompt-cache refreshes Pi made since the previous cell (Pi >= 1)."""
+
+
 class Transcript(_Record):
     """One turn, as saved in the notebook."""
 
@@ -120,6 +126,9 @@ class Transcript(_Record):
     stop_reason: str | None = None
     errors: list[str] = []
     usage: UsageRecord = UsageRecord()
+    cache_warming: WarmingRecord | None = None
+    """What Pi spent keeping the prompt cache warm since the previous cell: not part of
+    ``usage`` (no answer holds it), and still the user's cost."""
     started: datetime
     ended: datetime | None = None
     replayed_from: str | None = None
@@ -152,6 +161,16 @@ class Transcript(_Record):
             self.usage.cache_write,
         )
         turn.usage.cost = self.usage.cost
+        if self.cache_warming is not None:
+            warming = self.cache_warming
+            turn.cache_warming = UsageTally(
+                warming.refreshes,
+                warming.input,
+                warming.output,
+                warming.cache_read,
+                warming.cache_write,
+                warming.cost,
+            )
         turn.started = self.started.timestamp()
         if self.ended is not None:
             turn.ended = self.ended.timestamp()
@@ -191,8 +210,22 @@ def transcript_of(
             cache_write=usage.cache_write,
             cost=usage.cost,
         ),
+        cache_warming=_warming_record(turn.cache_warming),
         started=_time(turn.started),
         ended=_time(turn.ended) if turn.ended is not None else None,
+    )
+
+
+def _warming_record(warming: UsageTally | None) -> WarmingRecord | None:
+    if warming is None or not warming.count:
+        return None
+    return WarmingRecord(
+        refreshes=warming.count,
+        input=warming.input,
+        output=warming.output,
+        cache_read=warming.cache_read,
+        cache_write=warming.cache_write,
+        cost=warming.cost,
     )
 
 

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from .rpc.client import ClientEvent, ClientNotice, RunOutcome
+from .rpc.client import ClientEvent, ClientNotice, RunOutcome, UsageTally
 from .rpc.protocol import (
     AgentEnd,
     AssistantMessage,
@@ -217,6 +217,9 @@ class Turn:
         self.status: TurnStatus = "running"
         self.error: str | None = None
         self.usage = TurnUsage()
+        self.cache_warming: UsageTally | None = None
+        """Idle prompt-cache refreshes Pi made since the previous cell (their cost is the
+        user's too, and no answer's usage holds it)."""
         self.provider: str | None = None
         self.model: str | None = None
         self.thinking_level: str | None = None

@@ -31,7 +31,7 @@ from traitlets import Bool, Float, List, Unicode, observe
 from pi_kernel.cassette import CassetteError, Player, Recorder
 from pi_kernel.export import to_jsonl, to_markdown
 from pi_kernel.redaction import redact, secret_values
-from pi_kernel.rpc.client import ClientEvent, DialogDeclined
+from pi_kernel.rpc.client import ClientEvent, DialogDeclined, UsageTally
 from pi_kernel.rpc.errors import PiExited
 from pi_kernel.rpc.protocol import SessionState
 from pi_kernel.session import (
@@ -46,7 +46,7 @@ from pi_kernel.turn import Turn, tokens_text
 
 from .bridge import Bridge
 from .dialogs import Dialog, DialogDesk, ask
-from .render import TurnDisplay
+from .render import TurnDisplay, warming_text
 from .widgets import Picker
 
 Inbox = queue.SimpleQueue[ClientEvent | Dialog | None]
@@ -188,6 +188,8 @@ class PiMagics(Magics):
         """Made by the first ``%pi picker``; later ones show the same widgets again."""
         self.last_turn: Turn | None = None
         self.last_exit: PiExited | None = None
+        self._warming_seen: tuple[int | None, UsageTally] = (None, UsageTally())
+        """The Pi process and its cache-warming tally when the last cell's footer was drawn."""
         self.transcripts: list[Transcript] = []
         """Every turn this kernel showed, in order (for %pi export and %pi resume)."""
         self.recorder: Recorder | None = None
@@ -395,11 +397,20 @@ class PiMagics(Magics):
         result: TurnResult | None = None,
     ) -> None:
         """Show the turn's final state with its transcript; keep it (and record it)."""
+        turn.cache_warming = self._cache_warming_since_last_cell()
         transcript = self._transcript(turn, state, secrets, result)
         display.finish(turn, transcript)
         self.transcripts.append(transcript)
         if self.recorder is not None:
             self.recorder.write(request.prompt, request.model, request.level, transcript)
+
+    def _cache_warming_since_last_cell(self) -> UsageTally | None:
+        """Pi's idle prompt-cache refreshes since the last footer (a new Pi starts at 0)."""
+        pid, now = self.bridge.call(self.session.side_usage, CACHE_WARMING)
+        seen_pid, seen = self._warming_seen
+        self._warming_seen = (pid, now)
+        added = now.since(seen) if pid == seen_pid else now
+        return added if added.count else None
 
     def _show_replayed(
         self, transcript: Transcript, *, quiet: bool, secrets: frozenset[str]
@@ -659,6 +670,8 @@ def notebook_path(text: str) -> Path:
     return Path.cwd() / Path(text).expanduser()
 
 
+CACHE_WARMING = "cache_warm"
+"""Pi's ``kind`` for the usage of an idle prompt-cache refresh."""
 STDERR_LINES_SHOWN = 10
 """Lines of a dead Pi's stderr that ``%pi status`` shows."""
 
@@ -685,6 +698,28 @@ def format_status(
         lines.append(f"Session:   {state.session_id or '?'} · {where}")
         lines.append(f"Model:     {state.model.ref if state.model else 'none'}")
         lines.append(f"Thinking:  {state.thinking_level}")
+    stats = status.stats
+    if stats is not None:
+        tokens = stats.tokens
+        lines.append(
+            f"Totals:    {tokens_text(tokens.input, tokens.output)}, "
+            f"{tokens.cache_read:,} cache read / {tokens.cache_write:,} cache write, "
+            f"${stats.cost:.4f} (the whole conversation, as Pi counts it)"
+        )
+        context = stats.context_usage
+        if context is not None and context.context_window:
+            used = (
+                "unknown until the next answer"
+                if context.tokens is None
+                else (
+                    f"{context.tokens:,} of {context.context_window:,} tokens"
+                    + (f" ({context.percent:.1f}%)" if context.percent is not None else "")
+                )
+            )
+            lines.append(f"Context:   {used}")
+    warming = status.side_usage.get(CACHE_WARMING)
+    if warming is not None and warming.count:
+        lines.append(f"Warming:   {warming_text(warming)} since this Pi started")
     lines.append(f"Cwd:       {status.cwd}")
     if last_turn is not None:
         usage = last_turn.usage

@@ -28,6 +28,7 @@ from IPython import get_ipython
 from IPython.display import display as ipython_display
 
 from pi_kernel.redaction import redact
+from pi_kernel.rpc.client import UsageTally
 from pi_kernel.transcript import MIMETYPE as TRANSCRIPT_MIMETYPE
 from pi_kernel.transcript import Transcript
 from pi_kernel.turn import (
@@ -429,11 +430,19 @@ def footer_line(turn: Turn) -> str:
     parts.append(tokens_text(turn.usage.input, turn.usage.output))
     parts.append(f"${turn.usage.cost:.4f}")
     parts.append(f"{turn.duration:.1f} s")
+    if turn.cache_warming is not None and turn.cache_warming.count:
+        parts.append(f"+{warming_text(turn.cache_warming)} since the last cell")
     if turn.status != "completed":
         parts.append(turn.status)
     if turn.replayed_from:
         parts.append(f"replayed from {turn.replayed_from}")
     return _clean(" · ".join(parts))
+
+
+def warming_text(warming: UsageTally) -> str:
+    """``$0.0012 cache warming (3 refreshes)``: what idle prompt-cache refreshes cost."""
+    refreshes = "refresh" if warming.count == 1 else "refreshes"
+    return f"${warming.cost:.4f} cache warming ({warming.count} {refreshes})"
 
 
 def footer_bundle(turn: Turn, transcript: Transcript | None = None) -> Bundle:

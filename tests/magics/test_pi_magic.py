@@ -16,7 +16,7 @@ import pytest
 from pi_kernel.rpc import PiInstall
 from pi_kernel.transcript import ToolPart, transcripts_in
 from tests import llm_server as script
-from tests.agent_dir import PiEnv, isolated_env
+from tests.agent_dir import PiEnv, add_cached_model, isolated_env
 from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness, running_kernel
 from tests.llm_server import ScriptedLLM
 
@@ -233,6 +233,9 @@ def test_status_models_and_help(kernel: KernelHarness, llm: ScriptedLLM, pi_inst
     assert "scripted/plain" in status
     assert "Thinking:  off" in status
     assert "Last turn: completed" in status
+    # Pi's own totals for the conversation (get_session_stats): the one answer so far.
+    [totals] = [line for line in status.splitlines() if line.startswith("Totals:")]
+    assert re.search(r"Totals:    [1-9][\d,]* in / [1-9][\d,]* out tokens", totals), totals
     models = kernel.execute("%pi models").text()
     assert "* scripted/plain" in models
     assert "  scripted/deep" in models
@@ -240,6 +243,34 @@ def test_status_models_and_help(kernel: KernelHarness, llm: ScriptedLLM, pi_inst
     unknown = kernel.execute("%pi frobnicate")
     assert unknown.status == "error"
     assert "Unknown subcommand 'frobnicate'. Usage: %pi status" in unknown.error_text
+
+
+def test_idle_cache_warming_is_counted_in_status_and_the_next_cell_s_footer(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    # A model whose prompt cache lives 11 s: Pi 1.6 refreshes it every second between
+    # runs, each refresh a 1-token request the user pays for.
+    add_cached_model(pi_env.agent_dir)
+    llm.enqueue(*(script.text("Fine.") for _ in range(60)))
+    args = ["--provider", "scripted", "--model", "cached"]
+    assert kernel.execute(f"%config PiMagics.pi_args = {args!r}").status == "ok"
+    first = kernel.execute("%%pi\nhello")
+    assert first.status == "ok", first.error_text
+    [first_transcript] = transcripts_in(first.outputs)
+    assert first_transcript.cache_warming is None  # nothing was warmed before it
+    llm.wait_for_requests(3)  # the answer and two refreshes, with no cell running
+    status = kernel.execute("%pi status").text()
+    assert re.search(r"Warming:   \$\d+\.\d{4} cache warming \(\d+ refreshes\)", status), status
+    assert "Context:   " in status
+    second = kernel.execute("%%pi\nagain")
+    assert second.status == "ok", second.error_text
+    [transcript] = transcripts_in(second.outputs)
+    assert transcript.cache_warming is not None
+    assert transcript.cache_warming.refreshes >= 2
+    assert transcript.cache_warming.cost > 0
+    footer = second.text("text/plain")
+    assert re.search(r"\+\$\d+\.\d{4} cache warming \(\d+ refreshes\) since the last cell", footer)
+    assert all(request["max_completion_tokens"] == 1 for request in llm.requests[1:3])
 
 
 def test_interpolation_is_opt_in(kernel: KernelHarness, llm: ScriptedLLM):

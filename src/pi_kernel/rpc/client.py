@@ -46,6 +46,7 @@ from .protocol import (
     AutoRetryEnd,
     AutoRetryStart,
     CompactionEnd,
+    EntryAppended,
     Event,
     ExtensionUIRequest,
     MessageEnd,
@@ -55,6 +56,7 @@ from .protocol import (
     SessionStats,
     SessionSwitch,
     SlashCommand,
+    Usage,
     WireModel,
     command,
     extension_ui_response,
@@ -152,6 +154,38 @@ class Subscription:
 
     def close(self) -> None:
         self._client._unsubscribe(self._subscriber)
+
+
+@dataclass
+class UsageTally:
+    """Usage Pi reported outside assistant messages, summed (``entry_appended`` usage
+    entries, Pi >= 1): idle prompt-cache warming is a cost the user pays between cells."""
+
+    count: int = 0
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    cost: float = 0.0
+
+    def add(self, usage: Usage) -> None:
+        self.count += 1
+        self.input += usage.input
+        self.output += usage.output
+        self.cache_read += usage.cache_read
+        self.cache_write += usage.cache_write
+        self.cost += usage.cost.total
+
+    def since(self, earlier: UsageTally) -> UsageTally:
+        """What was added after ``earlier`` (a copy taken from this tally)."""
+        return UsageTally(
+            self.count - earlier.count,
+            self.input - earlier.input,
+            self.output - earlier.output,
+            self.cache_read - earlier.cache_read,
+            self.cache_write - earlier.cache_write,
+            self.cost - earlier.cost,
+        )
 
 
 RunStatus = Literal["completed", "failed", "aborted"]
@@ -407,6 +441,8 @@ class PiClient:
         self._subscribers: list[_Subscriber] = []
         self.commands_sent: Counter[str] = Counter()
         """How many commands of each type went to Pi (shows what discovery really costs)."""
+        self.side_usage: dict[str, UsageTally] = {}
+        """Usage outside assistant messages since this Pi started, by kind (``cache_warm``)."""
 
     # -- connection facts ------------------------------------------------------------------
 
@@ -475,10 +511,19 @@ class PiClient:
                     if item.needs_answer:
                         self._tasks.start_soon(self._answer_dialog, item)
                 else:
+                    if isinstance(item, EntryAppended):
+                        self._count_side_usage(item)
                     self._broadcast(item)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._closed(reap=stdout_ended)
+
+    def _count_side_usage(self, event: EntryAppended) -> None:
+        # Counted here, where every event passes, because cache warming happens between
+        # runs, when nobody is subscribed.
+        entry = event.usage_entry
+        if entry is not None:
+            self.side_usage.setdefault(entry.kind or "usage", UsageTally()).add(entry.usage)
 
     def _route_response(self, response: Response) -> None:
         if response.id is not None:

@@ -369,9 +369,27 @@ class QueueUpdate(WireModel):
     follow_up: list[Any] = []
 
 
+class UsageEntry(WireModel):
+    """A session entry recording usage outside any assistant message (Pi >= 1), such as
+    an idle prompt-cache refresh (``kind`` ``cache_warm``)."""
+
+    type: Literal["usage"] = "usage"
+    kind: str = ""
+    provider: str | None = None
+    model: str | None = None
+    usage: Usage = Usage()
+
+
 class EntryAppended(WireModel):
     type: Literal["entry_appended"] = "entry_appended"
     entry: Any = None
+
+    @property
+    def usage_entry(self) -> UsageEntry | None:
+        """The entry, when it is a usage record; None for anything else."""
+        if isinstance(self.entry, dict) and self.entry.get("type") == "usage":
+            return UsageEntry.model_validate(self.entry)
+        return None
 
 
 class SessionInfoChanged(WireModel):
@@ -566,6 +584,15 @@ class TokenStats(WireModel):
     total: int = 0
 
 
+class ContextUsage(WireModel):
+    """How much of the model's context window the conversation fills (Pi's estimate)."""
+
+    tokens: int | None = None
+    """None right after a compaction, until the next answer reports real usage."""
+    context_window: int = 0
+    percent: float | None = None
+
+
 class SessionStats(WireModel):
     """``get_session_stats``'s data."""
 
@@ -577,6 +604,7 @@ class SessionStats(WireModel):
     total_messages: int = 0
     tokens: TokenStats = TokenStats()
     cost: float = 0.0
+    context_usage: ContextUsage | None = None
 
 
 class SlashCommand(WireModel):
