@@ -333,6 +333,10 @@ class PiSession:
                 status.last_error = str(client.exit_error)
         return status
 
+    async def take_diagnostics(self) -> list[str]:
+        """What the running Pi wrote on stderr since this was last asked (its diagnostics)."""
+        return self._process.client.take_diagnostics() if self._process is not None else []
+
     async def side_usage(self, kind: str) -> tuple[int | None, UsageTally]:
         """The running Pi's pid and a copy of its usage of ``kind`` outside the answers
         (``cache_warm``: idle prompt-cache refreshes); never starts Pi to answer."""

@@ -13,6 +13,7 @@ import os
 import queue
 import shlex
 import string
+import sys
 import time
 from collections.abc import Mapping
 from concurrent import futures
@@ -31,7 +32,7 @@ from traitlets import Bool, Float, List, Unicode, observe
 from pi_kernel.cassette import CassetteError, Player, Recorder
 from pi_kernel.export import to_jsonl, to_markdown
 from pi_kernel.redaction import redact, secret_values
-from pi_kernel.rpc.client import ClientEvent, DialogDeclined, UsageTally
+from pi_kernel.rpc.client import ClientEvent, ClientNotice, DialogDeclined, UsageTally
 from pi_kernel.rpc.errors import PiExited
 from pi_kernel.rpc.protocol import SessionState
 from pi_kernel.session import (
@@ -341,6 +342,8 @@ class PiMagics(Magics):
                 future.cancel()
                 self._settle(future, events, turn, display)
             self._drain(events, turn, display, unasked="the turn was over")
+        for line in self.bridge.call(self.session.take_diagnostics):
+            turn.apply(ClientNotice(level="warning", message=f"Pi: {line}"))
         self.last_turn = turn
         turn.thinking_level = request.level
         # Pi names the model at the end of its first message; a turn without one (interrupted
@@ -505,6 +508,15 @@ class PiMagics(Magics):
             raise UsageError(f"Unknown subcommand {command!r}. {USAGE}")
         if rest and command not in TAKES_ARGUMENTS:
             raise UsageError(f"%pi {command} takes no arguments. {USAGE}")
+        try:
+            self._subcommand(command, rest)
+        finally:
+            # What Pi said on stderr meanwhile (a model it could not restore on resume, an
+            # extension that failed to load) belongs to this cell.
+            for line in self.bridge.call(self.session.take_diagnostics):
+                print(f"Pi: {line}", file=sys.stderr)
+
+    def _subcommand(self, command: str, rest: list[str]) -> None:
         if command == "help":
             print(HELP)
         elif command == "status":

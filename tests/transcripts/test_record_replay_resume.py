@@ -3,6 +3,7 @@ kernel restart.  Real kernels, the real Pi."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,6 +142,28 @@ def test_resume_continues_the_conversation_after_a_restart(
     sent = str(llm.requests[-1]["messages"])
     assert "Remember the word kiwi." in sent
     assert "Noted: kiwi." in sent
+
+
+def test_resuming_a_session_whose_model_is_gone_says_what_pi_said(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    llm.enqueue(script.text("Deep thoughts."))
+    assert kernel.execute("%config PiMagics.pi_args = ['--model', 'scripted/deep']").status == "ok"
+    deep = kernel.execute("%%pi\nThink deeply.")
+    assert deep.status == "ok", deep.error_text
+    # The model the session used is taken away; a new Pi resumes that session.
+    models_path = pi_env.agent_dir / "models.json"
+    models = json.loads(models_path.read_text(encoding="utf-8"))
+    provider = models["providers"]["scripted"]
+    provider["models"] = [model for model in provider["models"] if model["id"] != "deep"]
+    models_path.write_text(json.dumps(models), encoding="utf-8")
+    kernel.restart()
+    assert kernel.execute("%load_ext pi_magics").status == "ok"
+    resumed = kernel.execute("%pi resume")
+    assert resumed.status == "ok", resumed.error_text
+    # Pi >= 1 says so on its stderr only: the cell that resumed shows it.
+    stderr = "".join(out["text"] for out in resumed.outputs if out.get("name") == "stderr")
+    assert "Pi: Warning: Could not restore model scripted/deep. Using scripted/plain" in stderr
 
 
 def test_resuming_a_deleted_session_is_an_error_and_creates_nothing(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -72,6 +73,8 @@ ABORT_TIMEOUT = 5.0
 """Seconds for ``abort`` to answer; Pi answers once the run has wound down."""
 EXIT_REAP_TIMEOUT = 2.0
 """Seconds to wait for Pi's exit code after its stdout closed, for the error message."""
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+"""An ANSI control sequence (colours) in Pi's stderr."""
 PROTOCOL_ERRORS_KEPT = 20
 """Unreadable lines kept for diagnosis; the reader goes on after each."""
 
@@ -443,6 +446,8 @@ class PiClient:
         """How many commands of each type went to Pi (shows what discovery really costs)."""
         self.side_usage: dict[str, UsageTally] = {}
         """Usage outside assistant messages since this Pi started, by kind (``cache_warm``)."""
+        self._diagnostics: list[str] = []
+        transport.stderr.on_line = self._on_stderr_line
 
     # -- connection facts ------------------------------------------------------------------
 
@@ -458,6 +463,17 @@ class PiClient:
     def settles_with_event(self) -> bool:
         """Whether this Pi ends runs with ``agent_settled`` (else the client infers it)."""
         return self.install.at_least(*SETTLED_SINCE)
+
+    def _on_stderr_line(self, line: str) -> None:
+        # Pi colours its warnings for a terminal; a notebook shows the words.
+        self._diagnostics.append(_TERMINAL_ESCAPE.sub("", line))
+
+    def take_diagnostics(self) -> list[str]:
+        """Pi's stderr lines since the last call: its diagnostics (Pi >= 1 writes a model it
+        could not restore, an extension that failed to load, there and nowhere else)."""
+        taken = self._diagnostics.copy()
+        self._diagnostics.clear()
+        return taken
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import os
 import signal
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from subprocess import PIPE
@@ -122,17 +122,25 @@ def decode_line(line: bytes) -> Record | PiProtocolError:
 
 @dataclass
 class StderrTail:
-    """The last ``limit`` bytes of Pi's stderr, as text lines."""
+    """The last ``limit`` bytes of Pi's stderr, as text lines; and each new line, whole,
+    for ``on_line`` (Pi >= 1 writes its diagnostics there in RPC mode, and nowhere else)."""
 
     limit: int = STDERR_TAIL_BYTES
+    on_line: Callable[[str], None] | None = None
     _chunks: deque[bytes] = field(default_factory=deque)
     _size: int = 0
+    _framer: LineFramer = field(default_factory=LineFramer)
 
     def add(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
         self._size += len(chunk)
         while self._size - len(self._chunks[0]) >= self.limit:
             self._size -= len(self._chunks.popleft())
+        if self.on_line is not None:
+            for line in self._framer.feed(chunk):
+                text = line.decode("utf-8", "replace").strip()
+                if text:
+                    self.on_line(text)
 
     def lines(self, count: int | None = None) -> list[str]:
         text = b"".join(self._chunks)[-self.limit :].decode("utf-8", "replace")
