@@ -9,7 +9,7 @@ anything is timed (Pi started, one short turn and one untimed full-length round 
 the first long answer is slow on both sides while Node and Python warm up), each round in a
 fresh conversation (``new_session`` / ``%pi new``, untimed) so context never piles up:
 
-* the baseline: the pinned Pi 0.87.1 run as a plain subprocess in RPC mode; timed from
+* the baseline: the project's pinned Pi run as a plain subprocess in RPC mode; timed from
   writing the ``prompt`` command to reading the ``agent_settled`` line from its stdout;
 * the magic: a real IPython kernel (``tests.kernel_harness``) with ``%load_ext pi_magics``;
   timed from sending ``%%pi`` as an execute request to the kernel going idle, with every

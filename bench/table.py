@@ -5,6 +5,7 @@ Usage, from the repository root::
     .venv/bin/python bench/table.py [--quick]
 
 Runs ``bench/kernel_life.py`` (first cell vs warm cells, kernel RSS over 200 turns),
+``bench/latency.py`` (time to the first answer text, and a cold first cell, against Pi alone),
 ``bench/magic_stream.py`` (``%%pi`` against reading Pi's stdout for a 100 000-token answer,
 and the frontend bytes it sends) and ``bench/parse_throughput.py`` (the RPC client's parse
 against ``json.loads``), each measuring its sides in the same run; then prints the table the
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import kernel_life, magic_stream, parse_throughput  # noqa: E402
+from bench import kernel_life, latency, magic_stream, parse_throughput  # noqa: E402
 from bench.parse_throughput import RESULTS, write_report  # noqa: E402
 
 
@@ -37,12 +38,14 @@ def row(measure: str, value: str, target: str, met: bool) -> dict[str, Any]:
 
 def rows() -> list[dict[str, Any]]:
     life = json.loads((RESULTS / "kernel_life.json").read_text())
+    latency = json.loads((RESULTS / "latency.json").read_text())
+    token, cold = latency["first_token"], latency["cold_first_cell"]
     stream = json.loads((RESULTS / "magic_stream.json").read_text())
     parse = json.loads((RESULTS / "parse_throughput.json").read_text())
     first, memory = life["first_cell"], life["memory"]
     paced = next(p for p in stream["passes"] if p["rate_tokens_per_second"])
     flat = next(p for p in stream["passes"] if not p["rate_tokens_per_second"])
-    current = next(s for s in parse["streams"] if s["key"] == "0.87.1")
+    current = next(s for s in parse["streams"] if s["key"] == "current")
     tokens = f"{stream['tokens']:,}"
     return [
         row(
@@ -54,6 +57,20 @@ def rows() -> list[dict[str, Any]]:
             f"the kernel's own extra: {first['kernel_extra_seconds'] * 1e3:+.0f} ms)",
             f"≤ {first['target_ratio']}x",
             first["target_met"],
+        ),
+        row(
+            "first answer text: execute request → cell / `prompt` → Pi's first `text_delta`",
+            f"{token['cell_median_seconds'] * 1e3:.0f} ms / "
+            f"{token['pi_median_seconds'] * 1e3:.0f} ms = {token['ratio']:.2f}x",
+            f"≤ {token['target_ratio']:g}x",
+            token["target_met"],
+        ),
+        row(
+            "cold first cell: new Pi kernel + a prompt at once / new Pi process + the prompt",
+            f"{cold['cell_median_seconds']:.2f} s / {cold['pi_median_seconds']:.2f} s "
+            f"= {cold['ratio']:.2f}x",
+            f"≤ {cold['target_ratio']:g}x",
+            cold["target_met"],
         ),
         row(
             f"`%%pi` / Pi's stdout, {tokens}-token answer at "
@@ -102,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     quick = args.quick
     kernel_life.main(["--rounds", "2", "--turns", "40"] if quick else [])
+    latency.main(["--rounds", "2"] if quick else [])
     magic_stream.main(["--rounds", "1", "--tokens", "20000"] if quick else ["--rounds", "3"])
     parse_throughput.main(["--rounds", "2"] if quick else [])
     table = rows()
