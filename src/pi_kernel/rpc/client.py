@@ -448,6 +448,8 @@ class PiClient:
         """Usage outside assistant messages since this Pi started, by kind (``cache_warm``)."""
         self._diagnostics: list[str] = []
         transport.stderr.on_line = self._on_stderr_line
+        self._gone = anyio.Event()
+        """Set once the dispatcher has seen Pi's stdout end and ``exit_error`` says how."""
 
     # -- connection facts ------------------------------------------------------------------
 
@@ -486,6 +488,10 @@ class PiClient:
         try:
             await self._transport.send(record)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            # Pi is gone before the dispatcher has read its stdout to the end (a Pi that
+            # exits at once): wait for that, briefly, for its exit code and last words.
+            with anyio.move_on_after(EXIT_REAP_TIMEOUT + 1):
+                await self._gone.wait()
             raise self.exit_error or PiExited("Pi's stdin is closed: Pi has exited") from None
         self.commands_sent[str(record.get("type"))] += 1
 
@@ -606,6 +612,7 @@ class PiClient:
         for subscriber in self._subscribers:
             subscriber.send.close()
         self._subscribers.clear()
+        self._gone.set()
 
     # -- requests --------------------------------------------------------------------------
 

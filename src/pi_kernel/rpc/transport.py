@@ -160,6 +160,8 @@ class PiTransport:
         self.process = process
         self.records = records
         self.stderr = stderr
+        self.stderr_read = anyio.Event()
+        """Set once Pi's stderr has been read to its end (Pi has closed it: it exited)."""
         self._write_lock = anyio.Lock()
 
     @property
@@ -180,8 +182,15 @@ class PiTransport:
             await stdin.send(line)
 
     async def wait(self, timeout: float) -> int | None:
-        """Pi's exit code, or ``None`` if it still runs after ``timeout`` seconds."""
-        return await _exited_within(self.process, timeout)
+        """Pi's exit code, or ``None`` if it still runs after ``timeout`` seconds.  Once it
+        has exited, its stderr is read to the end too (within the same time), so that what
+        it said last is in ``stderr`` for the error message."""
+        deadline = anyio.current_time() + timeout
+        returncode = await _exited_within(self.process, timeout)
+        if returncode is not None:
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                await self.stderr_read.wait()
+        return returncode
 
 
 @asynccontextmanager
@@ -226,7 +235,7 @@ async def open_transport(
             assert process.stdout is not None
             assert process.stderr is not None
             tasks.start_soon(_read_records, process.stdout, send_records)
-            tasks.start_soon(_read_stderr, process.stderr, stderr)
+            tasks.start_soon(_read_stderr, process.stderr, stderr, transport.stderr_read)
             try:
                 yield transport
             finally:
@@ -279,11 +288,14 @@ async def take_soon(source: MemoryObjectReceiveStream[T]) -> T:
         return await source.receive()
 
 
-async def _read_stderr(stream: ByteReceiveStream, tail: StderrTail) -> None:
+async def _read_stderr(stream: ByteReceiveStream, tail: StderrTail, read: anyio.Event) -> None:
     # Pi blocks if its stderr pipe fills, so stderr is drained for as long as Pi runs.
-    with suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-        while True:
-            tail.add(await stream.receive(READ_CHUNK))
+    try:
+        with suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            while True:
+                tail.add(await stream.receive(READ_CHUNK))
+    finally:
+        read.set()
 
 
 async def _stop(process: Process) -> None:
