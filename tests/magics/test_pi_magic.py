@@ -258,7 +258,9 @@ def test_idle_cache_warming_is_counted_in_status_and_the_next_cell_s_footer(
     assert first.status == "ok", first.error_text
     [first_transcript] = transcripts_in(first.outputs)
     assert first_transcript.cache_warming is None  # nothing was warmed before it
-    llm.wait_for_requests(3)  # the answer and two refreshes, with no cell running
+    # The answer, then refreshes with no cell running: once the third has reached the LLM,
+    # Pi has written the first two's usage to stdout, ahead of any answer to %pi status.
+    llm.wait_for_requests(4)
     status = kernel.execute("%pi status").text()
     assert re.search(r"Warming:   \$\d+\.\d{4} cache warming \(\d+ refreshes\)", status), status
     assert "Context:   " in status
