@@ -44,17 +44,7 @@ PY
   "$venv/bin/python" -m pip install --disable-pip-version-check --quiet \
     -c "$constraints" -e '.[dev]'
   printf '   differs from requirements.lock:\n'
-  "$venv/bin/python" - <<'PY'
-import re
-from importlib.metadata import distributions
-locked = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", open("requirements.lock").read(), re.M))
-norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
-locked = {norm(name): version for name, version in locked.items()}
-for dist in sorted(distributions(), key=lambda d: norm(d.metadata["Name"])):
-    name = norm(dist.metadata["Name"])
-    if name != "pi-kernel" and locked.get(name) != dist.version:
-        print(f"     {name}: {locked.get(name, 'not locked')} -> {dist.version}")
-PY
+  "$venv/bin/python" -m tests.locked
   markers=(-m "not lock")
 fi
 
@@ -62,12 +52,23 @@ printf '\n== ruff\n'
 "$venv/bin/ruff" check src tests bench scripts
 "$venv/bin/ruff" format --check src tests bench scripts
 printf '\n== mypy --strict\n'
-"$venv/bin/mypy"
+typed=0
+if [[ $mode == locked ]]; then
+  "$venv/bin/mypy"
+else
+  # Other versions of our dependencies carry other annotations: say so, and still run the
+  # suite, which is what the drift check is for.
+  "$venv/bin/mypy" || typed=$?
+fi
 printf '\n== pytest\n'
 status=0
 "$venv/bin/python" -m pytest "${markers[@]}" "$@" || status=$?
 if [[ $status -eq 5 ]]; then
   echo "test: pytest collected no tests; that is a failure here" >&2
   exit 1
+fi
+if [[ $status -eq 0 && $typed -ne 0 ]]; then
+  echo "test: the suite passed, but mypy --strict did not on these versions (above)" >&2
+  exit $typed
 fi
 exit $status
