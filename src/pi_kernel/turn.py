@@ -52,7 +52,6 @@ from .rpc.protocol import (
     ToolExecutionEnd,
     ToolExecutionStart,
     ToolExecutionUpdate,
-    Usage,
 )
 
 ToolState = Literal["pending", "running", "ok", "error", "interrupted"]
@@ -160,24 +159,6 @@ class ErrorBlock(Block):
     message: str = ""
 
 
-@dataclass
-class TurnUsage:
-    """Tokens and cost summed over every assistant message of the turn."""
-
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write: int = 0
-    cost: float = 0.0
-
-    def add(self, usage: Usage) -> None:
-        self.input += usage.input
-        self.output += usage.output
-        self.cache_read += usage.cache_read
-        self.cache_write += usage.cache_write
-        self.cost += usage.cost.total
-
-
 def tokens_text(input_tokens: int, output_tokens: int) -> str:
     """``N in / M out tokens``; or, when both are zero, that the provider reported none
     (a local server that streams without usage, a turn that never reached the model)."""
@@ -216,7 +197,8 @@ class Turn:
         self.blocks: list[Block] = []
         self.status: TurnStatus = "running"
         self.error: str | None = None
-        self.usage = TurnUsage()
+        self.usage = UsageTally()
+        """Tokens and cost summed over the turn's assistant messages (``count`` of them)."""
         self.cache_warming: UsageTally | None = None
         """Idle prompt-cache refreshes Pi made since the previous cell (their cost is the
         user's too, and no answer's usage holds it)."""

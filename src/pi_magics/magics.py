@@ -34,7 +34,7 @@ from pi_kernel.export import to_jsonl, to_markdown
 from pi_kernel.redaction import redact, secret_values
 from pi_kernel.rpc.client import ClientEvent, ClientNotice, DialogDeclined, UsageTally
 from pi_kernel.rpc.errors import PiExited
-from pi_kernel.rpc.protocol import SessionState
+from pi_kernel.rpc.protocol import CACHE_WARM, ContextUsage, SessionState
 from pi_kernel.session import (
     DISCOVERY_TIMEOUT,
     PiSession,
@@ -409,7 +409,7 @@ class PiMagics(Magics):
 
     def _cache_warming_since_last_cell(self) -> UsageTally | None:
         """Pi's idle prompt-cache refreshes since the last footer (a new Pi starts at 0)."""
-        pid, now = self.bridge.call(self.session.side_usage, CACHE_WARMING)
+        pid, now = self.bridge.call(self.session.side_usage, CACHE_WARM)
         seen_pid, seen = self._warming_seen
         self._warming_seen = (pid, now)
         added = now.since(seen) if pid == seen_pid else now
@@ -682,10 +682,16 @@ def notebook_path(text: str) -> Path:
     return Path.cwd() / Path(text).expanduser()
 
 
-CACHE_WARMING = "cache_warm"
-"""Pi's ``kind`` for the usage of an idle prompt-cache refresh."""
 STDERR_LINES_SHOWN = 10
 """Lines of a dead Pi's stderr that ``%pi status`` shows."""
+
+
+def context_text(context: ContextUsage) -> str:
+    """``12,345 of 128,000 tokens (9.6%)``: how full the model's context window is."""
+    if context.tokens is None:  # just compacted: Pi knows again after the next answer
+        return f"unknown until the next answer (of {context.context_window:,} tokens)"
+    percent = f" ({context.percent:.1f}%)" if context.percent is not None else ""
+    return f"{context.tokens:,} of {context.context_window:,} tokens{percent}"
 
 
 def format_status(
@@ -718,18 +724,9 @@ def format_status(
             f"{tokens.cache_read:,} cache read / {tokens.cache_write:,} cache write, "
             f"${stats.cost:.4f} (the whole conversation, as Pi counts it)"
         )
-        context = stats.context_usage
-        if context is not None and context.context_window:
-            used = (
-                "unknown until the next answer"
-                if context.tokens is None
-                else (
-                    f"{context.tokens:,} of {context.context_window:,} tokens"
-                    + (f" ({context.percent:.1f}%)" if context.percent is not None else "")
-                )
-            )
-            lines.append(f"Context:   {used}")
-    warming = status.side_usage.get(CACHE_WARMING)
+        if stats.context_usage is not None and stats.context_usage.context_window:
+            lines.append(f"Context:   {context_text(stats.context_usage)}")
+    warming = status.side_usage.get(CACHE_WARM)
     if warming is not None and warming.count:
         lines.append(f"Warming:   {warming_text(warming)} since this Pi started")
     lines.append(f"Cwd:       {status.cwd}")

@@ -73,8 +73,6 @@ ABORT_TIMEOUT = 5.0
 """Seconds for ``abort`` to answer; Pi answers once the run has wound down."""
 EXIT_REAP_TIMEOUT = 2.0
 """Seconds to wait for Pi's exit code after its stdout closed, for the error message."""
-_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-"""An ANSI control sequence (colours) in Pi's stderr."""
 PROTOCOL_ERRORS_KEPT = 20
 """Unreadable lines kept for diagnosis; the reader goes on after each."""
 
@@ -82,6 +80,9 @@ SETTLED_SINCE = (0, 80, 4)
 """First Pi version that emits ``agent_settled``."""
 THINKING_LEVELS_SINCE = (0, 81, 0)
 """First Pi version with the ``get_available_thinking_levels`` command."""
+
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+"""An ANSI control sequence (colours) in Pi's stderr."""
 
 
 class ClientNotice(WireModel):

@@ -369,6 +369,10 @@ class QueueUpdate(WireModel):
     follow_up: list[Any] = []
 
 
+CACHE_WARM = "cache_warm"
+"""The ``kind`` of a usage entry that records an idle prompt-cache refresh."""
+
+
 class UsageEntry(WireModel):
     """A session entry recording usage outside any assistant message (Pi >= 1), such as
     an idle prompt-cache refresh (``kind`` ``cache_warm``)."""
