@@ -544,9 +544,13 @@ class TurnDisplay:
         if not now and clock - self._last_refresh < 1 / MAX_UPDATES_PER_SECOND - 1e-9:
             self.pending = True
             return
-        self._last_refresh = clock
         self.pending = False
+        sent = self.bytes_sent
         self._render(turn, final=False)
+        # Only a refresh that sent something holds the next one back: a first text delta
+        # must not wait out the interval of a refresh that showed nothing (agent_start).
+        if self.bytes_sent != sent:
+            self._last_refresh = clock
 
     def next_refresh_in(self) -> float:
         """Seconds until ``update`` may show something again (quiet: the refresh interval)."""

@@ -330,6 +330,20 @@ def test_updates_are_coalesced_to_at_most_15_per_simulated_second():
     assert frontend.sends <= MAX_UPDATES_PER_SECOND
 
 
+def test_a_refresh_that_showed_nothing_does_not_hold_back_the_first_text():
+    frontend = Frontend()
+    display = TurnDisplay(frontend, clock=Clock())
+    text = TextBlock()
+    turn = turn_of(text)
+    display.update(turn)  # agent_start and friends: nothing visible yet
+    assert frontend.sends == 0
+    text.append("Hello")
+    text.touch()
+    display.update(turn)  # at the same instant: shown, not held back for 1/15 s
+    assert not display.pending
+    assert frontend.plain() == ["Hello"]
+
+
 def test_an_update_arriving_too_soon_is_shown_by_finish():
     frontend = Frontend()
     display = TurnDisplay(frontend, clock=Clock())
