@@ -155,22 +155,9 @@ class Transcript(_Record):
         turn.thinking_level = self.thinking_level
         turn.message_levels = list(self.message_levels)
         turn.stop_reason = self.stop_reason
-        turn.usage.input, turn.usage.output = self.usage.input, self.usage.output
-        turn.usage.cache_read, turn.usage.cache_write = (
-            self.usage.cache_read,
-            self.usage.cache_write,
-        )
-        turn.usage.cost = self.usage.cost
+        turn.usage = _tally(self.usage)
         if self.cache_warming is not None:
-            warming = self.cache_warming
-            turn.cache_warming = UsageTally(
-                warming.refreshes,
-                warming.input,
-                warming.output,
-                warming.cache_read,
-                warming.cache_write,
-                warming.cost,
-            )
+            turn.cache_warming = _tally(self.cache_warming, self.cache_warming.refreshes)
         turn.started = self.started.timestamp()
         if self.ended is not None:
             turn.ended = self.ended.timestamp()
@@ -189,7 +176,6 @@ def transcript_of(
     errors = [block.message for block in turn.blocks if isinstance(block, ErrorBlock)]
     if turn.error and turn.error not in errors:
         errors.append(turn.error)
-    usage = turn.usage
     return Transcript(
         pi_version=pi_version,
         provider=turn.provider,
@@ -203,30 +189,33 @@ def transcript_of(
         status=turn.status,
         stop_reason=turn.stop_reason,
         errors=errors,
-        usage=UsageRecord(
-            input=usage.input,
-            output=usage.output,
-            cache_read=usage.cache_read,
-            cache_write=usage.cache_write,
-            cost=usage.cost,
-        ),
+        usage=UsageRecord(**_usage_fields(turn.usage)),
         cache_warming=_warming_record(turn.cache_warming),
         started=_time(turn.started),
         ended=_time(turn.ended) if turn.ended is not None else None,
     )
 
 
+def _usage_fields(tally: UsageTally) -> dict[str, Any]:
+    return {
+        "input": tally.input,
+        "output": tally.output,
+        "cache_read": tally.cache_read,
+        "cache_write": tally.cache_write,
+        "cost": tally.cost,
+    }
+
+
+def _tally(record: UsageRecord, count: int = 0) -> UsageTally:
+    return UsageTally(
+        count, record.input, record.output, record.cache_read, record.cache_write, record.cost
+    )
+
+
 def _warming_record(warming: UsageTally | None) -> WarmingRecord | None:
     if warming is None or not warming.count:
         return None
-    return WarmingRecord(
-        refreshes=warming.count,
-        input=warming.input,
-        output=warming.output,
-        cache_read=warming.cache_read,
-        cache_write=warming.cache_write,
-        cost=warming.cost,
-    )
+    return WarmingRecord(refreshes=warming.count, **_usage_fields(warming))
 
 
 def _time(seconds: float) -> datetime:
