@@ -447,8 +447,6 @@ class PiClient:
         """How many commands of each type went to Pi (shows what discovery really costs)."""
         self.side_usage: dict[str, UsageTally] = {}
         """Usage outside assistant messages since this Pi started, by kind (``cache_warm``)."""
-        self._diagnostics: list[str] = []
-        transport.stderr.on_line = self._on_stderr_line
         self._gone = anyio.Event()
         """Set once the dispatcher has seen Pi's stdout end and ``exit_error`` says how."""
 
@@ -467,15 +465,13 @@ class PiClient:
         """Whether this Pi ends runs with ``agent_settled`` (else the client infers it)."""
         return self.install.at_least(*SETTLED_SINCE)
 
-    def _on_stderr_line(self, line: str) -> None:
-        # Pi colours its warnings for a terminal; a notebook shows the words.
-        self._diagnostics.append(_TERMINAL_ESCAPE.sub("", line))
-
     def take_diagnostics(self) -> list[str]:
         """Pi's stderr lines since the last call: its diagnostics (Pi >= 1 writes a model it
         could not restore, an extension that failed to load, there and nowhere else)."""
-        taken = self._diagnostics.copy()
-        self._diagnostics.clear()
+        unread = self._transport.stderr.unread
+        # Pi colours its warnings for a terminal; a notebook shows the words.
+        taken = [_TERMINAL_ESCAPE.sub("", line) for line in unread]
+        unread.clear()
         return taken
 
     # -- plumbing --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import os
 import signal
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from subprocess import PIPE
@@ -43,6 +43,8 @@ RECORD_BUFFER = 256
 """Parsed records that may wait for the client before the reader (and so Pi) is held back."""
 STDERR_TAIL_BYTES = 64 * 1024
 """How much of Pi's stderr is kept for error messages; older output is dropped."""
+STDERR_UNREAD_LINES = 200
+"""Stderr lines kept until someone takes them (``StderrTail.unread``); older ones drop."""
 OWNER_ENV = "PI_KERNEL_OWNER"
 """Set to a value unique to each Pi we start; every process Pi starts inherits it.
 
@@ -122,11 +124,12 @@ def decode_line(line: bytes) -> Record | PiProtocolError:
 
 @dataclass
 class StderrTail:
-    """The last ``limit`` bytes of Pi's stderr, as text lines; and each new line, whole,
-    for ``on_line`` (Pi >= 1 writes its diagnostics there in RPC mode, and nowhere else)."""
+    """The last ``limit`` bytes of Pi's stderr, as text lines; and the whole lines nobody
+    has taken yet, in ``unread`` (Pi >= 1 writes its diagnostics there in RPC mode, and
+    nowhere else), from Pi's first byte on."""
 
     limit: int = STDERR_TAIL_BYTES
-    on_line: Callable[[str], None] | None = None
+    unread: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_UNREAD_LINES))
     _chunks: deque[bytes] = field(default_factory=deque)
     _size: int = 0
     _framer: LineFramer = field(default_factory=LineFramer)
@@ -136,11 +139,10 @@ class StderrTail:
         self._size += len(chunk)
         while self._size - len(self._chunks[0]) >= self.limit:
             self._size -= len(self._chunks.popleft())
-        if self.on_line is not None:
-            for line in self._framer.feed(chunk):
-                text = line.decode("utf-8", "replace").strip()
-                if text:
-                    self.on_line(text)
+        for line in self._framer.feed(chunk):
+            text = line.decode("utf-8", "replace").strip()
+            if text:
+                self.unread.append(text)
 
     def lines(self, count: int | None = None) -> list[str]:
         text = b"".join(self._chunks)[-self.limit :].decode("utf-8", "replace")
