@@ -84,13 +84,13 @@ def test_stderr_tail_keeps_only_the_newest_bytes():
     assert len("\n".join(tail.lines())) <= 32
 
 
-
 def test_stderr_lines_wait_whole_and_unread_until_taken():
     tail = StderrTail()
     tail.add(b"Warning: Could not res")
     assert list(tail.unread) == []  # half a line is not a line yet
     tail.add(b"tore model p/x\n\nsecond\n")
     assert list(tail.unread) == ["Warning: Could not restore model p/x", "second"]
+
 
 STAND_IN = """
 import sys, signal, time
