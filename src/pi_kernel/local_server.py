@@ -1,119 +1,75 @@
-"""The local model's server process: llama-cpp-python's OpenAI-compatible app, made fit for Pi.
+"""The local model's server process: llama.cpp's own server, from the ``xllamacpp`` wheel.
 
-``python -m pi_kernel.local_server --model PATH --context N`` binds a free port on
-127.0.0.1, loads the weights, prints ``ready <base url>`` on stdout (the one line it writes
-there; its log goes to stderr) and serves until SIGTERM.
+``python -m pi_kernel.local_server --model PATH --context N --alias NAME`` loads the weights,
+listens on a free port of 127.0.0.1, prints ``ready <base url>`` on stdout (the one line it
+writes there; llama.cpp logs to stderr) and serves until SIGTERM.  Requests must carry the
+key given in ``PI_KERNEL_LOCAL_KEY`` (an environment variable, so that it is not in ``ps``).
 
-Pi sends message contents as lists of text parts, as the OpenAI API allows; SmolLM2's chat
-template concatenates ``message['content']`` as a string, and llama-cpp-python then fails
-inside the stream and sends an empty one.  ``flatten_contents`` rewrites each chat request
-before the app sees it.  Imported only in that process: it needs ``pi-kernel[local]``.
+xllamacpp runs llama.cpp's C++ server inside the Python process and has no command line of
+its own: this module is that command line.  It runs in its own process so that the model's
+memory and threads end with it.  Imported only in that process: it needs ``pi-kernel[local]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import socket
+import os
+import signal
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from collections.abc import Sequence
 
 HOST = "127.0.0.1"
+KEY_ENV = "PI_KERNEL_LOCAL_KEY"
+MAX_THREADS = 4
+"""More threads than this do not speed up a 135M model."""
 
 
-def flatten_contents(body: bytes) -> bytes:
-    """A chat request whose message contents are all strings (text parts joined).
+def threads() -> int:
+    """Half of this process's cores, 1 to ``MAX_THREADS``.
 
-    A body that is not a JSON chat request is returned as it is, for the app to reject.
+    llama.cpp's threads spin while they wait for each other, so a thread whose core is busy
+    stalls the rest: on 2 cores shared with Pi and the kernel, 1 thread made 44 tokens/s and 2
+    threads 25.  Half the cores leaves room for Pi, the kernel and the browser.
     """
-    try:
-        request = json.loads(body)
-    except ValueError:
-        return body
-    messages = request.get("messages") if isinstance(request, dict) else None
-    if not isinstance(messages, list):
-        return body
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        if isinstance(content, list):
-            message["content"] = "\n".join(
-                part["text"]
-                for part in content
-                if isinstance(part, dict) and isinstance(part.get("text"), str)
-            )
-        elif content is None:
-            message["content"] = ""  # an assistant turn that only called tools
-    return json.dumps(request).encode()
-
-
-class FlattenContents:
-    """ASGI middleware: ``flatten_contents`` on every chat completion request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/chat/completions"):
-            await self.app(scope, receive, send)
-            return
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = flatten_contents(b"".join(chunks))
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()  # after the body: the disconnect, when it comes
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app({**scope, "headers": headers}, replay, send)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_THREADS, (cores or 1) // 2))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pi_kernel.local_server")
     parser.add_argument("--model", required=True, help="the GGUF file to serve")
     parser.add_argument("--context", type=int, required=True, help="context size in tokens")
+    parser.add_argument("--alias", required=True, help="the model's name in requests")
     args = parser.parse_args(argv)
+    key = os.environ.get(KEY_ENV)
+    if not key:
+        print(
+            f"local_server: {KEY_ENV} is not set; it holds the key requests must carry.",
+            file=sys.stderr,
+        )
+        return 2
 
-    import uvicorn
-    from llama_cpp.server.app import create_app
-    from llama_cpp.server.settings import ModelSettings, ServerSettings
+    import xllamacpp
 
-    # Bound before the model loads: the port is ours from here on, with no race.
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((HOST, 0))
-    listener.listen(128)  # requests made while the weights load wait in the backlog
-    port = listener.getsockname()[1]
-    app = create_app(
-        server_settings=ServerSettings(host=HOST, port=port),
-        model_settings=[ModelSettings(model=args.model, n_ctx=args.context, verbose=False)],
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(FlattenContents(app), log_level="info", access_log=True, lifespan="off")
-    )
-    print(f"ready http://{HOST}:{port}/v1", flush=True)
-    server.run(sockets=[listener])
-    return 0
+    params = xllamacpp.CommonParams()
+    params.model.path = args.model
+    params.n_ctx = args.context
+    params.model_alias = {args.alias}  # a set of names: a plain string is taken letter by letter
+    params.hostnames = [HOST]
+    params.port = 0  # llama.cpp binds a free port and reports it in listening_address
+    params.api_keys = [key]  # only our Pi: not other local users, not a web page's script
+    params.ui = False  # no chat page on this port: it serves Pi only
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads()
+    try:
+        server = xllamacpp.Server(params)  # returns once the weights are loaded and it listens
+    except RuntimeError:  # its own reasons are in the log lines above
+        print(f"llama.cpp could not load the weights {args.model}", file=sys.stderr, flush=True)
+        return 1
+    print(f"ready {server.listening_address}/v1", flush=True)
+    # llama.cpp serves from its own threads; this one only waits.  SIGTERM's default action
+    # ends the process, threads and all.
+    while True:
+        signal.pause()
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def _serve_local_model(
     except local_model.LocalModelError as problem:
         print(f"{problem.message} {problem.hint}", file=sys.stderr, flush=True)
         return {**env, BACKEND_PROBLEM_ENV: problem.message}
-    local_model.write_agent_config(agent_dir, server.base_url)
+    local_model.write_agent_config(agent_dir, server)
     print(f"Local demo model at {server.base_url}.", flush=True)
     return env
 

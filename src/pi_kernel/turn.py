@@ -160,8 +160,8 @@ class ErrorBlock(Block):
 
 
 def tokens_text(input_tokens: int, output_tokens: int) -> str:
-    """``N in / M out tokens``; or, when both are zero, that the provider reported none
-    (a local server that streams without usage, a turn that never reached the model)."""
+    """``N in / M out tokens``; or, when both are zero, that none were reported (a turn that
+    never reached the model, a provider whose stream carries no usage)."""
     if not input_tokens and not output_tokens:
         return "tokens not reported"
     return f"{input_tokens:,} in / {output_tokens:,} out tokens"

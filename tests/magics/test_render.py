@@ -224,11 +224,11 @@ def test_the_footer_names_model_level_tokens_cost_duration_and_status():
 
 def test_a_footer_without_usage_says_the_tokens_were_not_reported():
     turn = Turn("prompt")
-    turn.provider, turn.model, turn.thinking_level = "local", "smollm2-135m-instruct", "off"
+    turn.provider, turn.model, turn.thinking_level = "proxy", "no-usage-in-stream", "off"
     turn.elapsed = 3.0
     turn.status = "completed"
     assert footer_bundle(turn)["text/plain"] == (
-        "local/smollm2-135m-instruct · thinking off · tokens not reported · $0.0000 · 3.0 s"
+        "proxy/no-usage-in-stream · thinking off · tokens not reported · $0.0000 · 3.0 s"
     )
 
 
