@@ -59,7 +59,7 @@ npm_ci() {  # npm_ci DIR: install DIR's lock unless node_modules already matches
   local dir=$1
   if [[ ! -f $dir/node_modules/.package-lock.json || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
     step "Node packages in ${dir} (npm ci)"
-    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    npm ci --prefix "$dir" --no-audit --no-fund --no-update-notifier --loglevel=error
   fi
 }
 npm_ci .

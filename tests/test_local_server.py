@@ -1,19 +1,11 @@
-"""The local model's server command: its threads and its key (its serving is in
-test_local_model, against the real weights)."""
+"""The local model's server command without its key (its serving is in test_local_model,
+against the real weights)."""
 
 from __future__ import annotations
 
 import pytest
 
 from pi_kernel import local_server
-
-
-@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (4, 2), (8, 4), (64, 4)])
-def test_the_server_takes_half_the_cores_from_one_to_four(
-    monkeypatch: pytest.MonkeyPatch, cores: int, threads: int
-):
-    monkeypatch.setattr(local_server.os, "sched_getaffinity", lambda pid: set(range(cores)))
-    assert local_server.threads() == threads
 
 
 def test_without_a_key_the_server_does_not_start(

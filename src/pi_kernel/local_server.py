@@ -20,19 +20,6 @@ from collections.abc import Sequence
 
 HOST = "127.0.0.1"
 KEY_ENV = "PI_KERNEL_LOCAL_KEY"
-MAX_THREADS = 4
-"""More threads than this do not speed up a 135M model."""
-
-
-def threads() -> int:
-    """Half of this process's cores, 1 to ``MAX_THREADS``.
-
-    llama.cpp's threads spin while they wait for each other, so a thread whose core is busy
-    stalls the rest: on 2 cores shared with Pi and the kernel, 1 thread made 44 tokens/s and 2
-    threads 25.  Half the cores leaves room for Pi, the kernel and the browser.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(MAX_THREADS, (cores or 1) // 2))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     params.port = 0  # llama.cpp binds a free port and reports it in listening_address
     params.api_keys = [key]  # only our Pi: not other local users, not a web page's script
     params.ui = False  # no chat page on this port: it serves Pi only
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads()
+    # Threads: llama.cpp's default, one per physical core.  On 2 cores, during the tour, 2
+    # threads read Pi's prompt at about 100 tokens/s and wrote 33/s; 1 thread, 57 and 21-26/s.
     try:
         server = xllamacpp.Server(params)  # returns once the weights are loaded and it listens
     except RuntimeError:  # its own reasons are in the log lines above
