@@ -178,7 +178,7 @@ def write_agent_config(agent_dir: Path, server: LocalServer) -> None:
                 # sets it: `store`, reasoning effort, strict tool schemas, and
                 # `max_completion_tokens` (it reads `max_tokens`).  Usage in the stream is on:
                 # the server reports it, so the footer counts real tokens.  The developer role
-                # is off for the older Pis, which guess it from the URL.
+                # is off as well: Pi 0.73.1 assumes it for any unknown URL (on reasoning models).
                 "compat": {
                     "supportsDeveloperRole": False,
                     "supportsStore": False,
