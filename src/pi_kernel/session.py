@@ -311,10 +311,6 @@ class PiSession:
         """Pi's slash commands: prompt templates, skills and extension commands."""
         return await (await self.client()).get_commands()
 
-    async def thinking_levels(self) -> list[str]:
-        """The levels the current model supports (Pi's answer; computed on old Pi)."""
-        return await (await self.client()).get_available_thinking_levels()
-
     async def state(self) -> SessionState:
         return await (await self.client()).get_state()
 

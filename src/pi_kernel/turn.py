@@ -2,7 +2,8 @@
 
 A turn is what one cell shows: the assistant's text segments, its thinking, each tool call
 with its output, and one-line notices (retries, compaction, dialogs), in the order they
-happened.  The rules come from how Pi really streams (see ``../shared/PI-NOTES.md``):
+happened.  The rules come from how Pi really streams (the recorded sessions in
+``tests/data/traces/`` show each one):
 
 * An assistant message is rebuilt from its deltas, keyed by ``contentIndex``; its
   ``message_start`` content is ignored (0.87 already puts the first delta there, and the

@@ -43,8 +43,8 @@ from pi_kernel.turn import (
 )
 
 Bundle = dict[str, Any]
-"""A MIME bundle: text for the text types, JSON data for the transcript."""
-"""A MIME bundle: ``{"text/markdown" or "text/html": ..., "text/plain": ...}``."""
+"""A MIME bundle: ``{"text/markdown" or "text/html": ..., "text/plain": ...}``, and JSON
+data for the transcript."""
 
 EMPTY: Bundle = {"text/plain": ""}
 """What an output shows once its block is gone (a retried attempt's remains)."""

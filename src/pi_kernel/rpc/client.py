@@ -37,7 +37,6 @@ from .errors import PiCommandError, PiError, PiExited, PiProtocolError, PiTimeou
 from .launch import PiInstall
 from .protocol import (
     COMMANDS_ADAPTER,
-    MESSAGES_ADAPTER,
     MODELS_ADAPTER,
     AgentEnd,
     AgentMessage,
@@ -690,10 +689,6 @@ class PiClient:
         data = await self.request("switch_session", sessionPath=session_path)
         return SessionSwitch.model_validate(data or {})
 
-    async def get_messages(self) -> list[AgentMessage]:
-        data = await self.request("get_messages")
-        return MESSAGES_ADAPTER.validate_python(data.get("messages", []))
-
     async def get_session_stats(self) -> SessionStats:
         return SessionStats.model_validate(await self.request("get_session_stats"))
 
@@ -704,9 +699,6 @@ class PiClient:
     async def get_commands(self) -> list[SlashCommand]:
         data = await self.request("get_commands")
         return COMMANDS_ADAPTER.validate_python(data.get("commands", []))
-
-    async def set_session_name(self, name: str) -> None:
-        await self.request("set_session_name", name=name)
 
 
 @asynccontextmanager

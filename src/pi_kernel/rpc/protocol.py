@@ -626,15 +626,12 @@ class SessionSwitch(WireModel):
 
 
 MODELS_ADAPTER: TypeAdapter[list[ModelInfo]] = TypeAdapter(list[ModelInfo])
-MESSAGES_ADAPTER: TypeAdapter[list[AgentMessage]] = TypeAdapter(list[AgentMessage])
 COMMANDS_ADAPTER: TypeAdapter[list[SlashCommand]] = TypeAdapter(list[SlashCommand])
 
 
 # --------------------------------------------------------------------------------------
 # Commands we send (docs/rpc-commands.md).  Plain dicts keep the hot path cheap; these
 # helpers keep the wire names in one place.
-
-StreamingBehavior = Literal["steer", "followUp"]
 
 
 def command(type_: str, **fields: Any) -> dict[str, Any]:

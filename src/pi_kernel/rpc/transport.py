@@ -170,10 +170,6 @@ class PiTransport:
     def pid(self) -> int:
         return self.process.pid
 
-    @property
-    def returncode(self) -> int | None:
-        return self.process.returncode
-
     async def send(self, record: Mapping[str, Any]) -> None:
         """Write one command.  Raises ``anyio.BrokenResourceError`` if Pi's stdin is gone."""
         line = encode_command(record)
