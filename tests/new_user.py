@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pi_kernel.local_model import WEIGHTS_FILE, WEIGHTS_PACKAGE
+from pi_kernel.launcher.local_model import WEIGHTS_FILE, WEIGHTS_PACKAGE
 
 
 def new_user_env(root: Path) -> dict[str, str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pi_kernel.backend import AGENT_DIR_ENV, choose_backend
+from pi_kernel.launcher.backend import AGENT_DIR_ENV, choose_backend
 from pi_kernel.rpc import PiInstall
 from tests.agent_dir import PiEnv, write_agent_dir
 from tests.llm_server import ScriptedLLM

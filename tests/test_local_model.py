@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from pi_kernel import local_model
+from pi_kernel.launcher import local_model
 from tests.new_user import broken_weights
 
 REQUEST_TIMEOUT = 60

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pi_kernel import local_server
+from pi_kernel.launcher import local_server
 
 
 def test_without_a_key_the_server_does_not_start(

@@ -24,9 +24,9 @@ import nbformat
 import psutil
 import pytest
 
-from pi_kernel import local_model
+from pi_kernel.launcher import local_model
+from pi_kernel.launcher.start import DEFAULT_NOTEBOOK, STATE_DIR_ENV
 from pi_kernel.rpc.launch import PROJECT_ROOT
-from pi_kernel.start import DEFAULT_NOTEBOOK, STATE_DIR_ENV
 from pi_kernel.transcript import Transcript, transcripts_in
 from tests.agent_dir import PiEnv
 from tests.conftest import is_pi, processes_of
@@ -204,7 +204,7 @@ def test_stopping_the_main_command_stops_lab_kernels_pi_and_the_model_server(
             time.sleep(0.2)
         started = processes_of(tmp_path)
         names = " ".join(" ".join(process.cmdline()) for process in started)
-        assert "pi_kernel.local_server" in names
+        assert "pi_kernel.launcher.local_server" in names
         assert "jupyterlab" in names
         os.kill(command.pid, stop)
         assert command.wait(STOP_TIMEOUT) == (130 if stop == signal.SIGINT else 128 + stop)

@@ -2,7 +2,7 @@
 
 ``start`` is the main command: JupyterLab with Pi on the tour notebook (``--headless``:
 execute the tour and say where the result is), with the local demo model when Pi has no
-credentials (see ``pi_kernel.start``).  ``install`` / ``uninstall`` put the Pi kernel's
+credentials (see ``pi_kernel.launcher.start``).  ``install`` / ``uninstall`` put the Pi kernel's
 kernelspec where Jupyter finds it (options as ``python -m ipykernel install``).  ``doctor``
 starts the Pi that pi-kernel would use, the way a notebook would, and reports what it found:
 which Pi, whether it runs, and which models it offers.  It is the quickest answer to "why
@@ -21,7 +21,8 @@ from pathlib import Path
 import anyio
 from jupyter_client.kernelspec import NoSuchKernel
 
-from . import __version__, kernelspec, start
+from . import __version__, kernelspec
+from .launcher import start
 from .rpc import PiError, locate_pi, open_client
 from .session import no_models_hint
 

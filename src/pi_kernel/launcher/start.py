@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from . import kernelspec, local_model
+from .. import kernelspec
+from ..rpc import PiInstall
+from ..rpc.launch import PROJECT_ROOT
+from ..rpc.processes import kill_marked, stop_group
+from ..session import BACKEND_PROBLEM_ENV
+from ..transcript import transcripts_in
+from . import local_model
 from .backend import AGENT_DIR_ENV, Backend, choose_backend
-from .processes import kill_marked, stop_group
-from .rpc import PiInstall
-from .rpc.launch import PROJECT_ROOT
-from .session import BACKEND_PROBLEM_ENV
-from .transcript import transcripts_in
 
 if TYPE_CHECKING:
     from jupyter_client.manager import KernelManager

@@ -1,9 +1,10 @@
 """The local model's server process: llama.cpp's own server, from the ``xllamacpp`` wheel.
 
-``python -m pi_kernel.local_server --model PATH --context N --alias NAME`` loads the weights,
-listens on a free port of 127.0.0.1, prints ``ready <base url>`` on stdout (the one line it
-writes there; llama.cpp logs to stderr) and serves until SIGTERM.  Requests must carry the
-key given in ``PI_KERNEL_LOCAL_KEY`` (an environment variable, so that it is not in ``ps``).
+``python -m pi_kernel.launcher.local_server --model PATH --context N --alias NAME`` loads
+the weights, listens on a free port of 127.0.0.1, prints ``ready <base url>`` on stdout (the
+one line it writes there; llama.cpp logs to stderr) and serves until SIGTERM.  Requests
+must carry the key given in ``PI_KERNEL_LOCAL_KEY`` (an environment variable, so that it is
+not in ``ps``).
 
 xllamacpp runs llama.cpp's C++ server inside the Python process and has no command line of
 its own: this module is that command line.  It runs in its own process so that the model's
@@ -23,7 +24,7 @@ KEY_ENV = "PI_KERNEL_LOCAL_KEY"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pi_kernel.local_server")
+    parser = argparse.ArgumentParser(prog="python -m pi_kernel.launcher.local_server")
     parser.add_argument("--model", required=True, help="the GGUF file to serve")
     parser.add_argument("--context", type=int, required=True, help="context size in tokens")
     parser.add_argument("--alias", required=True, help="the model's name in requests")
