@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: install (the locked .venv, the compatibility Pis, Chromium), lint,
-# type-check, then pytest.  Extra arguments go to pytest.  Exits non-zero on any failure,
-# including "no tests ran".
+# type-check, check the layering, then pytest.  Extra arguments go to pytest.  Exits non-zero
+# on any failure, including "no tests ran".
 #
 # The drift check (not part of CI; see the README): the same suite in a throwaway environment
 #   --latest   the newest release of every package that pyproject.toml allows (.venv-latest)
@@ -62,6 +62,8 @@ else
   # suite, which is what the drift check is for.
   "$venv/bin/mypy" || typed=$?
 fi
+printf '\n== import-linter (the layering contracts in pyproject.toml)\n'
+"$venv/bin/lint-imports" --no-cache
 printf '\n== pytest\n'
 status=0
 "$venv/bin/python" -m pytest "${markers[@]}" "$@" || status=$?
