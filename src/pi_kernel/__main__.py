@@ -21,7 +21,8 @@ from pathlib import Path
 import anyio
 from jupyter_client.kernelspec import NoSuchKernel
 
-from . import __version__, kernelspec
+from . import __version__
+from .kernel import kernelspec
 from .launcher import start
 from .rpc import PiError, locate_pi, open_client
 from .session import no_models_hint

@@ -18,7 +18,7 @@ import jupyter_kernel_test
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from pi_kernel.kernel import PYTHON_MARKER
+from pi_kernel.kernel.routing import PYTHON_MARKER
 from tests import llm_server as script
 from tests.agent_dir import isolated_env, write_agent_dir
 from tests.conftest import assert_none_left

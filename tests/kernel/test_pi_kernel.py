@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pi_kernel.kernel import PYTHON_MARKER, completion_target, route_cell
+from pi_kernel.kernel.routing import PYTHON_MARKER, completion_target, route_cell
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
 from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness, run_notebook, running_kernel

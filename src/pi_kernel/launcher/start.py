@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .. import kernelspec
+from ..kernel import kernelspec
 from ..rpc import PiInstall
 from ..rpc.launch import PROJECT_ROOT
 from ..rpc.processes import kill_marked, stop_group

@@ -10,23 +10,22 @@ The magics are loaded by extension name, as a user would with ``%load_ext``: the
 face depends on the engine, and this module only asks IPython for it.
 
 Run with ``python -m pi_kernel.kernel -f CONNECTION_FILE`` (what the kernelspec does).
+Which lines are prompts, and what completion completes, is decided in ``routing``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
 from traitlets import List
 
-from . import __version__
-from .rpc.errors import PiError
-from .rpc.launch import PROJECT_ROOT
-from .rpc.protocol import ModelInfo
+from .. import __version__
+from ..rpc.errors import PiError
+from ..rpc.launch import PROJECT_ROOT
+from ..rpc.protocol import ModelInfo
+from .routing import cell_kind, completion_target, route_cell, token_at
 
-PYTHON_MARKER = "%%py"
-"""A cell's first line that makes the rest of the cell Python."""
 BANNER = f"""\
 Pi kernel {__version__}: each cell is a prompt for Pi (the answer streams into the cell).
   %%py        as a cell's first line: the rest of the cell is Python
@@ -41,80 +40,6 @@ def _help_links() -> list[dict[str, str]]:
     if readme.is_file():  # a checkout; an installed wheel has no README file to point to
         links.insert(0, {"text": "pi-kernel README", "url": readme.as_uri()})
     return links
-
-
-CellKind = Literal["prompt", "python", "magic", "shell"]
-
-
-def cell_kind(first_line: str) -> CellKind:
-    """What a cell is, from its first non-blank line (stripped): routing and completion
-    both ask this, so they never disagree."""
-    if first_line == PYTHON_MARKER:
-        return "python"
-    if first_line.startswith("%"):
-        return "magic"
-    if first_line.startswith("!"):
-        return "shell"
-    return "prompt"
-
-
-def route_cell(lines: list[str]) -> list[str]:
-    """IPython input transformer: a prompt becomes ``%%pi``; ``%%py`` cells become Python."""
-    first = next((index for index, line in enumerate(lines) if line.strip()), None)
-    if first is None:
-        return lines
-    kind = cell_kind(lines[first].strip())
-    if kind == "python":
-        return lines[first + 1 :]
-    if kind == "prompt":
-        return ["%%pi\n", *lines[first:]]
-    return lines
-
-
-@dataclass
-class CompletionTarget:
-    """What the word at the cursor is, and where it starts."""
-
-    kind: Literal["slash", "subcommand", "model", "prompt"]
-    start: int
-    prefix: str
-
-
-def completion_target(code: str, cursor: int) -> CompletionTarget | None:
-    """What to complete at ``cursor``; None where IPython's own completion applies (Python
-    after ``%%py``, other magics, shell lines)."""
-    before = code[:cursor]
-    head = before.lstrip()
-    first_line = code.lstrip().split("\n", 1)[0].strip()
-    kind = cell_kind(first_line)
-    if kind in ("python", "shell"):
-        return None
-    word_start = max(before.rfind(space) for space in " \t\n") + 1
-    word = before[word_start:]
-    if kind == "magic":
-        if "\n" not in head:  # on the magic's own line
-            words = head[: len(head) - len(word)].split()
-            if words == ["%pi"]:
-                return CompletionTarget("subcommand", word_start, word)
-            if words[:1] in (["%pi"], ["%%pi"]) and words[-1] == "--model":
-                return CompletionTarget("model", word_start, word)
-            return None
-        return (
-            CompletionTarget("prompt", word_start, word) if first_line.startswith("%%pi") else None
-        )
-    if head.startswith("/") and not any(char.isspace() for char in head):
-        return CompletionTarget("slash", cursor - len(head), head)
-    return CompletionTarget("prompt", word_start, word)
-
-
-def _token_at(code: str, cursor: int) -> str:
-    start = cursor
-    while start > 0 and not code[start - 1].isspace():
-        start -= 1
-    end = cursor
-    while end < len(code) and not code[end].isspace():
-        end += 1
-    return code[start:end]
 
 
 def describe_model(model: ModelInfo) -> str:
@@ -212,7 +137,7 @@ class PiKernel(IPythonKernel):
                 code, cursor_pos, detail_level, omit_sections
             )
             return reply
-        token = _token_at(code, cursor)
+        token = token_at(code, cursor)
         magics = self._magics()
         nothing: dict[str, Any] = {"status": "ok", "found": False, "data": {}, "metadata": {}}
         if "/" not in token:
@@ -237,9 +162,3 @@ class PiKernel(IPythonKernel):
         if kind == "model":
             return sorted(model.ref for model in magics.bridge.call(magics.session.models))
         return []  # prose for Pi: nothing to complete
-
-
-if __name__ == "__main__":
-    from ipykernel.kernelapp import IPKernelApp
-
-    IPKernelApp.launch_instance(kernel_class=PiKernel)

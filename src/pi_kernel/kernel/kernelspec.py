@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-from .rpc.launch import PROJECT_ROOT
+from ..rpc.launch import PROJECT_ROOT
 
 KERNEL_NAME = "pi"
 DISPLAY_NAME = "Pi"
@@ -25,7 +25,7 @@ DISPLAY_NAME = "Pi"
 
 def resources() -> Path:
     """The kernelspec files: packaged in a wheel, or the repository's in a checkout."""
-    packaged = Path(__file__).parent / "resources" / "kernelspec"
+    packaged = Path(__file__).parents[1] / "resources" / "kernelspec"
     return packaged if packaged.is_dir() else PROJECT_ROOT / "kernelspec"
 
 
