@@ -1,8 +1,7 @@
 """``%%pi`` and ``%pi``: Pi prompts from any IPython kernel.
 
 ``%%pi`` sends the cell to this notebook's Pi session and streams the answer into the cell;
-``%pi`` has subcommands (``status``, ``models``, ``picker``, ``new``, ``abort``,
-``restart``, ``record``, ``replay``, ``resume``, ``export``, ``help``).  One ``PiMagics``
+``%pi`` has the subcommands of ``subcommands.SUBCOMMANDS``.  One ``PiMagics``
 instance per shell owns one bridge thread and one ``PiSession``; loading the extension
 starts Pi in the background so the first cell does not wait for it.
 """
@@ -48,6 +47,7 @@ from pi_kernel.turn import Turn, tokens_text
 from .bridge import Bridge
 from .dialogs import Dialog, DialogDesk, ask
 from .render import TurnDisplay, warming_text
+from .subcommands import BY_NAME, NAMES, USAGE, help_text
 from .widgets import Picker
 
 Inbox = queue.SimpleQueue[ClientEvent | Dialog | None]
@@ -71,24 +71,6 @@ REPLAY_ENV = "PI_KERNEL_REPLAY"
 """A cassette named in the environment when the extension loads: how a notebook records
 or replays in CI or papermill without a cell that says so."""
 
-SUBCOMMANDS = (
-    "status",
-    "models",
-    "picker",
-    "new",
-    "abort",
-    "restart",
-    "record",
-    "replay",
-    "resume",
-    "export",
-    "help",
-)
-TAKES_ARGUMENTS = frozenset({"record", "replay", "resume", "export"})
-USAGE = (
-    "Usage: %pi status | models | picker | new | abort | restart | record PATH | "
-    "replay PATH | resume [SESSION] | export PATH | help"
-)
 HELP = """\
 %%pi [options]      send the cell to Pi; the answer streams into the cell
   --model P/ID      use this model for this cell (see %pi models)
@@ -98,19 +80,7 @@ HELP = """\
   --quiet           show only the final answer, no streaming
   --interpolate     replace {name} in the prompt with Python variables ({{ for a brace)
 
-%pi status          which Pi, its session, model, thinking level, cwd, last turn
-%pi models          the models Pi offers (* marks the current one)
-%pi picker          choose this notebook's model and thinking level from dropdowns
-%pi new             start a fresh Pi conversation
-%pi abort           ask Pi to stop what it is doing
-%pi restart         stop this notebook's Pi and start a new one
-%pi record PATH     write every following Pi turn to a cassette (JSON lines); off stops
-%pi replay PATH     answer %%pi cells from a cassette instead of Pi, in order; a cell that
-  [--live-on-miss]  differs from the recording is an error; off stops
-%pi resume [SESSION]  continue an earlier Pi session (after a kernel restart): the last
-                    one this kernel used, else the newest of this directory; or an id/file
-%pi export PATH     this kernel's turns as .md or .jsonl, or Pi's own .html of the session
-%pi help            this text
+{subcommands}
 
 In the Pi kernel every cell is a prompt unless it starts with % or !; a first line %%py
 makes the rest of the cell Python.
@@ -124,7 +94,9 @@ PI_KERNEL_REPLAY to a cassette path (relative to the notebook) before the kernel
 
 Settings: %config PiMagics.pi_path = "/path/to/pi" (or the PI_KERNEL_PI_PATH environment
 variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True,
-PiMagics.discovery_timeout = 15 (seconds the picker waits for Pi)."""
+PiMagics.discovery_timeout = 15 (seconds the picker waits for Pi).""".replace(
+    "{subcommands}", help_text()
+)
 
 
 class _NamesOnly(string.Formatter):
@@ -151,8 +123,8 @@ def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
 class PiMagics(Magics):
     """The ``%%pi`` cell magic and the ``%pi`` line magic."""
 
-    subcommands = SUBCOMMANDS
-    """What ``%pi`` takes (the Pi kernel completes them from here)."""
+    subcommands = NAMES
+    """What ``%pi`` takes (the Pi kernel completes them and writes its banner from here)."""
 
     pi_path = Unicode(
         None,
@@ -212,9 +184,9 @@ class PiMagics(Magics):
         elif record or replay:
             try:
                 if record:
-                    self._record([record])
+                    self._pi_record([record])
                 else:
-                    self._replay([replay or ""])
+                    self._pi_replay([replay or ""])
             except UsageError as exc:
                 self.cassette_problem = f"{RECORD_ENV if record else REPLAY_ENV}: {exc}"
         if self.cassette_problem is not None:
@@ -497,57 +469,57 @@ class PiMagics(Magics):
 
     @line_magic("pi")  # type: ignore[arg-type]  # IPython types the named form as Never
     def pi_line(self, line: str) -> None:
-        """%pi status | models | picker | new | abort | restart | record | replay | resume |
-        export | help"""
+        """%pi SUBCOMMAND: see %pi help."""
         try:
             words = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"%pi: {exc} (quote paths with spaces). {USAGE}") from None
         command, rest = (words[0], words[1:]) if words else ("help", [])
-        if command not in SUBCOMMANDS:
+        subcommand = BY_NAME.get(command)
+        if subcommand is None:
             raise UsageError(f"Unknown subcommand {command!r}. {USAGE}")
-        if rest and command not in TAKES_ARGUMENTS:
+        if rest and not subcommand.arguments:
             raise UsageError(f"%pi {command} takes no arguments. {USAGE}")
         try:
-            self._subcommand(command, rest)
+            getattr(self, f"_pi_{command}")(rest)
         finally:
             # What Pi said on stderr meanwhile (a model it could not restore on resume, an
             # extension that failed to load) belongs to this cell.
             for line in self.bridge.call(self.session.take_diagnostics):
                 print(f"Pi: {line}", file=sys.stderr)
 
-    def _subcommand(self, command: str, rest: list[str]) -> None:
-        if command == "help":
-            print(HELP)
-        elif command == "status":
-            status = self.bridge.call(self.session.status)
-            print(format_status(status, self.last_turn, self.last_exit, self._cassette()))
-        elif command == "models":
-            self._print_models()
-        elif command == "picker":
-            if self.picker is None:
-                self.picker = Picker(self.session, self.bridge)
-            self.picker.refresh()
-            display(self.picker)
-        elif command == "new":
-            self.bridge.call(self.session.new_session)
-            print("Started a fresh Pi conversation.")
-        elif command == "abort":
-            self.bridge.call(self.session.abort)
-            print("Asked Pi to stop.")
-        elif command == "restart":
-            client = self.bridge.call(self.session.restart)
-            print(f"Restarted Pi (pid {client.pid}).")
-        elif command == "record":
-            self._record(rest)
-        elif command == "replay":
-            self._replay(rest)
-        elif command == "resume":
-            self._resume(rest)
-        elif command == "export":
-            self._export(rest)
+    # One method per row of subcommands.SUBCOMMANDS, named _pi_<name>, given the words
+    # after the name.
 
-    def _record(self, rest: list[str]) -> None:
+    def _pi_help(self, rest: list[str]) -> None:
+        print(HELP)
+
+    def _pi_status(self, rest: list[str]) -> None:
+        status = self.bridge.call(self.session.status)
+        print(format_status(status, self.last_turn, self.last_exit, self._cassette()))
+
+    def _pi_models(self, rest: list[str]) -> None:
+        self._print_models()
+
+    def _pi_picker(self, rest: list[str]) -> None:
+        if self.picker is None:
+            self.picker = Picker(self.session, self.bridge)
+        self.picker.refresh()
+        display(self.picker)
+
+    def _pi_new(self, rest: list[str]) -> None:
+        self.bridge.call(self.session.new_session)
+        print("Started a fresh Pi conversation.")
+
+    def _pi_abort(self, rest: list[str]) -> None:
+        self.bridge.call(self.session.abort)
+        print("Asked Pi to stop.")
+
+    def _pi_restart(self, rest: list[str]) -> None:
+        client = self.bridge.call(self.session.restart)
+        print(f"Restarted Pi (pid {client.pid}).")
+
+    def _pi_record(self, rest: list[str]) -> None:
         if rest == ["off"]:
             if self.recorder is None:
                 if self._forget_cassette_problem():
@@ -577,7 +549,7 @@ class PiMagics(Magics):
         self.cassette_problem = None
         print(f"Recording every Pi turn to {rest[0]}{replacing}.")
 
-    def _replay(self, rest: list[str]) -> None:
+    def _pi_replay(self, rest: list[str]) -> None:
         if rest == ["off"]:
             if self.player is None:
                 if self._forget_cassette_problem():
@@ -614,7 +586,7 @@ class PiMagics(Magics):
         print("No cassette: %%pi cells ask Pi.")
         return True
 
-    def _resume(self, rest: list[str]) -> None:
+    def _pi_resume(self, rest: list[str]) -> None:
         if len(rest) > 1:
             raise UsageError("Usage: %pi resume [SESSION] (a session id or file)")
         last = next((t.session_id for t in reversed(self.transcripts) if t.session_id), None)
@@ -626,7 +598,7 @@ class PiMagics(Magics):
             f"{state.session_file}"
         )
 
-    def _export(self, rest: list[str]) -> None:
+    def _pi_export(self, rest: list[str]) -> None:
         if len(rest) != 1:
             raise UsageError("Usage: %pi export PATH.md | PATH.jsonl | PATH.html")
         path = notebook_path(rest[0])

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from pi_kernel.kernel.routing import PYTHON_MARKER, completion_target, route_cell
+from pi_magics.subcommands import NAMES
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
 from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness, run_notebook, running_kernel
@@ -100,6 +101,7 @@ def test_kernel_info_names_pi_kernel_and_markdown(kernel: KernelHarness):
     assert reply["implementation"] == "pi-kernel"
     assert reply["language_info"]["name"] == "markdown"
     assert "%%py" in reply["banner"]
+    assert f"%pi help    what %pi does: {', '.join(NAMES)}\n" in reply["banner"]
 
 
 @pytest.mark.contract
@@ -198,6 +200,7 @@ def test_completion_offers_pi_s_commands_subcommands_and_models(
             "restart",
             "resume",
         ]
+        assert complete(kernel, "%pi ")["matches"] == list(NAMES)  # the table, in its order
         models = complete(kernel, "%%pi --model scripted/")
         assert models["matches"] == ["scripted/deep", "scripted/plain", "scripted/reasoner"]
         assert complete(kernel, "Tell me about pyth")["matches"] == []  # prose: nothing

@@ -29,9 +29,10 @@ from .routing import cell_kind, completion_target, route_cell, token_at
 BANNER = f"""\
 Pi kernel {__version__}: each cell is a prompt for Pi (the answer streams into the cell).
   %%py        as a cell's first line: the rest of the cell is Python
-  %pi help    the subcommands: status, models, picker, new, abort, restart
+  %pi help    what %pi does: {{subcommands}}
   %magics and !shell lines work as in IPython.
 Questions from Pi's extensions are asked here and answered at the input prompt."""
+"""The kernel_info banner; ``{subcommands}`` is filled from the magics' own table."""
 
 
 def _help_links() -> list[dict[str, str]]:
@@ -68,7 +69,7 @@ class PiKernel(IPythonKernel):
 
     implementation = "pi-kernel"
     implementation_version = __version__
-    banner = BANNER
+    banner = ""  # shadows IPythonKernel's property; set once the magics are loaded
     language_info = {  # noqa: RUF012 (ipykernel reads it as a plain class attribute)
         "name": "markdown",
         "mimetype": "text/markdown",
@@ -84,6 +85,7 @@ class PiKernel(IPythonKernel):
         # First in the pipeline: before IPython strips prompts or reads cell magics.
         self.shell.input_transformers_cleanup.insert(0, route_cell)
         self.shell.extension_manager.load_extension("pi_magics")
+        self.banner = BANNER.replace("{subcommands}", ", ".join(self._magics().subcommands))
 
     def _magics(self) -> Any:
         assert self.shell is not None

@@ -1,0 +1,88 @@
+"""``%pi``'s subcommands, written once.
+
+The usage line, the ``%pi`` part of ``%pi help``, the Pi kernel's banner and its completion
+all come from ``SUBCOMMANDS``; ``PiMagics`` runs each one with its ``_pi_<name>`` method (a
+test checks that every name has one, and nothing else does).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+HELP_COLUMN = 20
+"""Where a help line's description starts."""
+HELP_WIDTH = 90
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    summary: str
+    """What it does, for ``%pi help``."""
+    arguments: str = ""
+    """What it takes, as the usage line shows it; empty when it takes nothing."""
+
+    @property
+    def form(self) -> str:
+        """``record PATH | off``: the name and what it takes."""
+        return f"{self.name} {self.arguments}".strip()
+
+    def help_lines(self) -> list[str]:
+        """``%pi FORM`` and the summary from column ``HELP_COLUMN`` (below it when the form
+        is too long to leave room)."""
+        head = f"%pi {self.form}"
+        lines = textwrap.wrap(self.summary, HELP_WIDTH - HELP_COLUMN)
+        indent = " " * HELP_COLUMN
+        if len(head) + 2 > HELP_COLUMN:
+            return [head, *(indent + line for line in lines)]
+        first = head.ljust(HELP_COLUMN) + lines[0]
+        return [first, *(indent + line for line in lines[1:])]
+
+
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("status", "which Pi, its session, model, thinking level, cwd, last turn"),
+    Subcommand("models", "the models Pi offers (* marks the current one)"),
+    Subcommand("picker", "choose this notebook's model and thinking level from dropdowns"),
+    Subcommand("new", "start a fresh Pi conversation"),
+    Subcommand("abort", "ask Pi to stop what it is doing"),
+    Subcommand("restart", "stop this notebook's Pi and start a new one"),
+    Subcommand(
+        "record",
+        "write every following Pi turn to a cassette (JSON lines); off stops",
+        "PATH | off",
+    ),
+    Subcommand(
+        "replay",
+        "answer %%pi cells from a cassette instead of Pi, in order; a cell that differs from "
+        "the recording is an error (with --live-on-miss, Pi answers it); off stops",
+        "PATH [--live-on-miss] | off",
+    ),
+    Subcommand(
+        "resume",
+        "continue an earlier Pi session (after a kernel restart): the last one this kernel "
+        "used, else the newest of this directory; or an id/file",
+        "[SESSION]",
+    ),
+    Subcommand(
+        "export", "this kernel's turns as .md or .jsonl, or Pi's own .html of the session", "PATH"
+    ),
+    Subcommand("help", "this text"),
+)
+NAMES: tuple[str, ...] = tuple(subcommand.name for subcommand in SUBCOMMANDS)
+BY_NAME: dict[str, Subcommand] = {subcommand.name: subcommand for subcommand in SUBCOMMANDS}
+
+USAGE = "Usage: %pi " + " | ".join(
+    subcommand.form.removesuffix(" | off") for subcommand in SUBCOMMANDS
+)
+"""One line naming every subcommand, for an error that needs to show them all."""
+
+
+def usage_of(name: str) -> str:
+    """``Usage: %pi record PATH | off``: one subcommand's forms."""
+    return f"Usage: %pi {BY_NAME[name].form}"
+
+
+def help_text() -> str:
+    """The ``%pi`` lines of ``%pi help``."""
+    return "\n".join(line for subcommand in SUBCOMMANDS for line in subcommand.help_lines())
