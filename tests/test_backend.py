@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pi_kernel.launcher.backend import AGENT_DIR_ENV, choose_backend
+from pi_kernel.agent_dir import AGENT_DIR_ENV
+from pi_kernel.launcher.backend import choose_backend
 from pi_kernel.rpc import PiInstall
 from tests.agent_dir import PiEnv, write_agent_dir
 from tests.llm_server import ScriptedLLM

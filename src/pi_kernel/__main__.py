@@ -41,7 +41,7 @@ async def _doctor(pi_path: str | None) -> int:
     if not models:
         print(f"Pi has no usable models. {no_models_hint()}")
         return 1
-    current = state.model.ref if state.model else None
+    current = state.model_ref
     print(f"Models ({len(models)}):")
     for model in sorted(models, key=lambda model: model.ref):
         mark = "*" if model.ref == current else " "

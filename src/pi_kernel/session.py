@@ -21,6 +21,7 @@ from typing import Self
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from .agent_dir import agent_dir, settings_kept
 from .rpc.client import (
     ClientEvent,
     PiClient,
@@ -34,7 +35,6 @@ from .rpc.errors import PiCommandError, PiError, PiExited, PiTimeout
 from .rpc.launch import PiInstall, locate_pi
 from .rpc.protocol import ModelInfo, SessionState, SessionStats, SlashCommand
 from .rpc.transport import task_group
-from .user_settings import agent_dir, settings_kept
 
 NO_MODELS_HINT = (
     "Pi lists only models whose provider has credentials: run `pi` and use /login, or set "
@@ -131,6 +131,10 @@ class Choices:
     @property
     def model(self) -> ModelInfo | None:
         return self.state.model
+
+    @property
+    def model_ref(self) -> str | None:
+        return self.state.model_ref
 
     @property
     def level(self) -> str:
@@ -249,7 +253,7 @@ class PiSession:
         except PiCommandError as exc:
             self.chosen_model = self.chosen_level = None
             state = await client.get_state()
-            now = state.model.ref if state.model else "no model"
+            now = state.model_ref or "no model"
             self.last_error = (
                 f"The new Pi refused the notebook's choice (model {model}, thinking {level}): "
                 f"{exc.pi_message}. It runs {now}, thinking {state.thinking_level}, now."
@@ -380,7 +384,7 @@ class PiSession:
     async def _chosen(self) -> Choices:
         # What Pi now runs is the notebook's choice, even if the discovery after it fails.
         state = await (await self.client()).get_state()
-        self.chosen_model = state.model.ref if state.model else None
+        self.chosen_model = state.model_ref
         self.chosen_level = state.thinking_level
         return await self.choices(state=state)
 
@@ -408,7 +412,7 @@ class PiSession:
         levels = await client.get_available_thinking_levels()
         if level not in levels:
             state = await client.get_state()
-            model = state.model.ref if state.model else "the current model"
+            model = state.model_ref or "the current model"
             raise PiChoiceError(
                 f"{model} does not support thinking level {level!r}. Available: {', '.join(levels)}"
             )
@@ -493,7 +497,7 @@ class PiSession:
                     await self._restore(client, before)
         return TurnResult(
             run.outcome,
-            state.model.ref if state.model else None,
+            state.model_ref,
             state.thinking_level,
             state.session_id,
             state.session_file,

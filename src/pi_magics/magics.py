@@ -272,7 +272,7 @@ class PiMagics(Magics):
         # What the turn is asked with: the cell's options, else the notebook's settings.
         request = Request(
             prompt,
-            model or (state.model.ref if state.model else None),
+            model or state.model_ref,
             thinking or state.thinking_level,
         )
         if self.player is not None:
@@ -641,7 +641,7 @@ class PiMagics(Magics):
         if not models:
             print(f"Pi offers no models. {no_models_hint()}")
             return
-        current = state.model.ref if state.model else None
+        current = state.model_ref
         for model in sorted(models, key=lambda model: model.ref):
             mark = "*" if model.ref == current else " "
             reasoning = "reasoning" if model.reasoning else "no reasoning"
@@ -686,7 +686,7 @@ def format_status(
     if state is not None:
         where = state.session_file or "in memory (nothing saved)"
         lines.append(f"Session:   {state.session_id or '?'} · {where}")
-        lines.append(f"Model:     {state.model.ref if state.model else 'none'}")
+        lines.append(f"Model:     {state.model_ref or 'none'}")
         lines.append(f"Thinking:  {state.thinking_level}")
     stats = status.stats
     if stats is not None:

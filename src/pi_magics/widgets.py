@@ -107,7 +107,7 @@ class Picker:
         if self.choices is None:
             return str(self.error) if self.error is not None else "not filled yet"
         state = self.choices.state
-        model = state.model.ref if state.model else "no model"
+        model = state.model_ref or "no model"
         return f"{model} · thinking {state.thinking_level}"
 
     # -- actions ---------------------------------------------------------------------------
@@ -154,7 +154,7 @@ class Picker:
         self.choices = choices
         self._starts = self.session.starts
         options = model_options(choices.models)
-        current = choices.model.ref if choices.model else None
+        current = choices.model_ref
         with self._quietly():
             self.model.options = options
             self.model.value = current if current in dict(options).values() else None
@@ -189,7 +189,7 @@ class Picker:
             state = self.choices.state
             if state.session_id:
                 parts.append(f"session {state.session_id[:8]}")
-            parts.append(state.model.ref if state.model else "no model")
+            parts.append(state.model_ref or "no model")
             parts.append(f"thinking {state.thinking_level}")
         line = f'<span style="{_MUTED_STYLE}">{html.escape(" · ".join(parts))}</span>'
         lines = [line] if parts else []

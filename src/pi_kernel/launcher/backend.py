@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..agent_dir import AGENT_DIR_ENV, agent_dir
 from ..rpc import ModelInfo, PiInstall, open_client
 from .local_model import clear_agent_config
-
-AGENT_DIR_ENV = "PI_CODING_AGENT_DIR"
 
 Kind = Literal["configured", "user", "environment", "local"]
 
@@ -55,11 +54,6 @@ async def probe_models(
             return tuple(await client.get_available_models())
 
 
-def default_user_agent_dir(env: Mapping[str, str]) -> Path:
-    """Where Pi keeps its config when ``PI_CODING_AGENT_DIR`` is not set."""
-    return Path(env.get("HOME") or Path.home()) / ".pi" / "agent"
-
-
 async def choose_backend(
     install: PiInstall, own_agent_dir: Path, env: Mapping[str, str] | None = None
 ) -> Backend:
@@ -71,7 +65,7 @@ async def choose_backend(
         if models:
             return _found("configured", base, f"your Pi agent dir {configured}", models)
         reason = f"Pi offers no models with {AGENT_DIR_ENV}={configured}"
-    elif (where := default_user_agent_dir(base)).is_dir():
+    elif (where := agent_dir(base)).is_dir():  # ~/.pi/agent
         models = await probe_models(install, base)
         if models:
             return _found("user", base, f"your Pi setup in {where}", models)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ..agent_dir import AGENT_DIR_ENV
 from ..kernel import kernelspec
 from ..rpc import PiInstall
 from ..rpc.launch import PROJECT_ROOT
@@ -34,7 +35,7 @@ from ..rpc.processes import kill_marked, stop_group
 from ..session import BACKEND_PROBLEM_ENV
 from ..transcript import transcripts_in
 from . import local_model
-from .backend import AGENT_DIR_ENV, Backend, choose_backend
+from .backend import Backend, choose_backend
 
 if TYPE_CHECKING:
     from jupyter_client.manager import KernelManager

@@ -579,6 +579,11 @@ class SessionState(WireModel):
     message_count: int = 0
     pending_message_count: int = 0
 
+    @property
+    def model_ref(self) -> str | None:
+        """``provider/id`` of the current model; None when Pi has none."""
+        return self.model.ref if self.model else None
+
 
 class TokenStats(WireModel):
     input: int = 0

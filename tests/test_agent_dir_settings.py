@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pi_kernel.user_settings import agent_dir, settings_kept
+from pi_kernel.agent_dir import agent_dir, settings_kept
 
 
 def test_the_agent_dir_is_pi_s_variable_or_the_default_under_that_environment_s_home():

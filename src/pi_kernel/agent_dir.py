@@ -1,4 +1,5 @@
-"""Keeping the user's global Pi settings as they were.
+"""Pi's agent directory: where it is for a given environment, and keeping the user's global
+settings there as they were.
 
 Some Pi versions save every model or thinking-level change as the new global default in
 ``settings.json`` in the agent directory (0.73 does, 0.87 does not).  A notebook choosing a
@@ -16,14 +17,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-ENV_AGENT_DIR = "PI_CODING_AGENT_DIR"
+AGENT_DIR_ENV = "PI_CODING_AGENT_DIR"
+"""The variable that moves Pi's agent directory away from ``~/.pi/agent``."""
 
 
 def agent_dir(env: Mapping[str, str]) -> Path:
     """Pi's agent directory for a Pi started with ``env``: ``$PI_CODING_AGENT_DIR`` or
     ``~/.pi/agent``, with ``~`` meaning that environment's ``HOME``."""
     home = env.get("HOME") or os.path.expanduser("~")
-    configured = env.get(ENV_AGENT_DIR)
+    configured = env.get(AGENT_DIR_ENV)
     if configured:
         if configured == "~" or configured.startswith("~/"):
             configured = home + configured[1:]
