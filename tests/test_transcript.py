@@ -11,8 +11,15 @@ from pi_kernel.cassette import CassetteError, Player, Recorder
 from pi_kernel.export import to_markdown
 from pi_kernel.redaction import REDACTED, redact, secret_values
 from pi_kernel.session import PiSessionNotFound, find_session
-from pi_kernel.transcript import TOOL_OUTPUT_LIMIT, ToolPart, Transcript, transcript_of
+from pi_kernel.transcript import (
+    TOOL_OUTPUT_LIMIT,
+    ToolPart,
+    Transcript,
+    cut_marker,
+    transcript_of,
+)
 from pi_kernel.turn import NoticeBlock, TextBlock, ToolBlock, Turn
+from pi_magics.render import tool_bundle
 
 
 def finished_turn(output: str = "hello") -> Turn:
@@ -36,12 +43,18 @@ def test_a_turn_round_trips_through_its_transcript():
     assert rebuilt.model_dump(exclude={"ended"}) == transcript.model_dump(exclude={"ended"})
 
 
-def test_a_long_tool_output_is_cut_with_a_marker():
-    transcript = transcript_of(finished_turn("x" * (TOOL_OUTPUT_LIMIT + 1234)))
+def test_a_long_tool_output_keeps_its_end_as_the_cell_shows_it_and_counts_the_cut():
+    output = "x" * 1234 + "y" * TOOL_OUTPUT_LIMIT
+    turn = finished_turn(output)
+    transcript = transcript_of(turn)
     [tool] = [part for part in transcript.blocks if isinstance(part, ToolPart)]
     assert tool.output_cut == 1234
-    assert tool.output.endswith("[pi-kernel: 1,234 more characters cut from this transcript]")
-    assert len(tool.output) < TOOL_OUTPUT_LIMIT + 100
+    assert tool.output == "y" * TOOL_OUTPUT_LIMIT
+    [shown] = [block for block in turn.blocks if isinstance(block, ToolBlock)]
+    assert "… 1,234 more characters\n    yyy" in tool_bundle(shown)["text/plain"]
+    [rebuilt] = [block for block in transcript.to_turn().blocks if isinstance(block, ToolBlock)]
+    assert tool_bundle(rebuilt)["text/plain"] == tool_bundle(shown)["text/plain"]
+    assert cut_marker(1234) in to_markdown([transcript])
 
 
 def test_an_unknown_schema_version_is_refused():

@@ -12,6 +12,7 @@ from .transcript import (
     ThinkingPart,
     ToolPart,
     Transcript,
+    cut_marker,
 )
 from .turn import tokens_text
 
@@ -61,6 +62,7 @@ def _part(part: object) -> list[str]:
             "",
             _fenced(arguments, "json"),
             "",
+            *([cut_marker(part.output_cut), ""] if part.output_cut else []),
             _fenced((part.output or "(no output)").rstrip("\n")),
         ]
     if isinstance(part, NoticePart):

@@ -4,8 +4,8 @@ settings, and what came back.
 A ``Transcript`` is saved in the notebook beside each Pi output (mimetype ``MIMETYPE``), in
 cassettes for replay, and in JSON-lines exports.  It holds what the turn showed and the
 facts needed to read it later; never the environment, provider configuration or headers.
-Tool outputs longer than ``TOOL_OUTPUT_LIMIT`` characters are cut, with a marker saying how
-much, and known secret values are replaced (see ``pi_kernel.redaction``).
+A long tool output keeps its end, as the cell shows it (``output_tail``), and counts what
+was cut; known secret values are replaced (see ``pi_kernel.redaction``).
 
 ``Transcript.to_turn`` rebuilds the turn, so a replayed cell renders exactly as the
 recorded one did.
@@ -37,11 +37,30 @@ from .turn import (
 MIMETYPE = "application/vnd.pi.transcript+json"
 SCHEMA_VERSION: Literal[1] = 1
 TOOL_OUTPUT_LIMIT = 20_000
-"""Characters of one tool's output a transcript keeps; the rest is cut with a marker."""
+"""Characters of one tool's output that a cell shows and a transcript keeps: the last ones
+(the end of a long output is what matters: the error, the result)."""
+TOOL_OUTPUT_LINES = 200
+"""...and at most this many of its last lines."""
+
+
+def output_tail(text: str) -> tuple[str, int]:
+    """The end of a tool's output that is kept, and how many characters before it are not.
+
+    The cell and the transcript both cut with this, so a saved notebook's record and its
+    visible output agree on what survived.
+    """
+    kept = text[-TOOL_OUTPUT_LIMIT:]
+    if len(kept) < len(text) and "\n" in kept:
+        kept = kept[kept.index("\n") + 1 :]  # start on a whole line
+    lines = kept.splitlines(keepends=True)
+    if len(lines) > TOOL_OUTPUT_LINES:
+        kept = "".join(lines[-TOOL_OUTPUT_LINES:])
+    return kept, len(text) - len(kept)
 
 
 def cut_marker(cut: int) -> str:
-    return f"\n[pi-kernel: {cut:,} more characters cut from this transcript]"
+    """The line that says a tool output's start was cut (exports write it)."""
+    return f"[pi-kernel: {cut:,} earlier characters of this output were not kept]"
 
 
 class _Record(BaseModel):
@@ -68,7 +87,7 @@ class ToolPart(_Record):
     state: ToolState
     is_error: bool
     output_cut: int = 0
-    """Characters of the output left out (``TOOL_OUTPUT_LIMIT``)."""
+    """Characters before ``output`` that were cut (see ``output_tail``)."""
     duration_ms: float | None = None
     """How long the tool ran, as Pi measured it (Pi >= 1)."""
     calls: list[ToolPart] = []
@@ -239,10 +258,7 @@ def _part(block: Block) -> Part | None:
 
 
 def _tool_part(block: ToolBlock) -> ToolPart:
-    output, cut = block.output, 0
-    if len(output) > TOOL_OUTPUT_LIMIT:
-        cut = len(output) - TOOL_OUTPUT_LIMIT
-        output = output[:TOOL_OUTPUT_LIMIT] + cut_marker(cut)
+    output, cut = output_tail(block.output)
     return ToolPart(
         call_id=block.call_id,
         name=block.name,
@@ -250,7 +266,7 @@ def _tool_part(block: ToolBlock) -> ToolPart:
         output=output,
         state=block.state,
         is_error=block.state == "error",
-        output_cut=cut,
+        output_cut=block.output_cut + cut,
         duration_ms=block.duration_ms,
         calls=[_tool_part(call) for call in block.calls],
     )
@@ -262,6 +278,7 @@ def _tool_block(part: ToolPart, parent: ToolBlock | None = None) -> ToolBlock:
         name=part.name,
         arguments=dict(part.arguments),
         output=part.output,
+        output_cut=part.output_cut,
         state=part.state,
         duration_ms=part.duration_ms,
         parent=parent,

@@ -134,6 +134,9 @@ class ToolBlock(Block):
     name: str = ""
     arguments: dict[str, object] = field(default_factory=dict)
     output: str = ""
+    output_cut: int = 0
+    """Characters of the output before ``output`` that are not there (a transcript kept only
+    the end, and this block was rebuilt from it)."""
     state: ToolState = "pending"
     duration_ms: float | None = None
     calls: list[ToolBlock] = field(default_factory=list)

@@ -30,7 +30,7 @@ from IPython.display import display as ipython_display
 from pi_kernel.redaction import redact
 from pi_kernel.rpc.client import UsageTally
 from pi_kernel.transcript import MIMETYPE as TRANSCRIPT_MIMETYPE
-from pi_kernel.transcript import Transcript
+from pi_kernel.transcript import Transcript, output_tail
 from pi_kernel.turn import (
     Block,
     ErrorBlock,
@@ -58,10 +58,6 @@ STREAM_BUDGET = 1.5
 """Refreshes of growing text may send at most this many times the bytes on screen..."""
 STREAM_ALLOWANCE = 256_000
 """...plus this many bytes, so the first quarter megabyte streams at the full refresh rate."""
-OUTPUT_MAX_CHARS = 20_000
-"""A tool's output is shown up to its last this-many characters (the end is what matters)."""
-OUTPUT_MAX_LINES = 200
-"""...and its last this-many lines."""
 SUMMARY_MAX_CHARS = 80
 """Length of the argument summary in a tool's header."""
 THINKING_PLAIN_MAX_CHARS = 200
@@ -289,17 +285,6 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _tail(text: str) -> tuple[str, int]:
-    """The end of a tool's output that is shown, and how many characters are left out."""
-    shown = text[-OUTPUT_MAX_CHARS:]
-    if len(shown) < len(text) and "\n" in shown:
-        shown = shown[shown.index("\n") + 1 :]  # start on a whole line
-    lines = shown.splitlines(keepends=True)
-    if len(lines) > OUTPUT_MAX_LINES:
-        shown = "".join(lines[-OUTPUT_MAX_LINES:])
-    return shown, len(text) - len(shown)
-
-
 def text_bundle(text: str) -> Bundle:
     """Assistant text: Markdown for notebooks, the text itself for terminals."""
     text = _clean(text)
@@ -344,7 +329,8 @@ def _tool_parts(block: ToolBlock) -> tuple[str, str, str, str]:
     label, _ = _BADGES[block.state]
     if block.duration_ms is not None:
         label += f" in {_duration(block.duration_ms)}"
-    output, hidden = _tail(_clean(block.output).rstrip())
+    output, hidden = output_tail(_clean(block.output).rstrip())
+    hidden += block.output_cut  # what a transcript had already cut (a replayed cell)
     marker = f"… {hidden:,} more characters\n" if hidden and output else ""
     return _clean(block.name), tool_summary(block), label, marker + output
 

@@ -19,6 +19,7 @@ import pytest
 from pi_kernel.rpc.client import RunOutcome
 from pi_kernel.rpc.protocol import Response
 from pi_kernel.rpc.transport import decode_line
+from pi_kernel.transcript import TOOL_OUTPUT_LIMIT
 from pi_kernel.turn import (
     Block,
     ErrorBlock,
@@ -32,7 +33,6 @@ from pi_magics.render import (
     EMPTY,
     FREEZE_AT,
     MAX_UPDATES_PER_SECOND,
-    OUTPUT_MAX_CHARS,
     Bundle,
     TurnDisplay,
     _freeze_point,
@@ -184,7 +184,12 @@ def test_a_long_tool_output_shows_its_end_with_a_count_of_what_is_left_out():
     assert "line 9999" in bundle["text/html"]
     assert "line 0\n" not in bundle["text/plain"]
     assert re.search(r"… [\d,]+ more characters", bundle["text/plain"])
-    assert len(bundle["text/html"]) < 2 * OUTPUT_MAX_CHARS
+    assert len(bundle["text/html"]) < 2 * TOOL_OUTPUT_LIMIT
+
+
+def test_a_replayed_tool_output_counts_what_its_transcript_had_cut():
+    tool = ToolBlock(name="bash", output="the end\n", output_cut=123_456, state="ok")
+    assert "… 123,456 more characters\n    the end" in tool_bundle(tool)["text/plain"]
 
 
 def test_an_error_block_shows_pi_s_message_as_an_error():
