@@ -29,6 +29,7 @@ from pi_kernel.turn import (
     ToolBlock,
     Turn,
 )
+from pi_magics.markdown import _walk_to_paragraph_break, safe_markdown
 from pi_magics.render import (
     EMPTY,
     FREEZE_AT,
@@ -36,11 +37,9 @@ from pi_magics.render import (
     Bundle,
     TurnDisplay,
     _freeze_point,
-    _walk_to_freeze_point,
     block_bundle,
     error_bundle,
     footer_bundle,
-    safe_markdown,
     tool_bundle,
 )
 from tests.magics.html_safety import active_content, marked
@@ -470,5 +469,6 @@ def test_the_quick_freeze_point_agrees_with_the_line_walk(text: str):
     # Text without fences takes a regex shortcut; it must cut where the walk would.
     for start in (0, 1, len(text) // 3):
         complete = text[start : text.rfind("\n") + 1]
-        expected = _walk_to_freeze_point(complete, start) if len(text) - start > FREEZE_AT else None
+        walked = _walk_to_paragraph_break(complete)
+        expected = None if walked is None or len(text) - start <= FREEZE_AT else start + walked
         assert _freeze_point(text, start) == expected
