@@ -10,6 +10,7 @@ old process is gone before starting the new one.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, AsyncExitStack, suppress
@@ -44,6 +45,8 @@ NO_MODELS_HINT = (
 BACKEND_PROBLEM_ENV = "PI_KERNEL_BACKEND_PROBLEM"
 """Set by the main command when the model it meant to give Pi (the local demo model) could
 not start: the sentence saying why, which the notebook shows when Pi has no models."""
+
+logger = logging.getLogger(__name__)
 
 
 def no_models_hint() -> str:
@@ -228,6 +231,8 @@ class PiSession:
         async with self._start_lock:
             if self._process is not None and self._process.client.alive:
                 return self._process.client
+            if self._process is not None:
+                logger.info("this notebook's Pi has exited; starting a new one")
             await self._stop_process()
             try:
                 self.install = locate_pi(self.pi_path)
@@ -235,6 +240,7 @@ class PiSession:
                 self._process = await self._tasks.start(self._serve, self.install)
             except PiError as exc:
                 self.last_error = str(exc)
+                logger.info("Pi did not start: %s", exc)
                 raise
             self._models = None
             self.last_error = None
@@ -282,6 +288,7 @@ class PiSession:
             await self._stop_process()
 
     async def restart(self) -> PiClient:
+        logger.info("restarting this notebook's Pi")
         await self.stop()
         return await self.client()
 

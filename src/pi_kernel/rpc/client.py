@@ -21,6 +21,7 @@ whether it was aborted; older Pis are asked (``get_state``) and judged by the la
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import re
 from collections import Counter, deque
@@ -63,6 +64,8 @@ from .protocol import (
     thinking_levels_for,
 )
 from .transport import PiTransport, open_transport, take_soon, task_group
+
+logger = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT = 10.0
 """Seconds for an ordinary command; Pi answers state queries in milliseconds."""
@@ -255,6 +258,7 @@ class Run:
         except BaseException:
             self._client._unsubscribe(self._subscriber)
             raise
+        logger.debug("run %s: prompt sent (%d characters)", self._prompt_id, len(self._message))
         return self
 
     async def __aexit__(
@@ -401,6 +405,7 @@ class Run:
     ) -> None:
         if self.outcome is None:
             self.outcome = RunOutcome(status, error, self._messages, handled_without_run)
+            logger.debug("run %s settled: %s", self._prompt_id, status)
 
     async def _abort_and_drain(self) -> None:
         """Ask Pi to stop, then read this run's remaining records up to abort's answer.
@@ -617,14 +622,23 @@ class PiClient:
         request_id = self._next_id()
         pending = _Pending(type_)
         self._pending[request_id] = pending
+        sent = anyio.current_time()
         try:
             await self._send({**command(type_, **fields), "id": request_id})
             with anyio.fail_after(timeout):
                 await pending.done.wait()
         except TimeoutError:
+            logger.info("%s %s: no answer within %g s", type_, request_id, timeout)
             raise PiTimeout(type_, timeout) from None
         finally:
             self._pending.pop(request_id, None)
+        logger.debug(  # the command's name and id only: its fields may hold the user's words
+            "%s %s: %s in %.0f ms",
+            type_,
+            request_id,
+            "answered" if pending.error is None and pending.response else "failed",
+            (anyio.current_time() - sent) * 1000,
+        )
         if pending.error is not None:
             raise pending.error
         assert pending.response is not None

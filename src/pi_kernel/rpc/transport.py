@@ -10,6 +10,7 @@ stopped — close stdin, SIGTERM the group, SIGKILL the group — each step boun
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import uuid
@@ -28,6 +29,8 @@ from pydantic import ValidationError
 from .errors import PiNotFound, PiProtocolError
 from .processes import kill_marked, signal_group
 from .protocol import Record, parse_record
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -228,6 +231,8 @@ async def open_transport(
     )
     stderr = StderrTail()
     transport = PiTransport(process, receive_records, stderr)
+    # The program only: Pi's arguments may carry a key (``--api-key``).
+    logger.info("started Pi (pid %d): %s", process.pid, name or argv[0])
     try:
         async with task_group() as tasks:
             assert process.stdout is not None
@@ -240,6 +245,7 @@ async def open_transport(
                 with anyio.CancelScope(shield=True):
                     await _stop(process)
                     kill_marked(OWNER_ENV, marker)
+                logger.info("stopped Pi (pid %d): exit code %s", process.pid, process.returncode)
                 tasks.cancel_scope.cancel()
     finally:
         receive_records.close()
