@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pi_kernel.rpc.client import ClientNotice, RunOutcome
+from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.protocol import Response
+from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line
 from pi_kernel.turn import (
     ErrorBlock,

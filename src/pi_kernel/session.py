@@ -26,7 +26,6 @@ from .agent_dir import agent_dir, settings_kept
 from .rpc.client import (
     ClientEvent,
     PiClient,
-    RunOutcome,
     UIHandler,
     UsageTally,
     cancel_dialog,
@@ -35,6 +34,7 @@ from .rpc.client import (
 from .rpc.errors import PiCommandError, PiError, PiExited, PiTimeout
 from .rpc.launch import PiInstall, locate_pi
 from .rpc.protocol import ModelInfo, SessionState, SessionStats, SlashCommand
+from .rpc.run import RunOutcome
 from .rpc.transport import task_group
 
 NO_MODELS_HINT = (

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from .rpc.client import ClientEvent, ClientNotice, RunOutcome, UsageTally
+from .rpc.client import ClientEvent, ClientNotice, UsageTally
 from .rpc.protocol import (
     AgentEnd,
     AssistantMessage,
@@ -54,6 +54,7 @@ from .rpc.protocol import (
     ToolExecutionStart,
     ToolExecutionUpdate,
 )
+from .rpc.run import RunOutcome
 
 ToolState = Literal["pending", "running", "ok", "error", "interrupted"]
 NoticeLevel = Literal["info", "warning", "error"]

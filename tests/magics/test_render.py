@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pi_kernel.rpc.client import RunOutcome
 from pi_kernel.rpc.protocol import Response
+from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line
 from pi_kernel.transcript import TOOL_OUTPUT_LIMIT
 from pi_kernel.turn import (

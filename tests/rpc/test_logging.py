@@ -50,9 +50,9 @@ def test_debug_logging_shows_pi_s_lifecycle_commands_and_runs_but_not_the_prompt
     log = result.stderr
     assert "pi_kernel.rpc.transport INFO: started Pi (pid " in log
     assert re.search(r"pi_kernel\.rpc\.client DEBUG: get_state pk-\d+: answered in \d+ ms", log)
-    sent = re.search(r"DEBUG: run (pk-\d+): prompt sent \(37 characters\)", log)
+    sent = re.search(r"pi_kernel\.rpc\.run DEBUG: run (pk-\d+): prompt sent \(37 characters\)", log)
     assert sent, log
-    assert f"pi_kernel.rpc.client DEBUG: run {sent[1]} settled: completed" in log
+    assert f"pi_kernel.rpc.run DEBUG: run {sent[1]} settled: completed" in log
     assert "pi_kernel.rpc.transport INFO: stopped Pi (pid " in log
     assert "4111" not in log
 

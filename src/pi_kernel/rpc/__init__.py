@@ -5,8 +5,6 @@ from .client import (
     ClientNotice,
     DialogDeclined,
     PiClient,
-    Run,
-    RunOutcome,
     Subscription,
     UIHandler,
     cancel_dialog,
@@ -15,6 +13,7 @@ from .client import (
 from .errors import PiCommandError, PiError, PiExited, PiNotFound, PiProtocolError, PiTimeout
 from .launch import ENV_PI_PATH, PiInstall, locate_pi
 from .protocol import THINKING_LEVELS, ModelInfo, SessionState
+from .run import Run, RunOutcome
 
 __all__ = [
     "ENV_PI_PATH",
