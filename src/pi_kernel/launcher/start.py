@@ -31,7 +31,7 @@ from ..agent_dir import AGENT_DIR_ENV
 from ..kernel import kernelspec
 from ..rpc import PiInstall
 from ..rpc.launch import PROJECT_ROOT
-from ..rpc.processes import kill_marked, stop_group
+from ..rpc.processes import kill_marked, new_marker, stop_group
 from ..session import BACKEND_PROBLEM_ENV
 from ..transcript import transcripts_in
 from . import local_model
@@ -83,7 +83,7 @@ def run(install: PiInstall, options: Options) -> int:
             "pip install 'pi-kernel[lab]' (scripts/install.sh does)."
         )
     state = state_dir(os.environ)
-    marker = f"{os.getpid()}-{uuid.uuid4().hex}"
+    marker = new_marker()
     with _signals_exit(), ExitStack() as stack:
         stack.callback(kill_marked, MARKER_ENV, marker)
         print(f"Pi: {install.describe()}", flush=True)

@@ -12,12 +12,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import uuid
 from contextlib import suppress
 
 TERM_GRACE = 10.0
 """Seconds a Jupyter server or the model server gets to shut down its children after SIGTERM."""
 KILL_GRACE = 2.0
 """Seconds for SIGKILL to take effect (the kernel only has to reap the process)."""
+
+
+def new_marker() -> str:
+    """A marker value no other starter has: this process's pid and a random part."""
+    return f"{os.getpid()}-{uuid.uuid4().hex}"
 
 
 def kill_marked(variable: str, value: str) -> None:

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import signal
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -27,7 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from pydantic import ValidationError
 
 from .errors import PiNotFound, PiProtocolError
-from .processes import kill_marked, signal_group
+from .processes import kill_marked, new_marker, signal_group
 from .protocol import Record, parse_record
 
 logger = logging.getLogger(__name__)
@@ -206,7 +205,7 @@ async def open_transport(
 
     ``name`` is how errors refer to Pi (the configured path); it defaults to ``argv[0]``.
     """
-    marker = f"{os.getpid()}-{uuid.uuid4().hex}"
+    marker = new_marker()
     child_env = {**(os.environ if env is None else env), OWNER_ENV: marker}
     try:
         process = await anyio.open_process(
