@@ -253,9 +253,9 @@ class PiSession:
         model, level = self.chosen_model, self.chosen_level
         try:
             if model is not None:
-                await self._set_model(client, *parse_model_ref(model))
+                await self._send_model(client, *parse_model_ref(model))
             if level is not None:
-                await self._set_level(client, level)
+                await self._send_level(client, level)
         except PiCommandError as exc:
             self.chosen_model = self.chosen_level = None
             state = await client.get_state()
@@ -269,11 +269,13 @@ class PiSession:
     def _settings_kept(self) -> AbstractContextManager[None]:
         return settings_kept(agent_dir(self.env or os.environ) / "settings.json")
 
-    async def _set_model(self, client: PiClient, provider: str, model_id: str) -> ModelInfo:
+    # The commands themselves, with the user's global settings kept as they were.
+
+    async def _send_model(self, client: PiClient, provider: str, model_id: str) -> ModelInfo:
         with self._settings_kept():
             return await client.set_model(provider, model_id)
 
-    async def _set_level(self, client: PiClient, level: str) -> None:
+    async def _send_level(self, client: PiClient, level: str) -> None:
         with self._settings_kept():
             await client.set_thinking_level(level)
 
@@ -376,16 +378,16 @@ class PiSession:
             ) from None
         return Choices(models, state, levels)
 
-    async def choose_model(self, ref: str) -> Choices:
+    async def set_notebook_model(self, ref: str) -> Choices:
         """Make ``provider/id`` the notebook's model, if Pi accepts it (Pi's own check: a
         model it does not offer, or one without credentials, is refused)."""
         provider, model_id = parse_model_ref(ref)
-        await self._set_model(await self.client(), provider, model_id)
+        await self._send_model(await self.client(), provider, model_id)
         return await self._chosen()
 
-    async def choose_thinking_level(self, level: str) -> Choices:
+    async def set_notebook_thinking_level(self, level: str) -> Choices:
         """Make ``level`` the notebook's thinking level; it must be one the model supports."""
-        await self.set_thinking_level(level)
+        await self._set_supported_level(level)
         return await self._chosen()
 
     async def _chosen(self) -> Choices:
@@ -409,12 +411,14 @@ class PiSession:
         choices = ", ".join(sorted(model.ref for model in models))
         raise PiChoiceError(f"Pi has no model {ref!r}. Available: {choices}")
 
-    async def set_model(self, ref: str) -> ModelInfo:
+    async def _set_offered_model(self, ref: str) -> ModelInfo:
+        """Switch Pi to ``provider/id`` if Pi offers it (a turn's ``--model``)."""
         model = await self.find_model(ref)
-        return await self._set_model(await self.client(), model.provider, model.id)
+        return await self._send_model(await self.client(), model.provider, model.id)
 
-    async def set_thinking_level(self, level: str) -> str:
-        """Set the level if the current model supports it; return the effective level."""
+    async def _set_supported_level(self, level: str) -> str:
+        """Set the level if the current model supports it (a turn's ``--thinking``, or the
+        notebook's choice); return the effective level."""
         client = await self.client()
         levels = await client.get_available_thinking_levels()
         if level not in levels:
@@ -423,7 +427,7 @@ class PiSession:
             raise PiChoiceError(
                 f"{model} does not support thinking level {level!r}. Available: {', '.join(levels)}"
             )
-        await self._set_level(client, level)
+        await self._send_level(client, level)
         return (await client.get_state()).thinking_level
 
     async def new_session(self) -> None:
@@ -486,9 +490,9 @@ class PiSession:
             before = await client.get_state()
         try:
             if model is not None:
-                await self.set_model(model)
+                await self._set_offered_model(model)
             if thinking is not None:
-                await self.set_thinking_level(thinking)
+                await self._set_supported_level(thinking)
             state = await client.get_state() if model or thinking else before
             async with client.prompt(prompt) as run:
                 async for event in run:
@@ -518,5 +522,5 @@ class PiSession:
 
     async def _restore(self, client: PiClient, before: SessionState) -> None:
         if before.model is not None:
-            await self._set_model(client, before.model.provider, before.model.id)
-        await self._set_level(client, before.thinking_level)
+            await self._send_model(client, before.model.provider, before.model.id)
+        await self._send_level(client, before.thinking_level)

@@ -131,7 +131,7 @@ class Picker:
 
     def use_custom(self) -> None:
         """Ask Pi to use the model typed in the text box; kept only if Pi accepts it."""
-        self._choose(partial(self.session.choose_model, self.custom.value))
+        self._choose(partial(self.session.set_notebook_model, self.custom.value))
 
     def close(self) -> None:
         """Close every widget (the frontend forgets them)."""
@@ -205,12 +205,12 @@ class Picker:
     def _on_model(self, change: dict[str, Any]) -> None:
         if self._filling or change["new"] is None:
             return
-        self._choose(partial(self.session.choose_model, change["new"]))
+        self._choose(partial(self.session.set_notebook_model, change["new"]))
 
     def _on_thinking(self, change: dict[str, Any]) -> None:
         if self._filling or change["new"] is None:
             return
-        self._choose(partial(self.session.choose_thinking_level, change["new"]))
+        self._choose(partial(self.session.set_notebook_thinking_level, change["new"]))
 
     def _choose(self, choose: Callable[[], Awaitable[Choices]]) -> None:
         """Ask Pi; show what it then runs with, or put the dropdowns back and say why."""
