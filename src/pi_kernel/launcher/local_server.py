@@ -8,7 +8,8 @@ not in ``ps``).
 
 xllamacpp runs llama.cpp's C++ server inside the Python process and has no command line of
 its own: this module is that command line.  It runs in its own process so that the model's
-memory and threads end with it.  Imported only in that process: it needs ``pi-kernel[local]``.
+memory and threads end with it.  ``xllamacpp`` (``pi-kernel[local]``) is imported only
+there, inside ``main``; ``local_model`` imports this module for ``KEY_ENV`` alone.
 """
 
 from __future__ import annotations
