@@ -18,9 +18,9 @@ from typing import Any
 import nbformat
 from nbclient import NotebookClient
 
+from pi_kernel.cassette import RECORD_ENV, REPLAY_ENV
 from pi_kernel.rpc.launch import PROJECT_ROOT
 from pi_kernel.transcript import MIMETYPE
-from pi_magics.magics import RECORD_ENV, REPLAY_ENV
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
 from tests.kernel_harness import CELL_TIMEOUT, execute_notebook

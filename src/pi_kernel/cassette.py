@@ -4,7 +4,7 @@ Each line is one ``CassetteEntry``: the request (the turn's position since recor
 started, the prompt as sent, the model and thinking level it was sent with) and the turn's
 ``Transcript``.  Replaying takes the entries in order; a request that differs from the
 recorded one, or one past the end, is an error that says what differs, never a silent
-live call.
+live call.  ``Cassettes`` is one notebook's state: recording, replaying, or neither.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ class CassetteEntry(BaseModel):
 
 class CassetteError(Exception):
     """A cassette that cannot be read, or a request it does not hold."""
+
+
+RECORD_ENV = "PI_KERNEL_RECORD"
+REPLAY_ENV = "PI_KERNEL_REPLAY"
+"""A cassette named in the environment when the extension loads: how a notebook records
+or replays in CI or papermill without a cell that says so."""
 
 
 class Recorder:
@@ -114,3 +120,98 @@ def read_cassette(path: Path) -> list[CassetteEntry]:
                 f"{problem['msg']}); record it again with %pi record PATH."
             ) from None
     return entries
+
+
+class Cassettes:
+    """A notebook's cassette: recording to one, replaying one, or neither.
+
+    ``problem`` is why the cassette the environment named cannot be used: every turn says
+    so, rather than asking Pi live, until the notebook records, replays or says ``off``.
+    """
+
+    def __init__(self) -> None:
+        self.recorder: Recorder | None = None
+        self.player: Player | None = None
+        self.live_on_miss = False
+        self.problem: str | None = None
+
+    def record(self, path: Path) -> Recorder:
+        """Record every later turn to a new cassette at ``path``."""
+        if self.player is not None:
+            raise CassetteError(
+                f"Replaying {self.player.path.name}: stop with %pi replay off before recording."
+            )
+        try:
+            recorder = Recorder(path)
+        except OSError as exc:
+            raise CassetteError(f"Cannot write the cassette {path}: {exc.strerror}.") from None
+        if self.recorder is not None:
+            self.recorder.close()
+        self.recorder = recorder
+        self.problem = None
+        return recorder
+
+    def stop_recording(self) -> Recorder | None:
+        """The recorder just closed; None when not recording."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close()
+        return recorder
+
+    def replay(self, path: Path, *, live_on_miss: bool) -> Player:
+        """Answer later turns from the cassette at ``path``, in order; past its end, ask Pi
+        when ``live_on_miss``, else refuse."""
+        if self.recorder is not None:
+            raise CassetteError(
+                f"Recording to {self.recorder.path.name}: stop with %pi record off first."
+            )
+        self.player = Player(path)
+        self.live_on_miss = live_on_miss
+        self.problem = None
+        return self.player
+
+    def stop_replaying(self) -> Player | None:
+        """The player just dropped; None when not replaying."""
+        player, self.player = self.player, None
+        return player
+
+    def forget_problem(self) -> bool:
+        """After ``off``: the environment's unusable cassette no longer stops turns."""
+        had, self.problem = self.problem is not None, None
+        return had
+
+    def answer(self, prompt: str, model: str | None, level: str | None) -> Transcript | None:
+        """The replayed transcript for this request; None when the turn should ask Pi.
+        Raises ``CassetteError`` for a mismatch, or a turn past the end without
+        ``live_on_miss``."""
+        if self.player is None:
+            return None
+        recorded = self.player.take(prompt, model, level)
+        if recorded is None and not self.live_on_miss:
+            raise CassetteError(
+                f"Replay: {self.player.path.name} holds {len(self.player.entries)} turns and "
+                "this cell asks for one more. Record again with %pi record PATH, or "
+                "replay with --live-on-miss to let such cells ask Pi."
+            )
+        return recorded
+
+    def keep(self, prompt: str, model: str | None, level: str | None, turn: Transcript) -> None:
+        """Write a turn that asked Pi to the cassette being recorded, if any."""
+        if self.recorder is not None:
+            self.recorder.write(prompt, model, level, turn)
+
+    def describe(self) -> str | None:
+        """One line for a status report; None without a cassette."""
+        if self.problem is not None:
+            return self.problem
+        if self.recorder is not None:
+            return f"recording to {self.recorder.path.name} ({self.recorder.position} turns)"
+        if self.player is not None:
+            return (
+                f"replaying {self.player.path.name} "
+                f"({self.player.position} of {len(self.player.entries)} turns used)"
+            )
+        return None
+
+    def close(self) -> None:
+        self.stop_recording()

@@ -60,9 +60,15 @@ class DialogDesk:
         finally:
             with self._lock:
                 self._post = None
-                waiting = list(self._waiting)
-            for dialog in waiting:
-                dialog.decline("the cell ended before it was answered")
+            self.decline_waiting("the cell ended before it was answered")
+
+    def decline_waiting(self, reason: str) -> None:
+        """Decline every dialog still waiting for its answer (an interrupted cell's: Pi's
+        abort would otherwise wait for it)."""
+        with self._lock:
+            waiting = list(self._waiting)
+        for dialog in waiting:
+            dialog.decline(reason)
 
     async def handle(self, request: ExtensionUIRequest) -> Answer:
         """The session's UI handler."""

@@ -9,18 +9,14 @@ starts Pi in the background so the first cell does not wait for it.
 from __future__ import annotations
 
 import os
-import queue
 import shlex
 import string
 import sys
-import time
 from collections.abc import Mapping
-from concurrent import futures
-from concurrent.futures import Future
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -28,75 +24,23 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Float, List, Unicode, observe
 
-from pi_kernel.cassette import CassetteError, Player, Recorder
+from pi_kernel.cassette import RECORD_ENV, REPLAY_ENV, CassetteError, Cassettes
 from pi_kernel.export import to_jsonl, to_markdown
 from pi_kernel.redaction import redact, secret_values
-from pi_kernel.rpc.client import ClientEvent, ClientNotice, DialogDeclined, UsageTally
+from pi_kernel.rpc.client import ClientNotice, UsageTally
 from pi_kernel.rpc.errors import PiExited
-from pi_kernel.rpc.protocol import CACHE_WARM, ContextUsage, SessionState
-from pi_kernel.session import (
-    DISCOVERY_TIMEOUT,
-    PiSession,
-    SessionStatus,
-    TurnResult,
-    no_models_hint,
-)
+from pi_kernel.rpc.protocol import CACHE_WARM, SessionState
+from pi_kernel.session import DISCOVERY_TIMEOUT, PiSession, TurnResult, no_models_hint
 from pi_kernel.transcript import Transcript, transcript_of
-from pi_kernel.turn import Turn, tokens_text
+from pi_kernel.turn import Turn
 
 from .bridge import Bridge
-from .dialogs import Dialog, DialogDesk, ask
-from .render import TurnDisplay, warming_text
-from .subcommands import BY_NAME, NAMES, USAGE, help_text
+from .cell import CellTurn, Request
+from .dialogs import DialogDesk
+from .render import TurnDisplay
+from .status import format_status
+from .subcommands import BY_NAME, HELP, NAMES, USAGE, usage_of
 from .widgets import Picker
-
-Inbox = queue.SimpleQueue[ClientEvent | Dialog | None]
-"""What a running cell reads: Pi's events, its dialogs, and None when the turn is over."""
-
-
-class Request(NamedTuple):
-    """A turn as asked: the prompt as sent, and the model and thinking level asked for."""
-
-    prompt: str
-    model: str | None
-    level: str | None
-
-
-PUMP_INTERVAL = 1 / 15
-"""Longest wait for Pi's next event before the cell looks at the turn again."""
-INTERRUPT_GRACE = 2.0
-"""Seconds a cell waits after an interrupt for Pi to confirm the abort before moving on."""
-RECORD_ENV = "PI_KERNEL_RECORD"
-REPLAY_ENV = "PI_KERNEL_REPLAY"
-"""A cassette named in the environment when the extension loads: how a notebook records
-or replays in CI or papermill without a cell that says so."""
-
-HELP = """\
-%%pi [options]      send the cell to Pi; the answer streams into the cell
-  --model P/ID      use this model for this cell (see %pi models)
-  --thinking LEVEL  use this thinking level for this cell
-  --new             start a fresh Pi conversation first
-  --out NAME        store the answer text in the Python variable NAME
-  --quiet           show only the final answer, no streaming
-  --interpolate     replace {name} in the prompt with Python variables ({{ for a brace)
-
-{subcommands}
-
-In the Pi kernel every cell is a prompt unless it starts with % or !; a first line %%py
-makes the rest of the cell Python.
-
-When a Pi extension asks a question (select, confirm, input), it appears in the cell and
-is answered at Jupyter's input prompt; an empty answer cancels.  A frontend that takes no
-input (nbclient, papermill) gets the dialog cancelled with a notice.
-
-To record or replay a whole notebook unedited (CI, papermill), set PI_KERNEL_RECORD or
-PI_KERNEL_REPLAY to a cassette path (relative to the notebook) before the kernel starts.
-
-Settings: %config PiMagics.pi_path = "/path/to/pi" (or the PI_KERNEL_PI_PATH environment
-variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True,
-PiMagics.discovery_timeout = 15 (seconds the picker waits for Pi).""".replace(
-    "{subcommands}", help_text()
-)
 
 
 class _NamesOnly(string.Formatter):
@@ -165,12 +109,7 @@ class PiMagics(Magics):
         """The Pi process and its cache-warming tally when the last cell's footer was drawn."""
         self.transcripts: list[Transcript] = []
         """Every turn this kernel showed, in order (for %pi export and %pi resume)."""
-        self.recorder: Recorder | None = None
-        self.player: Player | None = None
-        self.live_on_miss = False
-        self.cassette_problem: str | None = None
-        """Why the cassette named in the environment cannot be used: every %%pi cell says
-        so, rather than asking Pi live, until a %pi record or replay command."""
+        self.cassettes = Cassettes()
         self._cassette_from_environment()
         if self.prewarm:
             self.bridge.submit(self.session.prewarm)
@@ -180,7 +119,7 @@ class PiMagics(Magics):
     def _cassette_from_environment(self) -> None:
         record, replay = os.environ.get(RECORD_ENV), os.environ.get(REPLAY_ENV)
         if record and replay:
-            self.cassette_problem = f"Both {RECORD_ENV} and {REPLAY_ENV} are set: set only one."
+            self.cassettes.problem = f"Both {RECORD_ENV} and {REPLAY_ENV} are set: set only one."
         elif record or replay:
             try:
                 if record:
@@ -188,9 +127,9 @@ class PiMagics(Magics):
                 else:
                     self._pi_replay([replay or ""])
             except UsageError as exc:
-                self.cassette_problem = f"{RECORD_ENV if record else REPLAY_ENV}: {exc}"
-        if self.cassette_problem is not None:
-            print(self.cassette_problem)
+                self.cassettes.problem = f"{RECORD_ENV if record else REPLAY_ENV}: {exc}"
+        if self.cassettes.problem is not None:
+            print(self.cassettes.problem)
 
     @observe("pi_path", "pi_args")
     def _settings_changed(self, change: Any) -> None:
@@ -218,8 +157,7 @@ class PiMagics(Magics):
                 self.shell.events.unregister("post_run_cell", self._after_cell)
         if self.picker is not None:
             self.picker.close()
-        if self.recorder is not None:
-            self.recorder.close()
+        self.cassettes.close()
         self.bridge.close()
 
     def _after_cell(self, result: object) -> None:
@@ -265,85 +203,39 @@ class PiMagics(Magics):
     ) -> Turn:
         """Run one turn (or answer it from the cassette being replayed) and render it;
         raise a short ``PiError`` or ``UsageError`` for expected failures."""
-        if self.cassette_problem is not None:
-            raise UsageError(self.cassette_problem)
+        if self.cassettes.problem is not None:
+            raise UsageError(self.cassettes.problem)
         state = self.bridge.call(self.session.state)
         secrets = secret_values(self.session.env or os.environ)
         # What the turn is asked with: the cell's options, else the notebook's settings.
-        request = Request(
-            prompt,
-            model or state.model_ref,
-            thinking or state.thinking_level,
-        )
-        if self.player is not None:
-            try:
-                recorded = self.player.take(request.prompt, request.model, request.level)
-            except CassetteError as exc:
-                raise UsageError(str(exc)) from None
-            if recorded is not None:
-                return self._show_replayed(recorded, quiet=quiet, secrets=secrets)
-            if not self.live_on_miss:
-                raise UsageError(
-                    f"Replay: {self.player.path.name} holds {len(self.player.entries)} turns and "
-                    "this cell asks for one more. Record again with %pi record PATH, or "
-                    "replay with --live-on-miss to let such cells ask Pi."
-                )
-        turn = Turn(prompt)
-        display = TurnDisplay(quiet=quiet, secrets=secrets)
-        # Pi's events and its dialogs, then None when the turn is over: the pump wakes at
-        # once, not after its interval, so the cell ends as soon as Pi settles.
-        events: Inbox = queue.SimpleQueue()
+        request = Request(prompt, model or state.model_ref, thinking or state.thinking_level)
+        try:
+            recorded = self.cassettes.answer(*request)
+        except CassetteError as exc:
+            raise UsageError(str(exc)) from None
+        if recorded is not None:
+            return self._show_replayed(recorded, quiet=quiet, secrets=secrets)
+        cell = CellTurn(request, TurnDisplay(quiet=quiet, secrets=secrets), self.dialogs)
         run_turn = partial(
-            self.session.run_turn,
-            prompt,
-            events.put,
-            model=model,
-            thinking=thinking,
-            new=new,
-            before=state,
+            self.session.run_turn, prompt, model=model, thinking=thinking, new=new, before=state
         )
-        interrupted = False
-        with self.dialogs.open(events.put):
-            future = self.bridge.submit(run_turn)
-            future.add_done_callback(lambda _: events.put(None))
-            try:
-                while not future.done():
-                    self._pump(events, turn, display, future)
-            except KeyboardInterrupt:
-                interrupted = True
-                future.cancel()
-                self._settle(future, events, turn, display)
-            self._drain(events, turn, display, unasked="the turn was over")
+        future = cell.stream(self.bridge.submit, run_turn)
         for line in self.bridge.call(self.session.take_diagnostics):
-            turn.apply(ClientNotice(level="warning", message=f"Pi: {line}"))
-        self.last_turn = turn
-        turn.thinking_level = request.level
-        # Pi names the model at the end of its first message; a turn without one (interrupted
-        # or failed early, an extension command) still ran on the model it was asked of, and
-        # its footer and transcript say so.
-        if turn.model is None and request.model and "/" in request.model:
-            turn.provider, _, turn.model = request.model.partition("/")
-        if interrupted:
-            turn.finish(None, interrupted=True)
-            self._finish(turn, display, request, state, secrets)
-            return turn
-        error = future.exception()
-        if isinstance(error, PiExited):
-            self.last_exit = error
-            error.hint = "The next %%pi cell starts a new Pi; %pi status shows its last stderr."
-        if error is not None:
+            cell.turn.apply(ClientNotice(level="warning", message=f"Pi: {line}"))
+        self.last_turn = cell.turn
+        try:
+            result = cell.outcome(future)
+        except Exception as error:
+            if isinstance(error, PiExited):
+                self.last_exit = error
+                error.hint = "The next %%pi cell starts a new Pi; %pi status shows its last stderr."
             # The raised error is the message (IPython shows a PiError in a few lines);
             # what streamed before it stays visible above it.
-            turn.error = str(error)
-            turn.finish(None)
-            if turn.visible_blocks:
-                display.finish(turn, self._transcript(turn, state, secrets))
-            raise error
-        result: TurnResult = future.result()
-        turn.thinking_level = result.thinking_level
-        turn.finish(result.outcome)
-        self._finish(turn, display, request, state, secrets, result)
-        return turn
+            if cell.turn.visible_blocks:
+                cell.display.finish(cell.turn, self._transcript(cell.turn, state, secrets))
+            raise
+        self._finish(cell, state, secrets, result)
+        return cell.turn
 
     def _transcript(
         self,
@@ -364,20 +256,17 @@ class PiMagics(Magics):
 
     def _finish(
         self,
-        turn: Turn,
-        display: TurnDisplay,
-        request: Request,
+        cell: CellTurn,
         state: SessionState,
         secrets: frozenset[str],
-        result: TurnResult | None = None,
+        result: TurnResult | None,
     ) -> None:
         """Show the turn's final state with its transcript; keep it (and record it)."""
-        turn.cache_warming = self._cache_warming_since_last_cell()
-        transcript = self._transcript(turn, state, secrets, result)
-        display.finish(turn, transcript)
+        cell.turn.cache_warming = self._cache_warming_since_last_cell()
+        transcript = self._transcript(cell.turn, state, secrets, result)
+        cell.display.finish(cell.turn, transcript)
         self.transcripts.append(transcript)
-        if self.recorder is not None:
-            self.recorder.write(request.prompt, request.model, request.level, transcript)
+        self.cassettes.keep(*cell.request, transcript)
 
     def _cache_warming_since_last_cell(self) -> UsageTally | None:
         """Pi's idle prompt-cache refreshes since the last footer (a new Pi starts at 0)."""
@@ -396,74 +285,6 @@ class PiMagics(Magics):
         self.last_turn = turn
         self.transcripts.append(transcript)
         return turn
-
-    def _pump(
-        self,
-        events: Inbox,
-        turn: Turn,
-        display: TurnDisplay,
-        future: Future[TurnResult],
-        *,
-        unasked: str | None = None,
-    ) -> None:
-        """Wait for events, fold them in, refresh the display; then let the next ones gather
-        until a refresh is due (one wake-up per refresh, not per event) or the turn ends.
-        A dialog is asked, or declined with the reason ``unasked``."""
-        with suppress(queue.Empty):
-            # A refresh held back last time is due now: show it without waiting for more.
-            item = events.get(timeout=0 if display.pending else PUMP_INTERVAL)
-            self._take(item, turn, display, unasked)
-        self._drain(events, turn, display, unasked)
-        display.update(turn)
-        futures.wait([future], timeout=display.next_refresh_in())
-
-    def _drain(
-        self, events: Inbox, turn: Turn, display: TurnDisplay, unasked: str | None = None
-    ) -> None:
-        while True:
-            try:
-                item = events.get_nowait()
-            except queue.Empty:
-                return
-            self._take(item, turn, display, unasked)
-
-    def _take(
-        self,
-        item: ClientEvent | Dialog | None,
-        turn: Turn,
-        display: TurnDisplay,
-        unasked: str | None,
-    ) -> None:
-        if isinstance(item, Dialog):
-            if unasked is not None:
-                item.decline(unasked)
-                return
-            display.update(turn, now=True)  # the question comes after what led to it
-            # An interrupt while asking leaves the dialog to the desk: when the cell ends it
-            # declines what was never answered, so Pi always hears back.
-            try:
-                answer = ask(item.request)
-            except DialogDeclined as exc:
-                item.decline(str(exc))
-            else:
-                item.reply(answer)
-        elif item is not None:
-            turn.apply(item)
-
-    def _settle(
-        self,
-        future: Future[TurnResult],
-        events: Inbox,
-        turn: Turn,
-        display: TurnDisplay,
-    ) -> None:
-        """After an interrupt: wait briefly for Pi's abort, showing what still arrives."""
-        deadline = time.monotonic() + INTERRUPT_GRACE
-        while not future.done() and time.monotonic() < deadline:
-            try:
-                self._pump(events, turn, display, future, unasked="the cell was interrupted")
-            except KeyboardInterrupt:
-                break
 
     # -- %pi ---------------------------------------------------------------------------------
 
@@ -496,7 +317,7 @@ class PiMagics(Magics):
 
     def _pi_status(self, rest: list[str]) -> None:
         status = self.bridge.call(self.session.status)
-        print(format_status(status, self.last_turn, self.last_exit, self._cassette()))
+        print(format_status(status, self.last_turn, self.last_exit, self.cassettes.describe()))
 
     def _pi_models(self, rest: list[str]) -> None:
         self._print_models()
@@ -521,74 +342,53 @@ class PiMagics(Magics):
 
     def _pi_record(self, rest: list[str]) -> None:
         if rest == ["off"]:
-            if self.recorder is None:
-                if self._forget_cassette_problem():
-                    return
+            recorder = self.cassettes.stop_recording()
+            if recorder is not None:
+                print(f"Stopped recording: {recorder.position} turns in {recorder.path.name}.")
+            elif not self._forget_cassette_problem():
                 raise UsageError("Not recording. Start with %pi record PATH.")
-            self.recorder.close()
-            print(
-                f"Stopped recording: {self.recorder.position} turns in {self.recorder.path.name}."
-            )
-            self.recorder = None
             return
         if len(rest) != 1:
-            raise UsageError("Usage: %pi record PATH (a new .jsonl cassette) | off")
-        if self.player is not None:
-            raise UsageError(
-                f"Replaying {self.player.path.name}: stop with %pi replay off before recording."
-            )
+            raise UsageError(usage_of("record"))
         path = notebook_path(rest[0])
         replacing = " (replacing the cassette that was there)" if path.exists() else ""
         try:
-            recorder = Recorder(path)
-        except OSError as exc:
-            raise UsageError(f"Cannot write the cassette {path}: {exc.strerror}.") from None
-        if self.recorder is not None:
-            self.recorder.close()
-        self.recorder = recorder
-        self.cassette_problem = None
+            self.cassettes.record(path)
+        except CassetteError as exc:
+            raise UsageError(str(exc)) from None
         print(f"Recording every Pi turn to {rest[0]}{replacing}.")
 
     def _pi_replay(self, rest: list[str]) -> None:
         if rest == ["off"]:
-            if self.player is None:
-                if self._forget_cassette_problem():
-                    return
+            player = self.cassettes.stop_replaying()
+            if player is not None:
+                print(f"Stopped replaying {player.path.name}; cells ask Pi again.")
+            elif not self._forget_cassette_problem():
                 raise UsageError("Not replaying. Start with %pi replay PATH.")
-            print(f"Stopped replaying {self.player.path.name}; cells ask Pi again.")
-            self.player = None
             return
         live_on_miss = "--live-on-miss" in rest
         paths = [word for word in rest if word != "--live-on-miss"]
         if len(paths) != 1 or any(word.startswith("--") for word in paths):
-            raise UsageError("Usage: %pi replay PATH [--live-on-miss] | off")
-        if self.recorder is not None:
-            raise UsageError(
-                f"Recording to {self.recorder.path.name}: stop with %pi record off first."
-            )
+            raise UsageError(usage_of("replay"))
         try:
-            self.player = Player(notebook_path(paths[0]))
+            player = self.cassettes.replay(notebook_path(paths[0]), live_on_miss=live_on_miss)
         except CassetteError as exc:
             raise UsageError(str(exc)) from None
-        self.live_on_miss = live_on_miss
-        self.cassette_problem = None
         after = "ask Pi" if live_on_miss else "are an error"
         print(
-            f"Replaying {len(self.player.entries)} recorded turns from {paths[0]}: "
+            f"Replaying {len(player.entries)} recorded turns from {paths[0]}: "
             f"%%pi cells answer from it, in order; cells past its end {after}."
         )
 
     def _forget_cassette_problem(self) -> bool:
-        """After ``off``: the environment's unusable cassette no longer stops %%pi cells."""
-        if self.cassette_problem is None:
+        if not self.cassettes.forget_problem():
             return False
-        self.cassette_problem = None
         print("No cassette: %%pi cells ask Pi.")
         return True
 
     def _pi_resume(self, rest: list[str]) -> None:
         if len(rest) > 1:
-            raise UsageError("Usage: %pi resume [SESSION] (a session id or file)")
+            raise UsageError(f"{usage_of('resume')} (a session id or file)")
         last = next((t.session_id for t in reversed(self.transcripts) if t.session_id), None)
         state = self.bridge.call(
             partial(self.session.resume, rest[0] if rest else None, last_session_id=last)
@@ -622,19 +422,6 @@ class PiMagics(Magics):
             raise UsageError(f"Cannot write {path}: {exc.strerror}.") from None
         print(f"Exported {len(self.transcripts)} turns to {rest[0]}.")
 
-    def _cassette(self) -> str | None:
-        """The cassette line of ``%pi status``."""
-        if self.cassette_problem is not None:
-            return self.cassette_problem
-        if self.recorder is not None:
-            return f"recording to {self.recorder.path.name} ({self.recorder.position} turns)"
-        if self.player is not None:
-            return (
-                f"replaying {self.player.path.name} "
-                f"({self.player.position} of {len(self.player.entries)} turns used)"
-            )
-        return None
-
     def _print_models(self) -> None:
         models = self.bridge.call(partial(self.session.models, refresh=True))
         state = self.bridge.call(self.session.state)
@@ -652,66 +439,3 @@ def notebook_path(text: str) -> Path:
     """A path the user typed: relative to the notebook's directory (the kernel's working
     directory), never to Pi's."""
     return Path.cwd() / Path(text).expanduser()
-
-
-STDERR_LINES_SHOWN = 10
-"""Lines of a dead Pi's stderr that ``%pi status`` shows."""
-
-
-def context_text(context: ContextUsage) -> str:
-    """``12,345 of 128,000 tokens (9.6%)``: how full the model's context window is."""
-    if context.tokens is None:  # just compacted: Pi knows again after the next answer
-        return f"unknown until the next answer (of {context.context_window:,} tokens)"
-    percent = f" ({context.percent:.1f}%)" if context.percent is not None else ""
-    return f"{context.tokens:,} of {context.context_window:,} tokens{percent}"
-
-
-def format_status(
-    status: SessionStatus,
-    last_turn: Turn | None,
-    last_exit: PiExited | None = None,
-    cassette: str | None = None,
-) -> str:
-    """``%pi status`` as aligned lines; a Pi that died shows the end of its stderr."""
-    lines = []
-    if status.install is not None:
-        lines.append(f"Pi:        {status.install.describe()}")
-    if status.running and status.pid is not None:
-        lines.append(f"Process:   running, pid {status.pid}")
-    else:
-        lines.append("Process:   not running (the next %%pi cell starts it)")
-    if status.last_error:
-        lines.append(f"Error:     {status.last_error}")
-    state = status.state
-    if state is not None:
-        where = state.session_file or "in memory (nothing saved)"
-        lines.append(f"Session:   {state.session_id or '?'} · {where}")
-        lines.append(f"Model:     {state.model_ref or 'none'}")
-        lines.append(f"Thinking:  {state.thinking_level}")
-    stats = status.stats
-    if stats is not None:
-        tokens = stats.tokens
-        lines.append(
-            f"Totals:    {tokens_text(tokens.input, tokens.output)}, "
-            f"{tokens.cache_read:,} cache read / {tokens.cache_write:,} cache write, "
-            f"${stats.cost:.4f} (the whole conversation, as Pi counts it)"
-        )
-        if stats.context_usage is not None and stats.context_usage.context_window:
-            lines.append(f"Context:   {context_text(stats.context_usage)}")
-    warming = status.side_usage.get(CACHE_WARM)
-    if warming is not None and warming.count:
-        lines.append(f"Warming:   {warming_text(warming)} since this Pi started")
-    lines.append(f"Cwd:       {status.cwd}")
-    if last_turn is not None:
-        usage = last_turn.usage
-        lines.append(
-            f"Last turn: {last_turn.status}, {tokens_text(usage.input, usage.output)}, "
-            f"${usage.cost:.4f}, {last_turn.duration:.1f} s"
-        )
-    if cassette is not None:
-        lines.append(f"Cassette:  {cassette}")
-    if last_exit is not None:
-        lines.append(f"Last exit: {last_exit.message}")
-        tail = last_exit.stderr_tail[-STDERR_LINES_SHOWN:]
-        lines.extend(f"  stderr | {line}" for line in tail or ["(nothing on stderr)"])
-    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""``%pi``'s subcommands, written once.
+"""``%pi``'s subcommands, written once, and the ``%pi help`` page.
 
 The usage line, the ``%pi`` part of ``%pi help``, the Pi kernel's banner and its completion
 all come from ``SUBCOMMANDS``; ``PiMagics`` runs each one with its ``_pi_<name>`` method (a
@@ -86,3 +86,31 @@ def usage_of(name: str) -> str:
 def help_text() -> str:
     """The ``%pi`` lines of ``%pi help``."""
     return "\n".join(line for subcommand in SUBCOMMANDS for line in subcommand.help_lines())
+
+
+HELP = """\
+%%pi [options]      send the cell to Pi; the answer streams into the cell
+  --model P/ID      use this model for this cell (see %pi models)
+  --thinking LEVEL  use this thinking level for this cell
+  --new             start a fresh Pi conversation first
+  --out NAME        store the answer text in the Python variable NAME
+  --quiet           show only the final answer, no streaming
+  --interpolate     replace {name} in the prompt with Python variables ({{ for a brace)
+
+{subcommands}
+
+In the Pi kernel every cell is a prompt unless it starts with % or !; a first line %%py
+makes the rest of the cell Python.
+
+When a Pi extension asks a question (select, confirm, input), it appears in the cell and
+is answered at Jupyter's input prompt; an empty answer cancels.  A frontend that takes no
+input (nbclient, papermill) gets the dialog cancelled with a notice.
+
+To record or replay a whole notebook unedited (CI, papermill), set PI_KERNEL_RECORD or
+PI_KERNEL_REPLAY to a cassette path (relative to the notebook) before the kernel starts.
+
+Settings: %config PiMagics.pi_path = "/path/to/pi" (or the PI_KERNEL_PI_PATH environment
+variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True,
+PiMagics.discovery_timeout = 15 (seconds the picker waits for Pi).""".replace(
+    "{subcommands}", help_text()
+)

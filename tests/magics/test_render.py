@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import random
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,6 @@ from pi_magics.render import (
     EMPTY,
     FREEZE_AT,
     MAX_UPDATES_PER_SECOND,
-    Bundle,
     TurnDisplay,
     _freeze_point,
     block_bundle,
@@ -42,61 +41,11 @@ from pi_magics.render import (
     footer_bundle,
     tool_bundle,
 )
+from tests.magics.fake_frontend import Clock, Frontend
 from tests.magics.html_safety import active_content, marked
 
 REPO = Path(__file__).resolve().parents[2]
 TRACES = REPO / "tests" / "data" / "traces" / "087"
-
-
-# -- doubles ----------------------------------------------------------------------------------
-
-
-class Output:
-    """One display output of the fake frontend: every bundle it was sent, in order."""
-
-    def __init__(self, frontend: Frontend, bundle: Mapping[str, str]) -> None:
-        self.frontend = frontend
-        self.bundles = [dict(bundle)]
-
-    def update(self, obj: Mapping[str, str], /, *, raw: bool) -> None:
-        assert raw
-        self.bundles.append(dict(obj))
-        self.frontend.sends += 1
-
-    @property
-    def bundle(self) -> Bundle:
-        return self.bundles[-1]
-
-
-class Frontend:
-    """Records what ``IPython.display.display(bundle, raw=True, display_id=True)`` would show."""
-
-    def __init__(self) -> None:
-        self.outputs: list[Output] = []
-        self.sends = 0
-
-    def __call__(self, obj: Mapping[str, str], /, *, raw: bool, display_id: bool) -> Output:
-        assert raw
-        assert display_id
-        output = Output(self, obj)
-        self.outputs.append(output)
-        self.sends += 1
-        return output
-
-    def shown(self) -> list[Bundle]:
-        """What the cell shows now, top to bottom, without cleared outputs."""
-        return [output.bundle for output in self.outputs if output.bundle != EMPTY]
-
-    def plain(self) -> list[str]:
-        return [bundle["text/plain"] for bundle in self.shown()]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def stream(trace: str, frontend: Frontend) -> tuple[Turn, TurnDisplay]:

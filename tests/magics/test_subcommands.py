@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from pi_magics.magics import HELP, PiMagics
-from pi_magics.subcommands import NAMES, SUBCOMMANDS, USAGE
+from pi_magics.magics import PiMagics
+from pi_magics.subcommands import HELP, NAMES, SUBCOMMANDS, USAGE
 
 
 def test_every_subcommand_has_its_method_and_no_method_lacks_a_row():

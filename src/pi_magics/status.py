@@ -1,0 +1,72 @@
+"""``%pi status``: what this notebook's Pi is, runs with, and last did, as aligned lines."""
+
+from __future__ import annotations
+
+from pi_kernel.rpc.errors import PiExited
+from pi_kernel.rpc.protocol import CACHE_WARM, ContextUsage
+from pi_kernel.session import SessionStatus
+from pi_kernel.turn import Turn, tokens_text
+
+from .render import warming_text
+
+STDERR_LINES_SHOWN = 10
+"""Lines of a dead Pi's stderr that ``%pi status`` shows."""
+
+
+def context_text(context: ContextUsage) -> str:
+    """``12,345 of 128,000 tokens (9.6%)``: how full the model's context window is."""
+    if context.tokens is None:  # just compacted: Pi knows again after the next answer
+        return f"unknown until the next answer (of {context.context_window:,} tokens)"
+    percent = f" ({context.percent:.1f}%)" if context.percent is not None else ""
+    return f"{context.tokens:,} of {context.context_window:,} tokens{percent}"
+
+
+def format_status(
+    status: SessionStatus,
+    last_turn: Turn | None,
+    last_exit: PiExited | None = None,
+    cassette: str | None = None,
+) -> str:
+    """``%pi status`` as aligned lines; a Pi that died shows the end of its stderr."""
+    lines = []
+    if status.install is not None:
+        lines.append(f"Pi:        {status.install.describe()}")
+    if status.running and status.pid is not None:
+        lines.append(f"Process:   running, pid {status.pid}")
+    else:
+        lines.append("Process:   not running (the next %%pi cell starts it)")
+    if status.last_error:
+        lines.append(f"Error:     {status.last_error}")
+    state = status.state
+    if state is not None:
+        where = state.session_file or "in memory (nothing saved)"
+        lines.append(f"Session:   {state.session_id or '?'} · {where}")
+        lines.append(f"Model:     {state.model_ref or 'none'}")
+        lines.append(f"Thinking:  {state.thinking_level}")
+    stats = status.stats
+    if stats is not None:
+        tokens = stats.tokens
+        lines.append(
+            f"Totals:    {tokens_text(tokens.input, tokens.output)}, "
+            f"{tokens.cache_read:,} cache read / {tokens.cache_write:,} cache write, "
+            f"${stats.cost:.4f} (the whole conversation, as Pi counts it)"
+        )
+        if stats.context_usage is not None and stats.context_usage.context_window:
+            lines.append(f"Context:   {context_text(stats.context_usage)}")
+    warming = status.side_usage.get(CACHE_WARM)
+    if warming is not None and warming.count:
+        lines.append(f"Warming:   {warming_text(warming)} since this Pi started")
+    lines.append(f"Cwd:       {status.cwd}")
+    if last_turn is not None:
+        usage = last_turn.usage
+        lines.append(
+            f"Last turn: {last_turn.status}, {tokens_text(usage.input, usage.output)}, "
+            f"${usage.cost:.4f}, {last_turn.duration:.1f} s"
+        )
+    if cassette is not None:
+        lines.append(f"Cassette:  {cassette}")
+    if last_exit is not None:
+        lines.append(f"Last exit: {last_exit.message}")
+        tail = last_exit.stderr_tail[-STDERR_LINES_SHOWN:]
+        lines.extend(f"  stderr | {line}" for line in tail or ["(nothing on stderr)"])
+    return "\n".join(lines)
