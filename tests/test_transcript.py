@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pi_kernel.cassette import CassetteError, Player, Recorder
+from pi_kernel.agent_dir import PiSessionNotFound, find_session
+from pi_kernel.cassette import CassetteError, Cassettes, Player, Recorder
 from pi_kernel.export import to_markdown
 from pi_kernel.redaction import REDACTED, redact, secret_values
-from pi_kernel.session import PiSessionNotFound, find_session
 from pi_kernel.transcript import (
     TOOL_OUTPUT_LIMIT,
     ToolPart,
@@ -108,6 +108,36 @@ def test_a_cassette_replays_in_order_and_names_a_mismatch(tmp_path: Path):
     assert replayed is not None
     assert replayed.replayed_from == "c.jsonl"
     assert player.take("Run it.", "scripted/plain", "off") is None
+
+
+def test_a_notebook_records_or_replays_one_cassette_at_a_time(tmp_path: Path):
+    cassettes = Cassettes()
+    assert cassettes.describe() is None
+    assert cassettes.answer("Run it.", None, None) is None  # no cassette: ask Pi
+    path = tmp_path / "c.jsonl"
+    cassettes.record(path)
+    cassettes.keep("Run it.", "scripted/plain", "off", transcript_of(finished_turn()))
+    assert cassettes.describe() == "recording to c.jsonl (1 turns)"
+    with pytest.raises(CassetteError, match="stop with %pi record off first"):
+        cassettes.replay(path, live_on_miss=False)
+    stopped = cassettes.stop_recording()
+    assert stopped is not None
+    assert stopped.position == 1
+    assert cassettes.stop_recording() is None
+
+    cassettes.replay(path, live_on_miss=False)
+    with pytest.raises(CassetteError, match="stop with %pi replay off before recording"):
+        cassettes.record(tmp_path / "other.jsonl")
+    assert cassettes.answer("Run it.", "scripted/plain", "off") is not None
+    assert cassettes.describe() == "replaying c.jsonl (1 of 1 turns used)"
+    with pytest.raises(CassetteError, match="holds 1 turns and this cell asks for one more"):
+        cassettes.answer("More.", "scripted/plain", "off")
+
+    cassettes.replay(path, live_on_miss=True)
+    cassettes.answer("Run it.", "scripted/plain", "off")
+    assert cassettes.answer("More.", "scripted/plain", "off") is None  # past the end: Pi
+    assert cassettes.stop_replaying() is not None
+    assert cassettes.describe() is None
 
 
 def test_the_markdown_export_shows_the_tool_and_the_answer():

@@ -22,10 +22,10 @@ import anyio
 from jupyter_client.kernelspec import NoSuchKernel
 
 from . import __version__
+from .agent_dir import no_models_hint
 from .kernel import kernelspec
 from .launcher import start
 from .rpc import PiError, locate_pi, open_client
-from .session import no_models_hint
 
 
 async def _doctor(pi_path: str | None) -> int:

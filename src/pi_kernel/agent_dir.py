@@ -1,5 +1,6 @@
-"""Pi's agent directory: where it is for a given environment, and keeping the user's global
-settings there as they were.
+"""Pi's agent directory: where it is for a given environment, what to do when it gives Pi no
+models, which session file a resume means, and keeping the user's global settings there as
+they were.
 
 Some Pi versions save every model or thinking-level change as the new global default in
 ``settings.json`` in the agent directory (0.73 does, 0.87 does not).  A notebook choosing a
@@ -11,14 +12,32 @@ bytes back right after the answer is enough.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from .rpc.errors import PiError
+
 AGENT_DIR_ENV = "PI_CODING_AGENT_DIR"
 """The variable that moves Pi's agent directory away from ``~/.pi/agent``."""
+
+NO_MODELS_HINT = (
+    "Pi lists only models whose provider has credentials: run `pi` and use /login, or set "
+    "a provider key such as ANTHROPIC_API_KEY or OPENAI_API_KEY before starting Jupyter, "
+    "or add a provider to models.json in Pi's agent directory."
+)
+BACKEND_PROBLEM_ENV = "PI_KERNEL_BACKEND_PROBLEM"
+"""Set by the main command when the model it meant to give Pi (the local demo model) could
+not start: the sentence saying why, which the notebook shows when Pi has no models."""
+
+
+def no_models_hint() -> str:
+    """What to do when Pi offers no models, after the main command's reason if it gave one."""
+    problem = os.environ.get(BACKEND_PROBLEM_ENV)
+    return f"{problem} {NO_MODELS_HINT}" if problem else NO_MODELS_HINT
 
 
 def agent_dir(env: Mapping[str, str]) -> Path:
@@ -57,3 +76,32 @@ def settings_kept(path: Path) -> Iterator[None]:
                 with suppress(FileNotFoundError):
                     shutil.copymode(path, spare)
                 spare.replace(path)
+
+
+class PiSessionNotFound(PiError):
+    """A session to resume that does not exist (nothing was created or switched)."""
+
+
+def find_session(target: str | None, current: Path, cwd: str) -> Path:
+    """The session file ``target`` means: a path (relative to ``cwd``), an id (or the start
+    of one) among the sessions beside ``current``, or, when None, the newest of those other
+    than ``current``."""
+    directory = current.parent
+    if target is None:
+        earlier = [path for path in directory.glob("*.jsonl") if path != current]
+        if not earlier:
+            raise PiSessionNotFound(f"There is no earlier Pi session in {directory}.")
+        return max(earlier, key=lambda path: path.stat().st_mtime)
+    if target.endswith(".jsonl") or os.sep in target:
+        path = Path(cwd, target).expanduser()
+        if not path.is_file():
+            raise PiSessionNotFound(f"There is no session file {path}.")
+        return path
+    found = sorted(directory.glob(f"*_{glob.escape(target)}*.jsonl"))
+    if len(found) != 1:
+        problem = "no session" if not found else f"{len(found)} sessions"
+        raise PiSessionNotFound(
+            f"{problem.capitalize()} with id {target!r} in {directory}.",
+            hint="Give the whole id, or the session file's path.",
+        )
+    return found[0]

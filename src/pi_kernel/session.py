@@ -9,7 +9,6 @@ old process is gone before starting the new one.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -22,37 +21,22 @@ from typing import Self
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from .agent_dir import agent_dir, settings_kept
+from .agent_dir import PiSessionNotFound, agent_dir, find_session, no_models_hint, settings_kept
 from .rpc.client import (
     ClientEvent,
     PiClient,
     UIHandler,
-    UsageTally,
     cancel_dialog,
     open_client,
 )
-from .rpc.errors import PiCommandError, PiError, PiExited, PiTimeout
+from .rpc.errors import PiCommandError, PiError, PiExited, PiNotFound, PiTimeout
 from .rpc.launch import PiInstall, locate_pi
 from .rpc.protocol import ModelInfo, SessionState, SessionStats, SlashCommand
 from .rpc.run import RunOutcome
 from .rpc.transport import task_group
-
-NO_MODELS_HINT = (
-    "Pi lists only models whose provider has credentials: run `pi` and use /login, or set "
-    "a provider key such as ANTHROPIC_API_KEY or OPENAI_API_KEY before starting Jupyter, "
-    "or add a provider to models.json in Pi's agent directory."
-)
-BACKEND_PROBLEM_ENV = "PI_KERNEL_BACKEND_PROBLEM"
-"""Set by the main command when the model it meant to give Pi (the local demo model) could
-not start: the sentence saying why, which the notebook shows when Pi has no models."""
+from .rpc.usage import UsageTally
 
 logger = logging.getLogger(__name__)
-
-
-def no_models_hint() -> str:
-    """What to do when Pi offers no models, after the main command's reason if it gave one."""
-    problem = os.environ.get(BACKEND_PROBLEM_ENV)
-    return f"{problem} {NO_MODELS_HINT}" if problem else NO_MODELS_HINT
 
 
 RESTORE_TIMEOUT = 5.0
@@ -70,35 +54,6 @@ class PiNoModels(PiError):
 
 class PiChoiceError(PiError):
     """A model or thinking level that Pi does not offer; the message lists what it does."""
-
-
-class PiSessionNotFound(PiError):
-    """A session to resume that does not exist (nothing was created or switched)."""
-
-
-def find_session(target: str | None, current: Path, cwd: str) -> Path:
-    """The session file ``target`` means: a path (relative to ``cwd``), an id (or the start
-    of one) among the sessions beside ``current``, or, when None, the newest of those other
-    than ``current``."""
-    directory = current.parent
-    if target is None:
-        earlier = [path for path in directory.glob("*.jsonl") if path != current]
-        if not earlier:
-            raise PiSessionNotFound(f"There is no earlier Pi session in {directory}.")
-        return max(earlier, key=lambda path: path.stat().st_mtime)
-    if target.endswith(".jsonl") or os.sep in target:
-        path = Path(cwd, target).expanduser()
-        if not path.is_file():
-            raise PiSessionNotFound(f"There is no session file {path}.")
-        return path
-    found = sorted(directory.glob(f"*_{glob.escape(target)}*.jsonl"))
-    if len(found) != 1:
-        problem = "no session" if not found else f"{len(found)} sessions"
-        raise PiSessionNotFound(
-            f"{problem.capitalize()} with id {target!r} in {directory}.",
-            hint="Give the whole id, or the session file's path.",
-        )
-    return found[0]
 
 
 def parse_model_ref(ref: str) -> tuple[str, str]:
@@ -235,7 +190,7 @@ class PiSession:
                 logger.info("this notebook's Pi has exited; starting a new one")
             await self._stop_process()
             try:
-                self.install = locate_pi(self.pi_path)
+                self.install = self._locate()
                 assert self._tasks is not None, "use PiSession as an async context manager"
                 self._process = await self._tasks.start(self._serve, self.install)
             except PiError as exc:
@@ -247,6 +202,15 @@ class PiSession:
             self.starts += 1
             await self._apply_choices(self._process.client)
             return self._process.client
+
+    def _locate(self) -> PiInstall:
+        try:
+            return locate_pi(self.pi_path)
+        except PiNotFound as exc:
+            # In a notebook the path is also a setting of the magics.
+            notebook = "In a notebook: %config PiMagics.pi_path = '/path/to/pi'."
+            exc.hint = f"{exc.hint} {notebook}" if exc.hint else notebook
+            raise
 
     async def _apply_choices(self, client: PiClient) -> None:
         """Give a new Pi the notebook's model and level; a refusal clears them, loudly."""

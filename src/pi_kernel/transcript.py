@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__
-from .rpc.client import UsageTally
+from .rpc.usage import UsageTally
 from .turn import (
     Block,
     ErrorBlock,

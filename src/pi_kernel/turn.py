@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from .rpc.client import ClientEvent, ClientNotice, UsageTally
+from .rpc.client import ClientEvent, ClientNotice
 from .rpc.protocol import (
     AgentEnd,
     AssistantMessage,
@@ -55,6 +55,7 @@ from .rpc.protocol import (
     ToolExecutionUpdate,
 )
 from .rpc.run import RunOutcome
+from .rpc.usage import UsageTally
 
 ToolState = Literal["pending", "running", "ok", "error", "interrupted"]
 NoticeLevel = Literal["info", "warning", "error"]

@@ -24,13 +24,15 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Float, List, Unicode, observe
 
+from pi_kernel.agent_dir import no_models_hint
 from pi_kernel.cassette import RECORD_ENV, REPLAY_ENV, CassetteError, Cassettes
 from pi_kernel.export import to_jsonl, to_markdown
 from pi_kernel.redaction import redact, secret_values
-from pi_kernel.rpc.client import ClientNotice, UsageTally
+from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.errors import PiExited
 from pi_kernel.rpc.protocol import CACHE_WARM, SessionState
-from pi_kernel.session import DISCOVERY_TIMEOUT, PiSession, TurnResult, no_models_hint
+from pi_kernel.rpc.usage import UsageTally
+from pi_kernel.session import DISCOVERY_TIMEOUT, PiSession, TurnResult
 from pi_kernel.transcript import Transcript, transcript_of
 from pi_kernel.turn import Turn
 

@@ -25,7 +25,7 @@ from IPython import get_ipython
 from IPython.display import display as ipython_display
 
 from pi_kernel.redaction import redact
-from pi_kernel.rpc.client import UsageTally
+from pi_kernel.rpc.usage import UsageTally
 from pi_kernel.transcript import MIMETYPE as TRANSCRIPT_MIMETYPE
 from pi_kernel.transcript import Transcript, output_tail
 from pi_kernel.turn import (

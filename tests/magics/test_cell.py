@@ -10,6 +10,7 @@ where a real one lands (in a display update, or at the input prompt).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -188,21 +189,36 @@ async def _wait(task: asyncio.Task[None]) -> None:
     await task
 
 
-def test_a_second_interrupt_while_pi_aborts_ends_the_cell_at_once(bridge: Bridge):
-    aborting = anyio.Event()
-    release: list[anyio.Event] = []
+class SlowAbort:
+    """A run that works until cancelled, then takes until ``release`` to wind down (a Pi
+    slow to confirm its abort)."""
 
-    async def run(post: Post) -> TurnResult:
+    def __init__(self) -> None:
+        self.aborting = threading.Event()
+        self._done: anyio.Event | None = None
+
+    async def __call__(self, post: Post) -> TurnResult:
         post(ClientNotice(message="working"))
         try:
             await anyio.sleep_forever()
         finally:
             with anyio.CancelScope(shield=True):
-                release.append(anyio.Event())
-                aborting.set()
-                await release[0].wait()  # an abort Pi is slow to confirm
+                self._done = anyio.Event()
+                self.aborting.set()
+                await self._done.wait()
         raise AssertionError("unreachable")
 
+    def release(self, bridge: Bridge) -> None:
+        assert self.aborting.wait(5)
+        bridge.call(self._release)
+
+    async def _release(self) -> None:
+        assert self._done is not None
+        self._done.set()
+
+
+def test_a_second_interrupt_while_pi_aborts_ends_the_cell_at_once(bridge: Bridge):
+    run = SlowAbort()
     frontend = Interrupting(1, 2)
     cell = cell_of(frontend)
     started = time.monotonic()
@@ -213,27 +229,11 @@ def test_a_second_interrupt_while_pi_aborts_ends_the_cell_at_once(bridge: Bridge
         assert cell.outcome(future) is None
         assert frontend.calls == 2  # the second Ctrl-C came at the next refresh
     finally:
-        bridge.call(aborting.wait)
-        bridge.call(_set, release[0])
-
-
-async def _set(event: anyio.Event) -> None:
-    event.set()
+        run.release(bridge)
 
 
 def test_an_abort_pi_never_confirms_ends_the_cell_after_the_grace(bridge: Bridge):
-    gate: list[anyio.Event] = []
-
-    async def run(post: Post) -> TurnResult:
-        post(ClientNotice(message="working"))
-        try:
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True):
-                gate.append(anyio.Event())
-                await gate[0].wait()
-        raise AssertionError("unreachable")
-
+    run = SlowAbort()
     cell = cell_of(Interrupting(1))
     started = time.monotonic()
     future = cell.stream(bridge.submit, run)
@@ -242,7 +242,7 @@ def test_an_abort_pi_never_confirms_ends_the_cell_after_the_grace(bridge: Bridge
         assert cell.outcome(future) is None
         assert cell.turn.status == "interrupted"
     finally:
-        bridge.call(_set, gate[0])
+        run.release(bridge)
 
 
 def test_a_failed_run_raises_its_error_after_the_turn_keeps_it(bridge: Bridge):

@@ -299,6 +299,7 @@ def test_the_pi_path_setting_is_honoured(
     broken = kernel.execute("%%pi\nhello")
     assert broken.status == "error"
     assert str(missing) in broken.error_text
+    assert "%config PiMagics.pi_path" in broken.error_text  # the notebook's way to fix it
     assert not kernel.pis()
     kernel.execute(f"%config PiMagics.pi_path = {str(pi_install.path)!r}")
     llm.enqueue(script.text("Found it."))

@@ -20,9 +20,9 @@ import psutil
 import pytest
 
 from pi_kernel.rpc.errors import PiNotFound, PiProtocolError
+from pi_kernel.rpc.processes import KILL_GRACE
 from pi_kernel.rpc.protocol import AgentStart, Response, UnknownEvent
 from pi_kernel.rpc.transport import (
-    SIGKILL_GRACE,
     SIGTERM_GRACE,
     STDIN_CLOSE_GRACE,
     LineFramer,
@@ -148,7 +148,7 @@ async def test_reader_survives_bad_lines_and_loses_nothing_after_them(stand_in: 
 
 @pytest.mark.anyio
 async def test_shutdown_escalates_to_sigkill_within_its_bounds(stand_in: Path):
-    bound = STDIN_CLOSE_GRACE + SIGTERM_GRACE + SIGKILL_GRACE + 1
+    bound = STDIN_CLOSE_GRACE + SIGTERM_GRACE + KILL_GRACE + 1
     async with open_transport([sys.executable, str(stand_in), "stubborn"]) as transport:
         pid = transport.pid
         with anyio.fail_after(10):

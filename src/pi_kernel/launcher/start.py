@@ -27,12 +27,11 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ..agent_dir import AGENT_DIR_ENV
+from ..agent_dir import AGENT_DIR_ENV, BACKEND_PROBLEM_ENV
 from ..kernel import kernelspec
 from ..rpc import PiInstall
 from ..rpc.launch import PROJECT_ROOT
 from ..rpc.processes import kill_marked, new_marker, stop_group
-from ..session import BACKEND_PROBLEM_ENV
 from ..transcript import transcripts_in
 from . import local_model
 from .backend import Backend, choose_backend

@@ -29,7 +29,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .errors import PiCommandError, PiError, PiExited, PiProtocolError, PiTimeout
-from .launch import PiInstall
+from .launch import PiInstall, startup_failure
 from .protocol import (
     COMMANDS_ADAPTER,
     MODELS_ADAPTER,
@@ -42,14 +42,14 @@ from .protocol import (
     SessionStats,
     SessionSwitch,
     SlashCommand,
-    Usage,
     WireModel,
     command,
     extension_ui_response,
     thinking_levels_for,
 )
 from .run import ABORT_TIMEOUT, COMMAND_TIMEOUT, Run
-from .transport import PiTransport, open_transport, take_soon, task_group
+from .transport import Connection, open_transport, receive_without_checkpoint, task_group
+from .usage import UsageTally
 
 logger = logging.getLogger(__name__)
 
@@ -144,44 +144,12 @@ class Subscription:
         self._client._unsubscribe(self._subscriber)
 
 
-@dataclass
-class UsageTally:
-    """Usage Pi reported outside assistant messages, summed (``entry_appended`` usage
-    entries, Pi >= 1): idle prompt-cache warming is a cost the user pays between cells."""
-
-    count: int = 0
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write: int = 0
-    cost: float = 0.0
-
-    def add(self, usage: Usage) -> None:
-        self.count += 1
-        self.input += usage.input
-        self.output += usage.output
-        self.cache_read += usage.cache_read
-        self.cache_write += usage.cache_write
-        self.cost += usage.cost.total
-
-    def since(self, earlier: UsageTally) -> UsageTally:
-        """What was added after ``earlier`` (a copy taken from this tally)."""
-        return UsageTally(
-            self.count - earlier.count,
-            self.input - earlier.input,
-            self.output - earlier.output,
-            self.cache_read - earlier.cache_read,
-            self.cache_write - earlier.cache_write,
-            self.cost - earlier.cost,
-        )
-
-
 class PiClient:
     """A connected Pi.  Create it with ``open_client``; it is closed when that block ends."""
 
     def __init__(
         self,
-        transport: PiTransport,
+        connection: Connection,
         install: PiInstall,
         tasks: TaskGroup,
         ui_handler: UIHandler,
@@ -190,7 +158,7 @@ class PiClient:
         self.ui_handler = ui_handler
         self.protocol_errors: deque[PiProtocolError] = deque(maxlen=PROTOCOL_ERRORS_KEPT)
         self.exit_error: PiExited | None = None
-        self._transport = transport
+        self._connection = connection
         self._tasks = tasks
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
@@ -206,7 +174,7 @@ class PiClient:
 
     @property
     def pid(self) -> int:
-        return self._transport.pid
+        return self._connection.pid
 
     @property
     def alive(self) -> bool:
@@ -220,7 +188,7 @@ class PiClient:
     def take_diagnostics(self) -> list[str]:
         """Pi's stderr lines since the last call: its diagnostics (Pi >= 1 writes a model it
         could not restore, an extension that failed to load, there and nowhere else)."""
-        unread = self._transport.stderr.unread
+        unread = self._connection.stderr.unread
         # Pi colours its warnings for a terminal; a notebook shows the words.
         taken = [_TERMINAL_ESCAPE.sub("", line) for line in unread]
         unread.clear()
@@ -235,7 +203,7 @@ class PiClient:
         if self.exit_error is not None:
             raise self.exit_error
         try:
-            await self._transport.send(record)
+            await self._connection.send(record)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             # Pi is gone before the dispatcher has read its stdout to the end (a Pi that
             # exits at once): wait for that, briefly, for its exit code and last words.
@@ -263,12 +231,12 @@ class PiClient:
             subscriber.send.send_nowait(item)
 
     async def _dispatch(self) -> None:
-        records = self._transport.records
+        records = self._connection.records
         stdout_ended = False
         try:
             while True:
                 try:
-                    item = await take_soon(records)
+                    item = await receive_without_checkpoint(records)
                 except (anyio.EndOfStream, anyio.ClosedResourceError):
                     stdout_ended = True
                     break
@@ -347,8 +315,8 @@ class PiClient:
     async def _closed(self, *, reap: bool) -> None:
         # Only a Pi whose stdout ended is exiting: waiting for the exit code of one that is
         # still running (the client is being closed) would just delay its shutdown.
-        returncode = await self._transport.wait(EXIT_REAP_TIMEOUT) if reap else None
-        tail = self._transport.stderr.lines(20)
+        returncode = await self._connection.wait(EXIT_REAP_TIMEOUT) if reap else None
+        tail = self._connection.stderr.lines(20)
         code = f" with code {returncode}" if returncode is not None else ""
         self.exit_error = PiExited(
             f"Pi exited{code}",
@@ -481,12 +449,22 @@ async def open_client(
     argv = [*install.argv, "--mode", "rpc", *args]
     async with (
         open_transport(argv, cwd=cwd, env=env, name=str(install.path)) as transport,
-        task_group() as tasks,
+        connect(transport, install, ui_handler=ui_handler) as client,
     ):
-        client = PiClient(transport, install, tasks, ui_handler)
+        await _handshake(client, startup_timeout)
+        yield client
+
+
+@asynccontextmanager
+async def connect(
+    connection: Connection, install: PiInstall, *, ui_handler: UIHandler = cancel_dialog
+) -> AsyncIterator[PiClient]:
+    """A client over ``connection`` (a process's transport, or in tests recorded records)
+    until the block ends; ``open_client`` also waits for Pi's first answer."""
+    async with task_group() as tasks:
+        client = PiClient(connection, install, tasks, ui_handler)
         tasks.start_soon(client._dispatch)
         try:
-            await _handshake(client, startup_timeout)
             yield client
         finally:
             tasks.cancel_scope.cancel()
@@ -497,32 +475,10 @@ async def _handshake(client: PiClient, timeout: float) -> None:
     try:
         await client.request("get_state", timeout=timeout)
     except PiExited as exc:
-        raise _startup_failure(client, exc) from None
+        raise startup_failure(client.install, exc) from None
     except PiTimeout:
         raise PiTimeout(
             f"its first command during start-up ({where})",
             timeout,
             hint="Pi may be stuck on a prompt or a slow file system; see its stderr.",
         ) from None
-
-
-def _startup_failure(client: PiClient, exc: PiExited) -> PiExited:
-    where = client.install.path
-    tail = exc.stderr_tail
-    stderr = "\n".join(tail)
-    code = f" with code {exc.returncode}" if exc.returncode is not None else ""
-    if "enableCompileCache" in stderr or ("SyntaxError" in stderr and "node:" in stderr):
-        node = client.install.argv[0] if len(client.install.argv) > 1 else "node on PATH"
-        return PiExited(
-            f"Pi at {where} exited during start-up{code}: it needs Node >= 22 ({node} is older)",
-            returncode=exc.returncode,
-            stderr_tail=tail,
-            hint="Run `npm ci` in the pi-kernel checkout (it installs node@22 beside Pi).",
-        )
-    last = tail[-1] if tail else "no output on stderr"
-    return PiExited(
-        f"Pi at {where} exited during start-up{code}: {last}",
-        returncode=exc.returncode,
-        stderr_tail=tail,
-        hint="Run it by hand with `--mode rpc` to see why, or check PI_KERNEL_PI_PATH.",
-    )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import PiNotFound
+from .errors import PiExited, PiNotFound
 
 ENV_PI_PATH = "PI_KERNEL_PI_PATH"
 """Environment variable naming the Pi executable to use."""
@@ -35,8 +35,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 """The source checkout this package was installed from (editable installs), if any."""
 
 INSTALL_HINT = (
-    "Install Pi with `npm ci` in the pi-kernel checkout, or point "
-    f"{ENV_PI_PATH} (or %config PiMagics.pi_path) at a working `pi`."
+    f"Install Pi with `npm ci` in the pi-kernel checkout, or point {ENV_PI_PATH} at a "
+    "working `pi`."
 )
 
 Source = Literal["setting", "environment", "project", "PATH"]
@@ -160,3 +160,26 @@ def _package_of(real: Path) -> tuple[str | None, str | None]:
             return name, version if isinstance(version, str) else None
         return None, None
     return None, None
+
+
+def startup_failure(install: PiInstall, exc: PiExited) -> PiExited:
+    """What to tell the user about a Pi that exited before its first answer."""
+    where = install.path
+    tail = exc.stderr_tail
+    stderr = "\n".join(tail)
+    code = f" with code {exc.returncode}" if exc.returncode is not None else ""
+    if "enableCompileCache" in stderr or ("SyntaxError" in stderr and "node:" in stderr):
+        node = install.argv[0] if len(install.argv) > 1 else "node on PATH"
+        return PiExited(
+            f"Pi at {where} exited during start-up{code}: it needs Node >= 22 ({node} is older)",
+            returncode=exc.returncode,
+            stderr_tail=tail,
+            hint="Run `npm ci` in the pi-kernel checkout (it installs node@22 beside Pi).",
+        )
+    last = tail[-1] if tail else "no output on stderr"
+    return PiExited(
+        f"Pi at {where} exited during start-up{code}: {last}",
+        returncode=exc.returncode,
+        stderr_tail=tail,
+        hint="Run it by hand with `--mode rpc` to see why, or check PI_KERNEL_PI_PATH.",
+    )

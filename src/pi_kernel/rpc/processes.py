@@ -20,6 +20,14 @@ TERM_GRACE = 10.0
 KILL_GRACE = 2.0
 """Seconds for SIGKILL to take effect (the kernel only has to reap the process)."""
 
+Escalation = tuple[tuple[signal.Signals, float], ...]
+
+
+def escalation(term_grace: float) -> Escalation:
+    """How a process group is stopped: each signal, and how long the leader then gets to
+    exit before the next.  Whatever happens, the group gets a last SIGKILL (``finish_group``)."""
+    return ((signal.SIGTERM, term_grace), (signal.SIGKILL, KILL_GRACE))
+
 
 def new_marker() -> str:
     """A marker value no other starter has: this process's pid and a random part."""
@@ -53,19 +61,23 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def finish_group(pgid: int) -> None:
+    """The last step of every stop: children that stayed in the group may outlive a leader
+    that exited cleanly.  Detached children are not in it: ``kill_marked`` finds those."""
+    signal_group(pgid, signal.SIGKILL)
+
+
 def stop_group(process: subprocess.Popen[bytes], *, grace: float = TERM_GRACE) -> int | None:
-    """SIGTERM the group ``process`` leads, wait, then SIGKILL it; return the exit code.
+    """Stop the group ``process`` leads by ``escalation(grace)``; return the exit code.
+    (``PiTransport`` follows the same steps, awaiting.)
 
     ``process`` must have been started with ``start_new_session=True``.
     """
-    if process.poll() is None:
-        signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            signal_group(process.pid, signal.SIGKILL)
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(KILL_GRACE)
-    # Children that stayed in the group may outlive a leader that exited cleanly.
-    signal_group(process.pid, signal.SIGKILL)
+    for sig, wait in escalation(grace):
+        if process.poll() is not None:
+            break
+        signal_group(process.pid, sig)
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(wait)
+    finish_group(process.pid)
     return process.returncode

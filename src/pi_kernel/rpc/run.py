@@ -36,7 +36,7 @@ from .protocol import (
     SessionState,
     command,
 )
-from .transport import take_soon
+from .transport import receive_without_checkpoint
 
 if TYPE_CHECKING:
     from .client import ClientEvent, _Item, _Subscriber
@@ -169,7 +169,7 @@ class Run:
         assert self._subscriber is not None, "use the run as an async context manager"
         try:
             if self._check_id is None:
-                return await take_soon(self._subscriber.receive)
+                return await receive_without_checkpoint(self._subscriber.receive)
             # Only the idle check has a deadline; a cancel scope per event would cost more
             # than the event itself.
             with anyio.fail_after(max(0.0, self._check_deadline - anyio.current_time())):

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from subprocess import PIPE
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process, TaskGroup
@@ -26,7 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from pydantic import ValidationError
 
 from .errors import PiNotFound, PiProtocolError
-from .processes import kill_marked, new_marker, signal_group
+from .processes import escalation, finish_group, kill_marked, new_marker, signal_group
 from .protocol import Record, parse_record
 
 logger = logging.getLogger(__name__)
@@ -37,8 +36,6 @@ STDIN_CLOSE_GRACE = 2.0
 """Seconds Pi gets to exit after stdin closes; it normally exits at once."""
 SIGTERM_GRACE = 2.0
 """Seconds after SIGTERM before SIGKILL; Pi's handler disposes its runtime and exits 143."""
-SIGKILL_GRACE = 2.0
-"""Seconds to wait for the kernel to reap a SIGKILLed process."""
 READ_CHUNK = 1 << 16
 """Bytes per stdout read; lines may be much longer, the framer joins chunks."""
 RECORD_BUFFER = 256
@@ -152,6 +149,21 @@ class StderrTail:
         return lines if count is None else lines[-count:]
 
 
+class Connection(Protocol):
+    """What a client needs of a Pi: its records in order, a way to send it commands, its
+    stderr, and its exit.  ``PiTransport`` is the real one; tests also replay recordings."""
+
+    records: MemoryObjectReceiveStream[Record | PiProtocolError]
+    stderr: StderrTail
+
+    @property
+    def pid(self) -> int: ...
+
+    async def send(self, record: Mapping[str, Any]) -> None: ...
+
+    async def wait(self, timeout: float) -> int | None: ...
+
+
 class PiTransport:
     """A running Pi: records out, command lines in, stderr kept aside."""
 
@@ -261,7 +273,7 @@ async def _read_records(
                 chunk = await stdout.receive(READ_CHUNK)
                 for line in framer.feed(chunk):
                     if line:
-                        await send_soon(sink, decode_line(line))
+                        await send_without_checkpoint(sink, decode_line(line))
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
         for line in framer.finish():
@@ -270,7 +282,7 @@ async def _read_records(
                     await sink.send(decode_line(line))
 
 
-async def send_soon(sink: MemoryObjectSendStream[T], item: T) -> None:
+async def send_without_checkpoint(sink: MemoryObjectSendStream[T], item: T) -> None:
     """Send without a checkpoint while the buffer has room.
 
     anyio's ``send`` yields to the event loop on every item; for Pi's thousands of small
@@ -283,8 +295,9 @@ async def send_soon(sink: MemoryObjectSendStream[T], item: T) -> None:
         await sink.send(item)
 
 
-async def take_soon(source: MemoryObjectReceiveStream[T]) -> T:
-    """Receive without a checkpoint when an item is already buffered (see ``send_soon``)."""
+async def receive_without_checkpoint(source: MemoryObjectReceiveStream[T]) -> T:
+    """Receive without a checkpoint when an item is already buffered (see
+    ``send_without_checkpoint``)."""
     try:
         return source.receive_nowait()
     except anyio.WouldBlock:
@@ -302,18 +315,17 @@ async def _read_stderr(stream: ByteReceiveStream, tail: StderrTail, read: anyio.
 
 
 async def _stop(process: Process) -> None:
-    """Close stdin, then SIGTERM, then SIGKILL the process group; every wait bounded."""
+    """Close stdin (Pi exits on its own), then the group's escalation; every wait bounded."""
     if process.stdin is not None:
         with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             await process.stdin.aclose()
-    if await _exited_within(process, STDIN_CLOSE_GRACE) is None:
-        signal_group(process.pid, signal.SIGTERM)
-        if await _exited_within(process, SIGTERM_GRACE) is None:
-            signal_group(process.pid, signal.SIGKILL)
-            await _exited_within(process, SIGKILL_GRACE)
-    # Children Pi did not detach share its group and may outlive it; its detached tools
-    # are not in the group, so the caller kills those by their marker (kill_marked).
-    signal_group(process.pid, signal.SIGKILL)
+    await _exited_within(process, STDIN_CLOSE_GRACE)
+    for sig, wait in escalation(SIGTERM_GRACE):
+        if process.returncode is not None:
+            break
+        signal_group(process.pid, sig)
+        await _exited_within(process, wait)
+    finish_group(process.pid)
 
 
 async def _exited_within(process: Process, seconds: float) -> int | None:

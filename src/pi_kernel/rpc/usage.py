@@ -1,0 +1,39 @@
+"""Usage Pi reports outside a run's assistant messages, summed per kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .protocol import Usage
+
+
+@dataclass
+class UsageTally:
+    """Usage Pi reported outside assistant messages, summed (``entry_appended`` usage
+    entries, Pi >= 1): idle prompt-cache warming is a cost the user pays between cells."""
+
+    count: int = 0
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    cost: float = 0.0
+
+    def add(self, usage: Usage) -> None:
+        self.count += 1
+        self.input += usage.input
+        self.output += usage.output
+        self.cache_read += usage.cache_read
+        self.cache_write += usage.cache_write
+        self.cost += usage.cost.total
+
+    def since(self, earlier: UsageTally) -> UsageTally:
+        """What was added after ``earlier`` (a copy taken from this tally)."""
+        return UsageTally(
+            self.count - earlier.count,
+            self.input - earlier.input,
+            self.output - earlier.output,
+            self.cache_read - earlier.cache_read,
+            self.cache_write - earlier.cache_write,
+            self.cost - earlier.cost,
+        )
