@@ -35,8 +35,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 """The source checkout this package was installed from (editable installs), if any."""
 
 INSTALL_HINT = (
-    f"Install Pi with `npm ci` in the pi-kernel checkout, or point {ENV_PI_PATH} at a "
-    "working `pi`."
+    f"Install Pi with `npm ci` in the pi-kernel checkout, or point {ENV_PI_PATH} at a working `pi`."
 )
 
 Source = Literal["setting", "environment", "project", "PATH"]
