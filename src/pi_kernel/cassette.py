@@ -9,11 +9,14 @@ live call.  ``Cassettes`` is one notebook's state: recording, replaying, or neit
 
 from __future__ import annotations
 
+import fcntl
+from contextlib import suppress
 from pathlib import Path
 from typing import IO
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .export import FileRefused, write_file
 from .transcript import Transcript
 
 
@@ -50,12 +53,27 @@ or replays in CI or papermill without a cell that says so."""
 
 
 class Recorder:
-    """Appends each turn to a new cassette file, one flushed line per turn."""
+    """Records each turn to a cassette.
+
+    After every turn the whole cassette is written anew (``export.write_file``: a
+    temporary file, then a rename), so the file is always a complete cassette and nothing
+    is replaced before the first turn.  A path that holds anything but a cassette is
+    refused, and a lock beside it keeps a second kernel from recording to the same path.
+    """
 
     def __init__(self, path: Path) -> None:
+        if path.suffix != ".jsonl":
+            raise CassetteError(
+                f"A cassette is a .jsonl file, not {path.name}: give a path ending in .jsonl."
+            )
+        if path.exists() and not is_cassette(path):
+            raise CassetteError(
+                f"{path.name} exists and is not a cassette; pi-kernel replaces only "
+                "cassettes: give another path."
+            )
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = path.open("w", encoding="utf-8")
+        self._lock = _lock_beside(path)
+        self._lines: list[str] = []
         self.position = 0
 
     def write(self, prompt: str, model: str | None, level: str | None, turn: Transcript) -> None:
@@ -63,12 +81,46 @@ class Recorder:
             position=self.position, prompt=prompt, model=model, thinking_level=level
         )
         entry = CassetteEntry(request=request, transcript=turn)
-        self._file.write(entry.model_dump_json() + "\n")
-        self._file.flush()
+        lines = [*self._lines, entry.model_dump_json() + "\n"]
+        try:
+            write_file(self.path, "".join(lines), ours=is_cassette)
+        except FileRefused as exc:
+            raise CassetteError(f"{exc} The turn was not recorded.") from None
+        self._lines = lines
         self.position += 1
 
     def close(self) -> None:
-        self._file.close()
+        # The lock file goes first: a lock held by nobody is harmless, but kept tidy.
+        with suppress(OSError):
+            Path(self._lock.name).unlink()
+        self._lock.close()
+
+
+def _lock_beside(path: Path) -> IO[bytes]:
+    """An exclusive lock on ``.NAME.lock`` beside the cassette, held while recording (the
+    system releases it if the kernel dies)."""
+    lock_path = path.with_name(f".{path.name}.lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("wb")
+    except OSError as exc:
+        raise CassetteError(f"Cannot write the cassette {path}: {exc.strerror}.") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise CassetteError(
+            f"Another kernel is recording to {path.name}: give this notebook its own cassette."
+        ) from None
+    return handle
+
+
+def is_cassette(path: Path) -> bool:
+    try:
+        read_cassette(path)
+    except CassetteError:
+        return False
+    return True
 
 
 class Player:
@@ -102,6 +154,10 @@ class Player:
 def read_cassette(path: Path) -> list[CassetteEntry]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise CassetteError(
+            f"{path.name} is not a cassette (it is not text); record one with %pi record PATH."
+        ) from None
     except FileNotFoundError:
         raise CassetteError(f"No cassette at {path}: record one with %pi record PATH.") from None
     except OSError as exc:
@@ -141,12 +197,10 @@ class Cassettes:
             raise CassetteError(
                 f"Replaying {self.player.path.name}: stop with %pi replay off before recording."
             )
-        try:
-            recorder = Recorder(path)
-        except OSError as exc:
-            raise CassetteError(f"Cannot write the cassette {path}: {exc.strerror}.") from None
-        if self.recorder is not None:
-            self.recorder.close()
+        if self.recorder is not None and self.recorder.path == path:
+            self.stop_recording()  # recording there again: this kernel's own lock goes first
+        recorder = Recorder(path)
+        self.stop_recording()
         self.recorder = recorder
         self.problem = None
         return recorder
@@ -199,6 +253,14 @@ class Cassettes:
         """Write a turn that asked Pi to the cassette being recorded, if any."""
         if self.recorder is not None:
             self.recorder.write(prompt, model, level, turn)
+
+    def in_use(self, path: Path) -> bool:
+        """Whether ``path`` is the cassette being recorded or replayed."""
+        using = [
+            self.recorder.path if self.recorder else None,
+            self.player.path if self.player else None,
+        ]
+        return any(used is not None and used.resolve() == path.resolve() for used in using)
 
     def describe(self) -> str | None:
         """One line for a status report; None without a cassette."""

@@ -1,9 +1,21 @@
-"""A notebook's Pi turns as a readable Markdown document or as JSON lines of transcripts."""
+"""A notebook's Pi turns as a readable Markdown document or as JSON lines of transcripts, and
+the one rule for every file pi-kernel writes for the user (exports and cassettes).
+
+The rule: a file is written whole or not at all (a temporary file beside it, then a rename),
+and a file that is already there is replaced only when pi-kernel wrote it (each kind
+recognizes its own) or the user said so.  People's notebooks, notes and data are never
+truncated because a path was mistyped.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
 
 from .transcript import (
     ErrorPart,
@@ -16,6 +28,58 @@ from .transcript import (
 )
 from .turn import tokens_text
 
+MARKDOWN_MARK = "<!-- written by pi-kernel (%pi export) -->"
+"""The first line of a Markdown export (invisible when rendered): how a later export knows
+the file is its own to replace."""
+
+
+class FileRefused(Exception):
+    """A file pi-kernel will not write; the message says why and what to do."""
+
+
+def write_file(
+    path: Path, text: str, *, ours: Callable[[Path], bool], replace: bool = False
+) -> None:
+    """Write ``text`` to ``path`` whole or not at all; an existing file only when ``ours``
+    recognizes it or ``replace`` is given.  Raises ``FileRefused`` with one sentence."""
+    if path.is_dir():
+        raise FileRefused(f"{path} is a directory: give a file name.")
+    if path.exists() and not replace and not ours(path):
+        raise FileRefused(
+            f"{path.name} exists and pi-kernel did not write it: choose another name, or "
+            "add --replace to overwrite it."
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise FileRefused(f"Cannot write {path}: {exc.strerror or exc}.") from None
+
+
+def is_markdown_export(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as file:
+            return file.readline().rstrip("\n") == MARKDOWN_MARK
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def is_jsonl_export(path: Path) -> bool:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for line in lines:
+            Transcript.model_validate_json(line)
+    except (OSError, UnicodeDecodeError, ValidationError):
+        return False
+    return True
+
 
 def to_jsonl(transcripts: Sequence[Transcript]) -> str:
     return "".join(transcript.model_dump_json() + "\n" for transcript in transcripts)
@@ -23,7 +87,7 @@ def to_jsonl(transcripts: Sequence[Transcript]) -> str:
 
 def to_markdown(transcripts: Sequence[Transcript]) -> str:
     sessions = sorted({t.session_id for t in transcripts if t.session_id})
-    lines = ["# Pi conversation", ""]
+    lines = [MARKDOWN_MARK, "# Pi conversation", ""]
     if sessions:
         lines += [f"Pi session {', '.join(sessions)}.", ""]
     for number, transcript in enumerate(transcripts, 1):

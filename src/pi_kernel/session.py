@@ -32,9 +32,9 @@ from .rpc.client import (
 from .rpc.errors import PiCommandError, PiError, PiExited, PiNotFound, PiTimeout
 from .rpc.launch import PiInstall, locate_pi
 from .rpc.protocol import ModelInfo, SessionState, SessionStats, SlashCommand
-from .rpc.run import RunOutcome
 from .rpc.transport import task_group
 from .rpc.usage import UsageTally
+from .turn import TurnResult
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +64,6 @@ def parse_model_ref(ref: str) -> tuple[str, str]:
             f"{ref!r} is not a model reference: write provider/model-id, e.g. anthropic/claude"
         )
     return provider, model_id
-
-
-@dataclass
-class TurnResult:
-    """How a prompt ended, and with which settings it ran."""
-
-    outcome: RunOutcome
-    model: str | None
-    thinking_level: str | None
-    session_id: str | None = None
-    session_file: str | None = None
 
 
 @dataclass
@@ -153,6 +142,8 @@ class PiSession:
         self.last_error: str | None = None
         self._process: _Process | None = None
         self._start_lock = anyio.Lock()
+        self._turn_lock = anyio.Lock()
+        """Held while a turn runs: one prompt at a time per notebook."""
         self._models: list[ModelInfo] | None = None
         self._stack = AsyncExitStack()
         self._tasks: TaskGroup | None = None
@@ -447,6 +438,25 @@ class PiSession:
         Pi offers before anything is sent, and put back afterwards.  ``before`` is the state
         the caller has just read, so it is not asked for again (with ``new`` it is).
         """
+        if self._turn_lock.locked():
+            # One Pi runs one prompt at a time; a second one at once (a thread, a widget
+            # callback) would be taken by Pi as a queued message, not as a turn of its own.
+            raise PiError(
+                "A Pi turn is already running in this notebook: wait for it, or stop it with "
+                "%pi abort."
+            )
+        async with self._turn_lock:
+            return await self._run_turn(prompt, on_event, model, thinking, new, before)
+
+    async def _run_turn(
+        self,
+        prompt: str,
+        on_event: Callable[[ClientEvent], object],
+        model: str | None,
+        thinking: str | None,
+        new: bool,
+        before: SessionState | None,
+    ) -> TurnResult:
         client = await self.client()
         if new:
             await self.new_session()

@@ -315,6 +315,13 @@ class Turn:
                 self.error = outcome.error
                 if not any(isinstance(block, ErrorBlock) for block in self.blocks):
                     self._add(ErrorBlock(message=outcome.error))
+            if outcome.handled_without_run and not self.visible_blocks:
+                # Never a silent empty "completed": say that no model was asked.
+                self._notice(
+                    "info",
+                    "Pi asked no model for this prompt: an extension command or input handler "
+                    "took it, and showed nothing.",
+                )
         for block in self.blocks:
             if isinstance(block, ToolBlock):
                 _interrupt_unfinished(block)
@@ -464,3 +471,14 @@ class Turn:
             self._notice("error", f"Compaction failed: {event.error_message}")
         else:
             self._notice("info", "Compacted the conversation.")
+
+
+@dataclass
+class TurnResult:
+    """How a prompt ended, and with which settings it ran."""
+
+    outcome: RunOutcome
+    model: str | None
+    thinking_level: str | None
+    session_id: str | None = None
+    session_file: str | None = None

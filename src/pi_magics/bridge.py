@@ -19,6 +19,17 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 
+class Interrupted(Exception):
+    """The cell was interrupted while it waited for Pi; what it waited for was cancelled."""
+
+    def __str__(self) -> str:
+        return "Interrupted while waiting for Pi; what it was doing was cancelled."
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython's hook: one line for an expected event, not a traceback through the loop.
+        return [str(self)]
+
+
 class Bridge:
     """A running event loop in a daemon-like thread, until ``close``."""
 
@@ -29,8 +40,14 @@ class Bridge:
         )
 
     def call(self, func: Callable[[*Ts], Awaitable[T]], *args: *Ts) -> T:
-        """Run ``func(*args)`` on the loop and wait for its result."""
-        return self.portal.call(func, *args)
+        """Run ``func(*args)`` on the loop and wait for its result.  An interrupt (the
+        stop button) cancels it and raises ``Interrupted``."""
+        future = self.portal.start_task_soon(func, *args)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            raise Interrupted from None
 
     def submit(self, func: Callable[[*Ts], Awaitable[T]], *args: *Ts) -> Future[T]:
         """Start ``func(*args)`` on the loop; cancelling the future cancels the task."""

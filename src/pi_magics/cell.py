@@ -17,8 +17,7 @@ from contextlib import suppress
 from typing import NamedTuple
 
 from pi_kernel.rpc.client import ClientEvent, DialogDeclined
-from pi_kernel.session import TurnResult
-from pi_kernel.turn import Turn
+from pi_kernel.turn import Turn, TurnResult
 
 from .dialogs import Dialog, DialogDesk, Reader, ask
 from .render import TurnDisplay

@@ -8,11 +8,10 @@ starts Pi in the background so the first cell does not wait for it.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
-import string
 import sys
-from collections.abc import Mapping
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
@@ -22,47 +21,35 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Bool, Float, List, Unicode, observe
+from traitlets import Bool, Float, List, TraitError, Unicode, observe, validate
 
 from pi_kernel.agent_dir import no_models_hint
 from pi_kernel.cassette import RECORD_ENV, REPLAY_ENV, CassetteError, Cassettes
-from pi_kernel.export import to_jsonl, to_markdown
+from pi_kernel.export import (
+    FileRefused,
+    is_jsonl_export,
+    is_markdown_export,
+    to_jsonl,
+    to_markdown,
+    write_file,
+)
 from pi_kernel.redaction import redact, secret_values
 from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.errors import PiExited
 from pi_kernel.rpc.protocol import CACHE_WARM, SessionState
 from pi_kernel.rpc.usage import UsageTally
-from pi_kernel.session import DISCOVERY_TIMEOUT, PiSession, TurnResult
+from pi_kernel.session import DISCOVERY_TIMEOUT, PiSession
 from pi_kernel.transcript import Transcript, transcript_of
-from pi_kernel.turn import Turn
+from pi_kernel.turn import Turn, TurnResult
 
 from .bridge import Bridge
 from .cell import CellTurn, Request
 from .dialogs import DialogDesk
+from .prompt import check_prompt, check_variable_name, interpolate
 from .render import TurnDisplay
 from .status import format_status
 from .subcommands import BY_NAME, HELP, NAMES, USAGE, usage_of
 from .widgets import Picker
-
-
-class _NamesOnly(string.Formatter):
-    """``{name}`` from the user's namespace; no attribute or item access, no format code."""
-
-    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
-        if not field_name.isidentifier():
-            raise UsageError(f"Interpolation takes plain names only, not {{{field_name}}}.")
-        if field_name not in kwargs:
-            raise UsageError(f"Interpolation: no Python variable named {field_name!r}.")
-        return kwargs[field_name], field_name
-
-
-def interpolate(template: str, namespace: Mapping[str, Any]) -> str:
-    try:
-        return _NamesOnly().vformat(template, (), dict(namespace))
-    except ValueError as exc:
-        raise UsageError(
-            f"Interpolation: {exc} (write {{{{ and }}}} for literal braces)."
-        ) from None
 
 
 @magics_class
@@ -90,6 +77,16 @@ class PiMagics(Magics):
     discovery_timeout = Float(
         DISCOVERY_TIMEOUT, help="Seconds the picker waits for Pi's models and levels."
     ).tag(config=True)
+
+    @validate("discovery_timeout")
+    def _positive_seconds(self, proposal: Any) -> float:
+        seconds = float(proposal["value"])
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise TraitError(
+                f"PiMagics.discovery_timeout is seconds above 0, not {seconds}: "
+                f"the default is {DISCOVERY_TIMEOUT:g}."
+            )
+        return seconds
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -180,12 +177,15 @@ class PiMagics(Magics):
     @cell_magic
     def pi(self, line: str, cell: str) -> None:
         """Send the cell to Pi and stream the answer into it."""
-        args = parse_argstring(self.pi, line)
+        try:
+            args = parse_argstring(self.pi, line)
+        except ValueError as exc:  # shlex: an unclosed quote
+            raise UsageError(f"%%pi: {exc} on the %%pi line (close the quote).") from None
         prompt = cell.strip()
         if not prompt:
             raise UsageError("The cell is empty: write the prompt for Pi below %%pi.")
-        if args.out is not None and not args.out.isidentifier():
-            raise UsageError(f"--out needs a Python variable name, not {args.out!r}.")
+        if args.out is not None:
+            check_variable_name(args.out)
         if args.interpolate or self.interpolate:
             prompt = interpolate(prompt, self._user_ns)
         turn = self.run_prompt(
@@ -207,12 +207,14 @@ class PiMagics(Magics):
         raise a short ``PiError`` or ``UsageError`` for expected failures."""
         if self.cassettes.problem is not None:
             raise UsageError(self.cassettes.problem)
+        check_prompt(prompt)
         state = self.bridge.call(self.session.state)
         secrets = secret_values(self.session.env or os.environ)
         # What the turn is asked with: the cell's options, else the notebook's settings.
         request = Request(prompt, model or state.model_ref, thinking or state.thinking_level)
         try:
-            recorded = self.cassettes.answer(*request)
+            # A cassette holds what leaves the kernel: the prompt as redacted, like its transcript.
+            recorded = self.cassettes.answer(redact(prompt, secrets), request.model, request.level)
         except CassetteError as exc:
             raise UsageError(str(exc)) from None
         if recorded is not None:
@@ -268,7 +270,11 @@ class PiMagics(Magics):
         transcript = self._transcript(cell.turn, state, secrets, result)
         cell.display.finish(cell.turn, transcript)
         self.transcripts.append(transcript)
-        self.cassettes.keep(*cell.request, transcript)
+        _, model, level = cell.request
+        try:
+            self.cassettes.keep(redact(cell.request.prompt, secrets), model, level, transcript)
+        except CassetteError as exc:
+            raise UsageError(str(exc)) from None
 
     def _cache_warming_since_last_cell(self) -> UsageTally | None:
         """Pi's idle prompt-cache refreshes since the last footer (a new Pi starts at 0)."""
@@ -353,7 +359,7 @@ class PiMagics(Magics):
         if len(rest) != 1:
             raise UsageError(usage_of("record"))
         path = notebook_path(rest[0])
-        replacing = " (replacing the cassette that was there)" if path.exists() else ""
+        replacing = " (the cassette there is replaced at the first turn)" if path.exists() else ""
         try:
             self.cassettes.record(path)
         except CassetteError as exc:
@@ -401,13 +407,21 @@ class PiMagics(Magics):
         )
 
     def _pi_export(self, rest: list[str]) -> None:
-        if len(rest) != 1:
-            raise UsageError("Usage: %pi export PATH.md | PATH.jsonl | PATH.html")
-        path = notebook_path(rest[0])
+        replace = "--replace" in rest
+        paths = [word for word in rest if word != "--replace"]
+        if len(paths) != 1 or paths[0].startswith("--"):
+            raise UsageError(f"{usage_of('export')} (PATH ends in .md, .jsonl or .html)")
+        path = notebook_path(paths[0])
         kind = path.suffix.lower()
         if kind not in (".md", ".jsonl", ".html"):
             raise UsageError(f"%pi export writes .md, .jsonl or .html files, not {path.name!r}.")
+        if self.cassettes.in_use(path):
+            raise UsageError(f"{path.name} is this notebook's cassette: export to another path.")
         if kind == ".html":
+            if path.exists() and not replace:
+                raise UsageError(
+                    f"{path.name} exists: choose another name, or add --replace to overwrite it."
+                )
             written = self.bridge.call(self.session.export_html, str(path))
             print(
                 f"Pi exported its whole session as HTML to {written}. It is Pi's own page: "
@@ -416,13 +430,15 @@ class PiMagics(Magics):
             return
         if not self.transcripts:
             raise UsageError("Nothing to export yet: no Pi turn ran in this kernel.")
-        text = to_markdown(self.transcripts) if kind == ".md" else to_jsonl(self.transcripts)
+        if kind == ".md":
+            text, ours = to_markdown(self.transcripts), is_markdown_export
+        else:
+            text, ours = to_jsonl(self.transcripts), is_jsonl_export
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"Cannot write {path}: {exc.strerror}.") from None
-        print(f"Exported {len(self.transcripts)} turns to {rest[0]}.")
+            write_file(path, text, ours=ours, replace=replace)
+        except FileRefused as exc:
+            raise UsageError(str(exc)) from None
+        print(f"Exported {len(self.transcripts)} turns to {paths[0]}.")
 
     def _print_models(self) -> None:
         models = self.bridge.call(partial(self.session.models, refresh=True))
@@ -440,4 +456,11 @@ class PiMagics(Magics):
 def notebook_path(text: str) -> Path:
     """A path the user typed: relative to the notebook's directory (the kernel's working
     directory), never to Pi's."""
-    return Path.cwd() / Path(text).expanduser()
+    try:
+        here = Path.cwd()
+    except FileNotFoundError:
+        raise UsageError(
+            "This notebook's directory no longer exists (moved or deleted): give an absolute "
+            "path, or restart the kernel from the notebook's new place."
+        ) from None
+    return here / Path(text).expanduser()

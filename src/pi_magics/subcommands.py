@@ -65,7 +65,10 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "[SESSION]",
     ),
     Subcommand(
-        "export", "this kernel's turns as .md or .jsonl, or Pi's own .html of the session", "PATH"
+        "export",
+        "this kernel's turns as .md or .jsonl, or Pi's own .html of the session; a file "
+        "pi-kernel did not write is replaced only with --replace",
+        "PATH [--replace]",
     ),
     Subcommand("help", "this text"),
 )

@@ -24,7 +24,7 @@ from pi_kernel.rpc.errors import PiCommandError
 from pi_kernel.rpc.protocol import ExtensionUIRequest, Response
 from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line
-from pi_kernel.session import TurnResult
+from pi_kernel.turn import TurnResult
 from pi_magics.bridge import Bridge
 from pi_magics.cell import INTERRUPT_GRACE, CellTurn, Post, Request
 from pi_magics.dialogs import DialogDesk

@@ -93,13 +93,20 @@ async def task_group() -> AsyncIterator[TaskGroup]:
     anyio wraps even a single error in an ``ExceptionGroup``; callers of this package catch
     ``PiError`` subclasses, so one error is unwrapped (several stay grouped).
     """
+    lone: BaseException | None = None
     try:
         async with anyio.create_task_group() as tasks:
             yield tasks
     except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+        if len(group.exceptions) > 1:
+            raise
+        lone = group.exceptions[0]
+    if lone is not None:
+        # Raised outside the except block and without a context: an exception whose
+        # context holds a group is shown by IPython as a group (a traceback wall), never
+        # through its ``_render_traceback_``.
+        lone.__context__ = None
+        raise lone
 
 
 def encode_command(record: Mapping[str, Any]) -> bytes:
