@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
@@ -22,6 +23,9 @@ from pi_kernel.rpc import PiInstall, locate_pi
 from pi_kernel.rpc.launch import ENV_PI_PATH, PI_PACKAGES
 from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
 from tests.llm_server import ScriptedLLM
+
+if TYPE_CHECKING:
+    from tests.kernel_harness import KernelHarness
 
 REPO = Path(__file__).resolve().parents[1]
 PROCESS_EXIT_TIMEOUT = 5.0
@@ -166,3 +170,14 @@ def _zombie(process: psutil.Process) -> bool:
         return process.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+@pytest.fixture
+def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
+    """A python3 kernel in the test's Pi environment, with ``%load_ext pi_magics`` done.
+    (The Pi kernel's tests define their own ``kernel``.)"""
+    from tests.kernel_harness import running_kernel  # it imports this module
+
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
+        assert kernel.execute("%load_ext pi_magics").status == "ok"
+        yield kernel

@@ -77,6 +77,16 @@ class CellRun:
         )
 
 
+def short_failure(run: CellRun, *, lines: int = 8) -> str:
+    """An expected failure as the user reads it: the cell failed, in at most ``lines`` lines
+    and without a traceback.  Returns the text."""
+    assert run.status == "error"
+    text = run.error_text.strip()
+    assert "Traceback" not in text, text
+    assert 0 < len(text.splitlines()) <= lines, text
+    return text
+
+
 class KernelHarness:
     """One kernel process; ``execute`` cells in it; ``shutdown`` when done."""
 

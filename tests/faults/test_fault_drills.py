@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,6 @@ from tests.llm_server import ScriptedLLM
 EXTENSIONS = Path(__file__).parents[1] / "data" / "extensions"
 DRILL_TIMEOUT = 30.0
 """Seconds any one drill cell may take; past that the drill fails instead of hanging."""
-
-
-@pytest.fixture
-def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
-    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
-        assert kernel.execute("%load_ext pi_magics").status == "ok"
-        yield kernel
 
 
 def transcript(run: CellRun) -> Transcript:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import shlex
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +15,8 @@ import pytest
 from pi_kernel.rpc.launch import ENV_PI_PATH, PiInstall
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
-from tests.kernel_harness import CellRun, KernelHarness, running_kernel
+from tests.kernel_harness import KernelHarness, running_kernel, short_failure
 from tests.llm_server import ScriptedLLM
-
-SHORT = 8
-"""The most lines an expected failure may take."""
-
-
-@pytest.fixture
-def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
-    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
-        assert kernel.execute("%load_ext pi_magics").status == "ok"
-        yield kernel
-
-
-def short_failure(run: CellRun) -> str:
-    """The cell failed in a few lines, without a traceback."""
-    assert run.status == "error"
-    text = run.error_text.strip()
-    assert "Traceback" not in text, text
-    assert 0 < len(text.splitlines()) <= SHORT, text
-    return text
 
 
 def works(kernel: KernelHarness, llm: ScriptedLLM) -> None:

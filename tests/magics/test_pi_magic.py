@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,6 @@ from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness, running_kernel
 from tests.llm_server import ScriptedLLM
 
 KILL_BOUND = 2.0
-
-
-@pytest.fixture
-def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
-    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
-        loaded = kernel.execute("%load_ext pi_magics")
-        assert loaded.status == "ok", loaded.outputs
-        yield kernel
 
 
 @pytest.mark.contract

@@ -4,34 +4,15 @@ redacted.  Real kernels, the real Pi (issue 18: careless and hostile use)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-
-import pytest
 
 from pi_kernel.cassette import RECORD_ENV, read_cassette
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
-from tests.kernel_harness import CellRun, KernelHarness, running_kernel
+from tests.kernel_harness import KernelHarness, running_kernel, short_failure
 from tests.llm_server import ScriptedLLM
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 SECRET = "tok-prompt-8e41c2d9f0"
-
-
-@pytest.fixture
-def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
-    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
-        assert kernel.execute("%load_ext pi_magics").status == "ok"
-        yield kernel
-
-
-def one_clear_line(run: CellRun) -> str:
-    """An expected failure: the cell failed with one line and no traceback."""
-    assert run.status == "error"
-    text = run.error_text.strip()
-    assert "Traceback" not in text
-    assert len(text.splitlines()) == 1, text
-    return text
 
 
 def test_recording_refuses_a_path_that_is_not_a_cassette_and_keeps_the_file(
@@ -41,11 +22,11 @@ def test_recording_refuses_a_path_that_is_not_a_cassette_and_keeps_the_file(
     notebook.write_text(NOTEBOOK)
     notes = pi_env.cwd / "notes.jsonl"
     notes.write_text('{"my": "data"}\n')
-    assert "give a path ending in .jsonl" in one_clear_line(
-        kernel.execute("%pi record analysis.ipynb")
+    assert "give a path ending in .jsonl" in short_failure(
+        kernel.execute("%pi record analysis.ipynb"), lines=1
     )
-    assert "notes.jsonl exists and is not a cassette" in one_clear_line(
-        kernel.execute("%pi record notes.jsonl")
+    assert "notes.jsonl exists and is not a cassette" in short_failure(
+        kernel.execute("%pi record notes.jsonl"), lines=1
     )
     assert notebook.read_text() == NOTEBOOK
     assert notes.read_text() == '{"my": "data"}\n'
@@ -90,8 +71,8 @@ def test_two_kernels_cannot_record_to_one_cassette(kernel: KernelHarness, pi_env
     assert kernel.execute("%pi record shared.jsonl").status == "ok"
     with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as other:
         other.execute("%load_ext pi_magics")
-        assert "Another kernel is recording to shared.jsonl" in one_clear_line(
-            other.execute("%pi record shared.jsonl")
+        assert "Another kernel is recording to shared.jsonl" in short_failure(
+            other.execute("%pi record shared.jsonl"), lines=1
         )
     kernel.execute("%pi record off")
     with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as later:
@@ -108,11 +89,13 @@ def test_export_replaces_only_its_own_files_unless_told(
     kernel.execute("%pi record run.jsonl")
     assert kernel.execute("%%pi\nSay something.").status == "ok"
 
-    refused = one_clear_line(kernel.execute("%pi export notes.md"))
+    refused = short_failure(kernel.execute("%pi export notes.md"), lines=1)
     assert "notes.md exists and pi-kernel did not write it" in refused
     assert "--replace" in refused
     assert notes.read_text() == "# My own notes\n"
-    assert "is this notebook's cassette" in one_clear_line(kernel.execute("%pi export run.jsonl"))
+    assert "is this notebook's cassette" in short_failure(
+        kernel.execute("%pi export run.jsonl"), lines=1
+    )
     assert len(read_cassette(pi_env.cwd / "run.jsonl")) == 1
 
     assert kernel.execute("%pi export turns.md").status == "ok"
@@ -149,13 +132,13 @@ def test_a_deleted_notebook_directory_is_one_clear_line(pi_env: PiEnv, llm: Scri
         kernel.execute("%load_ext pi_magics")
         folder.rmdir()
         for line in ("%pi export turns.md", "%pi record turns.jsonl", "%pi replay t.jsonl"):
-            assert "directory no longer exists" in one_clear_line(kernel.execute(line))
+            assert "directory no longer exists" in short_failure(kernel.execute(line), lines=1)
 
 
 def test_a_binary_cassette_is_one_clear_line(kernel: KernelHarness, pi_env: PiEnv):
     (pi_env.cwd / "binary.jsonl").write_bytes(bytes(range(256)))
-    assert "is not a cassette (it is not text)" in one_clear_line(
-        kernel.execute("%pi replay binary.jsonl")
+    assert "is not a cassette (it is not text)" in short_failure(
+        kernel.execute("%pi replay binary.jsonl"), lines=1
     )
 
 

@@ -4,7 +4,6 @@ kernel restart.  Real kernels, the real Pi."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,13 +15,6 @@ from tests.kernel_harness import CellRun, KernelHarness, running_kernel
 from tests.llm_server import ScriptedLLM
 
 PROMPTS = ["%%pi\nSay hello.", "%%pi\nRun echo.", "%%pi --model scripted/reasoner\nThink."]
-
-
-@pytest.fixture
-def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
-    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
-        assert kernel.execute("%load_ext pi_magics").status == "ok"
-        yield kernel
 
 
 def shown(run: CellRun) -> tuple[list[dict[str, Any]], Transcript]:
