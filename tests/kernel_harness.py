@@ -77,6 +77,13 @@ class CellRun:
         )
 
 
+def pi_kernel_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m pi_kernel ARGS`` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pi_kernel", *args], capture_output=True, text=True, check=False
+    )
+
+
 def short_failure(run: CellRun, *, lines: int = 8) -> str:
     """An expected failure as the user reads it: the cell failed, in at most ``lines`` lines
     and without a traceback.  Returns the text."""

@@ -8,6 +8,7 @@ from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.protocol import Response
 from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line
+from pi_kernel.transcript import CUT_OFF_LABEL, NoticePart, transcript_of
 from pi_kernel.turn import (
     ErrorBlock,
     NoticeBlock,
@@ -94,10 +95,22 @@ def test_a_retried_error_leaves_a_notice_not_an_error():
     assert not any(isinstance(block, ErrorBlock) for block in turn.blocks)
 
 
-def test_a_dropped_stream_does_not_leave_its_partial_text_behind():
+def test_a_dropped_stream_keeps_what_it_showed_out_of_the_answer():
+    # What the cell showed of the failed attempt stays there (issue 18: it used to blank),
+    # marked cut off; the answer, and the transcript's text, are the retry's alone.
     turn = fold("087/dropped.jsonl")
-    texts = [block.text for block in turn.visible_blocks if isinstance(block, TextBlock)]
-    assert len(texts) == 1
+    texts = [block for block in turn.visible_blocks if isinstance(block, TextBlock)]
+    assert [block.cut_off for block in texts] == [True, False]
+    cut, answer = texts
+    assert cut.text.strip()
+    assert turn.text == answer.text.strip()
+    retry = next(block for block in turn.visible_blocks if isinstance(block, NoticeBlock))
+    assert retry.text.endswith("the text above was cut off")
+    assert turn.visible_blocks.index(cut) < turn.visible_blocks.index(retry)
+    transcript = transcript_of(turn)
+    assert transcript.text == turn.text
+    kept = [p.text for p in transcript.blocks if isinstance(p, NoticePart) and "Cut off" in p.text]
+    assert kept == [f"{CUT_OFF_LABEL} {cut.text.strip()}"]
 
 
 def test_an_aborted_stream_keeps_its_partial_text_and_says_interrupted():

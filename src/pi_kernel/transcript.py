@@ -184,6 +184,10 @@ class Transcript(_Record):
         return turn
 
 
+CUT_OFF_LABEL = "Cut off when the attempt failed (Pi retried):"
+"""How a transcript records text that a failed, retried attempt had streamed."""
+
+
 def transcript_of(
     turn: Turn,
     *,
@@ -245,6 +249,8 @@ def _part(block: Block) -> Part | None:
     if not block.visible:
         return None  # what the cell never showed (an empty step) is not recorded either
     if isinstance(block, TextBlock):
+        if block.cut_off:  # shown, so recorded; but not the answer
+            return NoticePart(level="warning", text=f"{CUT_OFF_LABEL} {block.text.strip()}")
         return TextPart(text=block.text)
     if isinstance(block, ThinkingBlock):
         return ThinkingPart(text=block.text, redacted=block.redacted)

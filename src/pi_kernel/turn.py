@@ -112,6 +112,10 @@ class _Streamed(Block):
 class TextBlock(_Streamed):
     """Assistant text, Markdown."""
 
+    cut_off = False
+    """Streamed by an attempt that failed and that Pi retried: it stays where it was shown,
+    and is not part of the answer."""
+
 
 class ThinkingBlock(_Streamed):
     """The model's reasoning, shown collapsed."""
@@ -236,7 +240,9 @@ class Turn:
     def text(self) -> str:
         """The answer: every text block, in order, separated by blank lines."""
         return "\n\n".join(
-            block.text.strip() for block in self.blocks if isinstance(block, TextBlock)
+            block.text.strip()
+            for block in self.blocks
+            if isinstance(block, TextBlock) and not block.cut_off
         ).strip()
 
     @property
@@ -442,9 +448,15 @@ class Turn:
         self._message = None
 
     def _on_retry(self, event: AutoRetryStart) -> None:
-        # The failed attempt is thrown away by Pi; show one line instead of its remains.
+        # Pi throws the failed attempt away and asks again.  What the cell showed of its text
+        # stays (marked cut off, out of the answer); its error becomes the retry notice, which
+        # names the same reason.
+        kept = False
         for block in self._last_message_blocks:
-            if block in self.blocks and not isinstance(block, ToolBlock):
+            if isinstance(block, TextBlock) and block.visible:
+                block.cut_off = kept = True
+                block.touch()
+            elif block in self.blocks and not isinstance(block, ToolBlock | ThinkingBlock):
                 self.blocks.remove(block)
         self._last_message_blocks = []
         reason = event.error_message or "a provider error"
@@ -452,7 +464,7 @@ class Turn:
         self._notice(
             "warning",
             f"Retrying after {reason} (attempt {event.attempt}/{event.max_attempts}, "
-            f"in {seconds:g} s)",
+            f"in {seconds:g} s)" + ("; the text above was cut off" if kept else ""),
         )
 
     def _on_retries_exhausted(self, final_error: str) -> None:

@@ -42,11 +42,13 @@ from pi_kernel.session import DISCOVERY_TIMEOUT, PiSession
 from pi_kernel.transcript import Transcript, transcript_of
 from pi_kernel.turn import Turn, TurnResult
 
+from . import slash
 from .bridge import Bridge
 from .cell import CellTurn, Request
 from .dialogs import DialogDesk
 from .prompt import check_prompt, check_variable_name, interpolate
 from .render import TurnDisplay
+from .slash import terminal_command
 from .status import format_status
 from .subcommands import BY_NAME, HELP, NAMES, USAGE, usage_of
 from .widgets import Picker
@@ -188,11 +190,19 @@ class PiMagics(Magics):
             check_variable_name(args.out)
         if args.interpolate or self.interpolate:
             prompt = interpolate(prompt, self._user_ns)
+        command = terminal_command(prompt)
+        if command is not None and not self._known_to_pi(command.name):
+            print(slash.run(command, self.session, self.bridge))
+            return
         turn = self.run_prompt(
             prompt, model=args.model, thinking=args.thinking, new=args.new, quiet=args.quiet
         )
         if args.out is not None:
             self._user_ns[args.out] = turn.text
+
+    def _known_to_pi(self, name: str) -> bool:
+        """Whether Pi has a command of this name (an extension's, a template's, a skill's)."""
+        return any(command.name == name for command in self.bridge.call(self.session.commands))
 
     def run_prompt(
         self,

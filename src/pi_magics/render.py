@@ -169,7 +169,9 @@ def notice_bundle(block: NoticeBlock) -> Bundle:
     text = clean_text(block.text)
     icon, color = _NOTICE_STYLE[block.level]
     return {
-        "text/html": f'<div style="color: {color}">{icon} {html.escape(text)}</div>',
+        "text/html": (
+            f'<div style="color: {color}; white-space: pre-wrap">{icon} {html.escape(text)}</div>'
+        ),
         "text/plain": f"[{block.level}] {text}",
     }
 

@@ -14,7 +14,13 @@ from typing import Any
 import psutil
 import pytest
 
-from pi_kernel.transcript import NoticePart, ToolPart, Transcript, transcripts_in
+from pi_kernel.transcript import (
+    CUT_OFF_LABEL,
+    NoticePart,
+    ToolPart,
+    Transcript,
+    transcripts_in,
+)
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
 from tests.kernel_harness import (
@@ -86,6 +92,19 @@ def test_a_failing_model_server_is_retried_and_the_retry_is_recorded(
     notices = [part.text for part in record.blocks if isinstance(part, NoticePart)]
     assert any("retry" in text.lower() and notice in text for text in notices), notices
     assert len(llm.requests) == 2
+
+
+def test_text_shown_before_a_dropped_connection_stays_in_the_cell_and_its_transcript(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(*script.dropped_then_answer("Partial words before the drop", "Answered anew."))
+    run = kernel.execute("%%pi\nAnswer despite the drop.", timeout=DRILL_TIMEOUT)
+    assert run.status == "ok", run.error_text
+    assert "Partial words" in run.text("text/markdown")  # still in the cell, where it was
+    record = transcript(run)
+    assert record.text == "Answered anew."  # the answer (and --out) is the retry's alone
+    [cut] = [p.text for p in record.blocks if isinstance(p, NoticePart) and "Cut off" in p.text]
+    assert cut.startswith(f"{CUT_OFF_LABEL} Partial words")
 
 
 def test_a_model_server_that_stalls_times_out_and_the_retry_answers(

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -16,32 +15,14 @@ from pi_kernel.kernel.routing import PYTHON_MARKER, completion_target, route_cel
 from pi_magics.subcommands import NAMES
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
-from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness, run_notebook, running_kernel
+from tests.kernel_harness import (
+    INTERRUPT_BOUND,
+    KernelHarness,
+    pi_kernel_cli,
+    run_notebook,
+    running_kernel,
+)
 from tests.llm_server import ScriptedLLM
-
-
-def pi_kernel_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pi_kernel", *args], capture_output=True, text=True, check=False
-    )
-
-
-@pytest.fixture
-def kernels_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pi_env: PiEnv) -> Path:
-    """The kernelspec installed under a temporary prefix that Jupyter searches."""
-    prefix = tmp_path / "prefix"
-    installed = pi_kernel_cli("install", "--prefix", str(prefix))
-    assert installed.returncode == 0, installed.stderr
-    jupyter_path = str(prefix / "share" / "jupyter")
-    monkeypatch.setenv("JUPYTER_PATH", jupyter_path)
-    pi_env.env["JUPYTER_PATH"] = jupyter_path
-    return prefix
-
-
-@pytest.fixture
-def kernel(kernels_prefix: Path, pi_env: PiEnv) -> Iterator[KernelHarness]:
-    with running_kernel(env=pi_env.env, cwd=pi_env.cwd, kernel_name="pi") as kernel:
-        yield kernel
 
 
 def test_install_is_listed_harmless_twice_and_uninstall_removes_it(tmp_path: Path, pi_env: PiEnv):
