@@ -18,7 +18,7 @@ from typing import Any
 import nbformat
 from nbclient import NotebookClient
 
-from pi_kernel.cassette import RECORD_ENV, REPLAY_ENV
+from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV
 from pi_kernel.rpc.launch import PROJECT_ROOT
 from pi_kernel.transcript import MIMETYPE
 from tests import llm_server as script

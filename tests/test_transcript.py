@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pi_kernel.agent_dir import PiSessionNotFound, find_session
-from pi_kernel.cassette import CassetteError, Cassettes, Player, Recorder
-from pi_kernel.export import to_markdown
-from pi_kernel.redaction import REDACTED, redact, secret_values
+from pi_kernel.records.cassette import CassetteError, Cassettes, Player, Recorder
+from pi_kernel.records.export import to_markdown
+from pi_kernel.records.redaction import REDACTED, redact, secret_values
 from pi_kernel.transcript import (
     TOOL_OUTPUT_LIMIT,
     ToolPart,
@@ -18,8 +18,9 @@ from pi_kernel.transcript import (
     cut_marker,
     transcript_of,
 )
-from pi_kernel.turn import NoticeBlock, TextBlock, ToolBlock, Turn
+from pi_kernel.turn import ErrorBlock, NoticeBlock, TextBlock, ThinkingBlock, ToolBlock, Turn
 from pi_magics.render import tool_bundle
+from tests.magics.html_safety import PAYLOADS, active_content
 
 
 def finished_turn(output: str = "hello") -> Turn:
@@ -146,6 +147,25 @@ def test_the_markdown_export_shows_the_tool_and_the_answer():
     assert '"command": "echo hi"' in markdown
     assert "````\nhello ``` fence\n````" in markdown
     assert markdown.rstrip().endswith("Done.")
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_the_markdown_export_is_as_inert_as_the_cell(payload: str):
+    turn = Turn(payload)
+    tool = ToolBlock(call_id="c1", name=payload, arguments={"x": payload}, output=payload)
+    tool.state = "ok"
+    turn.blocks = [
+        TextBlock(f"Look: {payload}\n\nand {payload}"),
+        ThinkingBlock(payload),
+        tool,
+        NoticeBlock(text=payload),
+        ErrorBlock(message=payload),
+        TextBlock(payload),
+    ]
+    turn.provider, turn.model = payload, payload
+    turn.finish(None)
+    markdown = to_markdown([transcript_of(turn, session_id=payload)])
+    assert active_content([{"text/markdown": markdown}]) == []
 
 
 def test_finding_a_session_by_default_id_or_path(tmp_path: Path):

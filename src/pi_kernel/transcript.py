@@ -5,7 +5,7 @@ A ``Transcript`` is saved in the notebook beside each Pi output (mimetype ``MIME
 cassettes for replay, and in JSON-lines exports.  It holds what the turn showed and the
 facts needed to read it later; never the environment, provider configuration or headers.
 A long tool output keeps its end, as the cell shows it (``output_tail``), and counts what
-was cut; known secret values are replaced (see ``pi_kernel.redaction``).
+was cut; known secret values are replaced (see ``pi_kernel.records.redaction``).
 
 ``Transcript.to_turn`` rebuilds the turn, so a replayed cell renders exactly as the
 recorded one did.

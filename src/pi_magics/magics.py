@@ -24,8 +24,8 @@ from IPython.display import display
 from traitlets import Bool, Float, List, TraitError, Unicode, observe, validate
 
 from pi_kernel.agent_dir import no_models_hint
-from pi_kernel.cassette import RECORD_ENV, REPLAY_ENV, CassetteError, Cassettes
-from pi_kernel.export import (
+from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV, CassetteError, Cassettes
+from pi_kernel.records.export import (
     FileRefused,
     is_jsonl_export,
     is_markdown_export,
@@ -33,7 +33,7 @@ from pi_kernel.export import (
     to_markdown,
     write_file,
 )
-from pi_kernel.redaction import redact, secret_values
+from pi_kernel.records.redaction import redact, secret_values
 from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.errors import PiExited
 from pi_kernel.rpc.protocol import CACHE_WARM, SessionState

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 from IPython import get_ipython
 from IPython.display import display as ipython_display
 
-from pi_kernel.redaction import redact
+from pi_kernel.records.markdown import clean_text, paragraph_break, safe_markdown
+from pi_kernel.records.redaction import redact
 from pi_kernel.rpc.usage import UsageTally
 from pi_kernel.transcript import MIMETYPE as TRANSCRIPT_MIMETYPE
 from pi_kernel.transcript import Transcript, output_tail
@@ -38,8 +39,6 @@ from pi_kernel.turn import (
     Turn,
     tokens_text,
 )
-
-from .markdown import clean_text, paragraph_break, safe_markdown
 
 Bundle = dict[str, Any]
 """A MIME bundle: ``{"text/markdown" or "text/html": ..., "text/plain": ...}``, and JSON

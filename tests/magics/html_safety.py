@@ -15,6 +15,34 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+
+# What model or tool text may try: each must stay inert wherever pi-kernel shows or writes it.
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "[x](javascript:alert(1))",
+    "[x](JaVaScRiPt:alert(1))",
+    "[x]( java&#x73;cript:alert(1))",
+    "[x](javascript&colon;alert(1)) [y](javascript\\:alert(1))",
+    "[x](<javascript:alert(1)>)",
+    "![i](javascript:alert(1))",
+    "[x][r]\n\n[r]: javascript:alert(1)",
+    "[x][r]\n\n[r]:\n  vbscript:msgbox(1)",
+    "<javascript:alert(1)>",
+    "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    # marked ends a list item's code fence at an unindented line, whatever CommonMark says...
+    "- a\n\n  ```\n<img src=x onerror=alert(1)>\n  ```",
+    # ...closes a fence with "```~"...
+    "```\nok\n```~\n<img src=x onerror=alert(1)>\n```",
+    # ...reads this inline code as a link target...
+    "[x](`)<img src=x onerror=alert(1)>`)",
+    # ...and sees a fence where an indented line was meant to open one.
+    "    ```python\n```\n    [x](`)<img src=x onerror=alert(1)>`)\n"
+    "```~\n- [x](javascript:alert(1))",
+    # Markdown goes on inside an HTML element.
+    "`<b>[x](javascript:alert(1))</b>`",
+]
+
 MARKED_TIMEOUT = 60.0
 """Seconds node may take to render a batch of Markdown with marked."""
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pi_kernel.records.markdown import _walk_to_paragraph_break, safe_markdown
 from pi_kernel.rpc.protocol import Response
 from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line
@@ -29,7 +30,6 @@ from pi_kernel.turn import (
     ToolBlock,
     Turn,
 )
-from pi_magics.markdown import _walk_to_paragraph_break, safe_markdown
 from pi_magics.render import (
     EMPTY,
     FREEZE_AT,
@@ -42,7 +42,7 @@ from pi_magics.render import (
     tool_bundle,
 )
 from tests.magics.fake_frontend import Clock, Frontend
-from tests.magics.html_safety import active_content, marked
+from tests.magics.html_safety import PAYLOADS, active_content, marked
 
 REPO = Path(__file__).resolve().parents[2]
 TRACES = REPO / "tests" / "data" / "traces" / "087"
@@ -196,32 +196,6 @@ def test_quiet_mode_renders_only_at_finish():
 
 
 # -- safety -----------------------------------------------------------------------------------
-
-PAYLOADS = [
-    "<script>alert(1)</script>",
-    "<img src=x onerror=alert(1)>",
-    "[x](javascript:alert(1))",
-    "[x](JaVaScRiPt:alert(1))",
-    "[x]( java&#x73;cript:alert(1))",
-    "[x](javascript&colon;alert(1)) [y](javascript\\:alert(1))",
-    "[x](<javascript:alert(1)>)",
-    "![i](javascript:alert(1))",
-    "[x][r]\n\n[r]: javascript:alert(1)",
-    "[x][r]\n\n[r]:\n  vbscript:msgbox(1)",
-    "<javascript:alert(1)>",
-    "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
-    # marked ends a list item's code fence at an unindented line, whatever CommonMark says...
-    "- a\n\n  ```\n<img src=x onerror=alert(1)>\n  ```",
-    # ...closes a fence with "```~"...
-    "```\nok\n```~\n<img src=x onerror=alert(1)>\n```",
-    # ...reads this inline code as a link target...
-    "[x](`)<img src=x onerror=alert(1)>`)",
-    # ...and sees a fence where an indented line was meant to open one.
-    "    ```python\n```\n    [x](`)<img src=x onerror=alert(1)>`)\n"
-    "```~\n- [x](javascript:alert(1))",
-    # Markdown goes on inside an HTML element.
-    "`<b>[x](javascript:alert(1))</b>`",
-]
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

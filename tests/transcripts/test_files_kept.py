@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from pi_kernel.cassette import RECORD_ENV, read_cassette
+from pi_kernel.records.cassette import RECORD_ENV, read_cassette
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
 from tests.kernel_harness import KernelHarness, running_kernel, short_failure

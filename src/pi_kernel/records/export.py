@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .transcript import (
+from ..transcript import (
     ErrorPart,
     NoticePart,
     TextPart,
@@ -26,7 +26,8 @@ from .transcript import (
     Transcript,
     cut_marker,
 )
-from .turn import tokens_text
+from ..turn import tokens_text
+from .markdown import clean_text, safe_markdown
 
 MARKDOWN_MARK = "<!-- written by pi-kernel (%pi export) -->"
 """The first line of a Markdown export (invisible when rendered): how a later export knows
@@ -86,13 +87,15 @@ def to_jsonl(transcripts: Sequence[Transcript]) -> str:
 
 
 def to_markdown(transcripts: Sequence[Transcript]) -> str:
+    """A readable document of the turns.  Every piece that came from Pi, the model or a tool
+    goes through ``safe_markdown``, as in the cell: rendered anywhere, it runs nothing."""
     sessions = sorted({t.session_id for t in transcripts if t.session_id})
     lines = [MARKDOWN_MARK, "# Pi conversation", ""]
     if sessions:
-        lines += [f"Pi session {', '.join(sessions)}.", ""]
+        lines += [_safe(f"Pi session {', '.join(sessions)}."), ""]
     for number, transcript in enumerate(transcripts, 1):
-        lines += [f"## Turn {number}", "", f"*{_facts(transcript)}*", "", "**Prompt**", ""]
-        lines += [_fenced(transcript.prompt), ""]
+        lines += [f"## Turn {number}", "", f"*{_safe(_facts(transcript))}*", "", "**Prompt**"]
+        lines += ["", _safe(_fenced(transcript.prompt)), ""]
         for part in transcript.blocks:
             lines += [*_part(part), ""]
     return "\n".join(lines)
@@ -115,25 +118,29 @@ def _facts(transcript: Transcript) -> str:
 
 def _part(part: object) -> list[str]:
     if isinstance(part, TextPart):
-        return [part.text.strip()]
+        return [_safe(part.text.strip())]
     if isinstance(part, ThinkingPart):
-        return ["**Thinking**", "", _quoted(part.text or "(redacted)")]
+        return ["**Thinking**", "", _quoted(_safe(part.text or "(redacted)"))]
     if isinstance(part, ToolPart):
         arguments = json.dumps(part.arguments, indent=2, ensure_ascii=False)
         outcome = "failed" if part.is_error else part.state
         return [
-            f"**Tool `{part.name}`** ({outcome})",
+            _safe(f"**Tool {_code_span(part.name)}** ({outcome})"),
             "",
-            _fenced(arguments, "json"),
+            _safe(_fenced(arguments, "json")),
             "",
             *([cut_marker(part.output_cut), ""] if part.output_cut else []),
-            _fenced((part.output or "(no output)").rstrip("\n")),
+            _safe(_fenced((part.output or "(no output)").rstrip("\n"))),
         ]
     if isinstance(part, NoticePart):
-        return [f"> {part.level}: {part.text}"]
+        return [_quoted(_safe(f"{part.level}: {part.text}"))]
     if isinstance(part, ErrorPart):
-        return [f"> **Error:** {part.message}"]
+        return [_quoted(f"**Error:** {_safe(part.message)}")]
     return []
+
+
+def _safe(text: str) -> str:
+    return safe_markdown(clean_text(text))
 
 
 def _fenced(text: str, language: str = "") -> str:
@@ -141,6 +148,15 @@ def _fenced(text: str, language: str = "") -> str:
     while fence in text:  # a fence longer than any run of backticks inside
         fence += "`"
     return f"{fence}{language}\n{text}\n{fence}"
+
+
+def _code_span(text: str) -> str:
+    if "`" not in text:
+        return f"`{text}`"
+    ticks = "``"
+    while ticks in text:  # longer than any run of backticks inside
+        ticks += "`"
+    return f"{ticks} {text} {ticks}"
 
 
 def _quoted(text: str) -> str:

@@ -16,8 +16,8 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..transcript import Transcript
 from .export import FileRefused, write_file
-from .transcript import Transcript
 
 
 class TurnRequest(BaseModel):
