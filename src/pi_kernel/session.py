@@ -142,6 +142,8 @@ class PiSession:
         self.last_error: str | None = None
         self._process: _Process | None = None
         self._start_lock = anyio.Lock()
+        self._starting = anyio.CancelScope()
+        """The start under way, if any: ``stop`` cancels it."""
         self._turn_lock = anyio.Lock()
         """Held while a turn runs: one prompt at a time per notebook."""
         self._models: list[ModelInfo] | None = None
@@ -183,11 +185,14 @@ class PiSession:
             try:
                 self.install = self._locate()
                 assert self._tasks is not None, "use PiSession as an async context manager"
-                self._process = await self._tasks.start(self._serve, self.install)
+                with anyio.CancelScope() as self._starting:
+                    self._process = await self._tasks.start(self._serve, self.install)
             except PiError as exc:
                 self.last_error = str(exc)
                 logger.info("Pi did not start: %s", exc)
                 raise
+            if self._process is None:  # stop() cancelled the start (it stopped what it began)
+                raise PiError("Pi's start was stopped: its settings changed meanwhile.")
             self._models = None
             self.last_error = None
             self.starts += 1
@@ -240,7 +245,8 @@ class PiSession:
             await self.client()
 
     async def stop(self) -> None:
-        """Stop Pi now; the next call that needs it starts a new one."""
+        """Stop Pi now, or the start under way; the next call that needs it starts a new one."""
+        self._starting.cancel()  # a Pi that never answers would hold the start for its timeout
         async with self._start_lock:
             await self._stop_process()
 
@@ -446,47 +452,36 @@ class PiSession:
                 "%pi abort."
             )
         async with self._turn_lock:
-            return await self._run_turn(prompt, on_event, model, thinking, new, before)
-
-    async def _run_turn(
-        self,
-        prompt: str,
-        on_event: Callable[[ClientEvent], object],
-        model: str | None,
-        thinking: str | None,
-        new: bool,
-        before: SessionState | None,
-    ) -> TurnResult:
-        client = await self.client()
-        if new:
-            await self.new_session()
-        if new or before is None:
-            before = await client.get_state()
-        try:
-            if model is not None:
-                await self._set_offered_model(model)
-            if thinking is not None:
-                await self._set_supported_level(thinking)
-            state = await client.get_state() if model or thinking else before
-            async with client.prompt(prompt) as run:
-                async for event in run:
-                    on_event(event)
-            assert run.outcome is not None
-        except PiCommandError as exc:
-            if exc.command == "prompt" and not await self._has_models(client):
-                raise PiNoModels(f"Pi cannot answer: {exc.pi_message}") from None
-            raise
-        finally:
-            if (model is not None or thinking is not None) and client.alive:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT):
-                    await self._restore(client, before)
-        return TurnResult(
-            run.outcome,
-            state.model_ref,
-            state.thinking_level,
-            state.session_id,
-            state.session_file,
-        )
+            client = await self.client()
+            if new:
+                await self.new_session()
+            if new or before is None:
+                before = await client.get_state()
+            try:
+                if model is not None:
+                    await self._set_offered_model(model)
+                if thinking is not None:
+                    await self._set_supported_level(thinking)
+                state = await client.get_state() if model or thinking else before
+                async with client.prompt(prompt) as run:
+                    async for event in run:
+                        on_event(event)
+                assert run.outcome is not None
+            except PiCommandError as exc:
+                if exc.command == "prompt" and not await self._has_models(client):
+                    raise PiNoModels(f"Pi cannot answer: {exc.pi_message}") from None
+                raise
+            finally:
+                if (model is not None or thinking is not None) and client.alive:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT):
+                        await self._restore(client, before)
+            return TurnResult(
+                run.outcome,
+                state.model_ref,
+                state.thinking_level,
+                state.session_id,
+                state.session_file,
+            )
 
     async def _has_models(self, client: PiClient) -> bool:
         try:

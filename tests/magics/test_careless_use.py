@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from pi_kernel.rpc.launch import ENV_PI_PATH, PiInstall
@@ -74,6 +75,32 @@ def test_interrupting_a_cell_while_pi_starts_is_one_line(
         run = kernel.execute("%%pi\nHello", on_message=interrupt_while_waiting)
         assert "Interrupted while waiting for Pi" in short_failure(run)
         works(kernel, llm)
+
+
+def test_a_pi_that_never_answers_holds_nothing_once_the_settings_change(
+    pi_env: PiEnv, llm: ScriptedLLM, tmp_path: Path, pi_install: PiInstall
+):
+    silent = tmp_path / "silent-pi"
+    silent.write_text("#!/bin/sh\nexec sleep 300\n")  # starts, reads nothing, says nothing
+    silent.chmod(0o755)
+    env = {**pi_env.env, ENV_PI_PATH: str(silent)}
+    with running_kernel(env=env, cwd=pi_env.cwd) as kernel:
+        kernel.execute("%load_ext pi_magics")  # the pre-warm now waits on the silent Pi
+
+        def interrupt_while_waiting(message: dict[str, Any]) -> None:
+            if message["msg_type"] == "execute_input":
+                time.sleep(1.0)
+                kernel.interrupt()
+
+        run = kernel.execute("%%pi\nHello", on_message=interrupt_while_waiting)
+        assert "Interrupted while waiting for Pi" in short_failure(run)
+        changed = kernel.execute(f"%config PiMagics.pi_path = {str(pi_install.path)!r}")
+        assert changed.status == "ok"
+        assert changed.seconds < 5  # it used to wait out the silent Pi's 30 s start-up
+        works(kernel, llm)
+        assert not [
+            p for p in psutil.Process(kernel.pid).children(recursive=True) if "sleep" in p.name()
+        ]
 
 
 @pytest.mark.parametrize(
