@@ -12,6 +12,7 @@ from pi_kernel.records.cassette import CassetteError, Cassettes, Player, Recorde
 from pi_kernel.records.export import to_markdown
 from pi_kernel.records.redaction import REDACTED, redact, secret_values
 from pi_kernel.transcript import (
+    PROMPT_LIMIT,
     TOOL_OUTPUT_LIMIT,
     ToolPart,
     Transcript,
@@ -139,6 +140,16 @@ def test_a_notebook_records_or_replays_one_cassette_at_a_time(tmp_path: Path):
     assert cassettes.answer("More.", "scripted/plain", "off") is None  # past the end: Pi
     assert cassettes.stop_replaying() is not None
     assert cassettes.describe() is None
+
+
+def test_a_huge_prompt_is_kept_once_its_transcript_holds_its_start_and_the_count():
+    turn = finished_turn()
+    turn.prompt = "p" * 5_000_000
+    transcript = transcript_of(turn)
+    assert transcript.prompt == "p" * PROMPT_LIMIT
+    assert transcript.prompt_cut == 5_000_000 - PROMPT_LIMIT
+    assert len(transcript.model_dump_json()) < 2 * PROMPT_LIMIT
+    assert f"{5_000_000 - PROMPT_LIMIT:,} later characters" in to_markdown([transcript])
 
 
 def test_the_markdown_export_shows_the_tool_and_the_answer():

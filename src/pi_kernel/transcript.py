@@ -58,6 +58,12 @@ def output_tail(text: str) -> tuple[str, int]:
     return kept, len(text) - len(kept)
 
 
+PROMPT_LIMIT = 20_000
+"""Characters of a prompt that its transcript keeps: the first ones, and the count of the
+rest (the cell's source, or the variables it was filled from, hold the whole prompt; a pasted
+5 MB prompt is not saved a second time)."""
+
+
 def cut_marker(cut: int) -> str:
     """The line that says a tool output's start was cut (exports write it)."""
     return f"[pi-kernel: {cut:,} earlier characters of this output were not kept]"
@@ -140,6 +146,8 @@ class Transcript(_Record):
     session_file: str | None = None
     """The session file's name (not its path, which names the user's home)."""
     prompt: str
+    prompt_cut: int = 0
+    """Characters after ``prompt`` that were cut (see ``PROMPT_LIMIT``)."""
     blocks: list[Part] = []
     status: TurnStatus
     stop_reason: str | None = None
@@ -207,7 +215,8 @@ def transcript_of(
         message_levels=turn.message_levels,
         session_id=session_id,
         session_file=session_file.replace("\\", "/").rsplit("/", 1)[-1] if session_file else None,
-        prompt=turn.prompt,
+        prompt=turn.prompt[:PROMPT_LIMIT],
+        prompt_cut=max(0, len(turn.prompt) - PROMPT_LIMIT),
         blocks=[part for block in turn.blocks if (part := _part(block)) is not None],
         status=turn.status,
         stop_reason=turn.stop_reason,

@@ -4,6 +4,7 @@ the real Pi (issue 18: careless and hostile use)."""
 
 from __future__ import annotations
 
+import json
 import random
 import shlex
 import time
@@ -236,3 +237,14 @@ def test_fuzzed_pi_lines_never_show_a_traceback_wall_and_the_next_cell_works(
         else:
             assert "Traceback" not in run.text(), (cell, run.text())
     works(kernel, llm)
+
+
+def test_a_huge_prompt_is_not_saved_again_in_full(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(script.text("Read it."))
+    huge = "word " * 200_000  # 1 MB
+    run = kernel.execute(f"%%pi\n{huge}")
+    assert run.status == "ok", run.error_text
+    assert len(llm.requests) == 1  # Pi got all of it
+    saved = len(json.dumps(run.outputs))
+    assert saved < 100_000  # the transcript keeps the prompt's start and the count
+    assert "Read it." in run.text("text/markdown")

@@ -96,6 +96,12 @@ def to_markdown(transcripts: Sequence[Transcript]) -> str:
     for number, transcript in enumerate(transcripts, 1):
         lines += [f"## Turn {number}", "", f"*{_safe(_facts(transcript))}*", "", "**Prompt**"]
         lines += ["", _safe(_fenced(transcript.prompt)), ""]
+        if transcript.prompt_cut:
+            lines += [
+                f"[pi-kernel: {transcript.prompt_cut:,} later characters of this prompt "
+                "were not kept]",
+                "",
+            ]
         for part in transcript.blocks:
             lines += [*_part(part), ""]
     return "\n".join(lines)
