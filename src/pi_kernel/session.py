@@ -142,7 +142,7 @@ class PiSession:
         self.last_error: str | None = None
         self._process: _Process | None = None
         self._start_lock = anyio.Lock()
-        self._starting = anyio.CancelScope()
+        self._starting: anyio.CancelScope | None = None
         """The start under way, if any: ``stop`` cancels it."""
         self._turn_lock = anyio.Lock()
         """Held while a turn runs: one prompt at a time per notebook."""
@@ -246,7 +246,8 @@ class PiSession:
 
     async def stop(self) -> None:
         """Stop Pi now, or the start under way; the next call that needs it starts a new one."""
-        self._starting.cancel()  # a Pi that never answers would hold the start for its timeout
+        if self._starting is not None:  # a silent Pi would hold the start for its timeout
+            self._starting.cancel()
         async with self._start_lock:
             await self._stop_process()
 
