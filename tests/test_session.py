@@ -11,9 +11,10 @@ import anyio
 import psutil
 import pytest
 
+from pi_kernel.choices import PiChoiceError, PiNoModels
 from pi_kernel.rpc import PiExited, PiInstall, PiNotFound
 from pi_kernel.rpc.protocol import MessageUpdate
-from pi_kernel.session import PiChoiceError, PiNoModels, PiSession
+from pi_kernel.session import PiSession
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, isolated_env
 from tests.llm_server import ScriptedLLM

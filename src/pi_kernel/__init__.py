@@ -1,7 +1,7 @@
 """pi-kernel: the Pi coding agent in Jupyter.
 
 The rooms: ``rpc`` (the Pi client, a leaf), the engine beside it (``session``, ``turn``,
-``transcript``, ``agent_dir``, and ``records``: what leaves the kernel, made harmless,
+``transcript``, ``choices``, ``agent_dir``, and ``records``: what leaves the kernel, made harmless,
 exported and recorded), ``kernel`` (the Pi kernel) and ``launcher`` (the main command); the
 notebook face lives in ``pi_magics``.
 Nothing in this package imports IPython below ``kernel`` (import-linter checks it).

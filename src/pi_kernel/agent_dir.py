@@ -12,14 +12,21 @@ bytes back right after the answer is enough.
 
 from __future__ import annotations
 
+import fcntl
 import glob
+import hashlib
+import logging
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import IO
 
 from .rpc.errors import PiError
+
+logger = logging.getLogger(__name__)
 
 AGENT_DIR_ENV = "PI_CODING_AGENT_DIR"
 """The variable that moves Pi's agent directory away from ``~/.pi/agent``."""
@@ -82,26 +89,102 @@ class PiSessionNotFound(PiError):
     """A session to resume that does not exist (nothing was created or switched)."""
 
 
-def find_session(target: str | None, current: Path, cwd: str) -> Path:
+def find_session(
+    target: str | None,
+    current: Path,
+    cwd: str,
+    claimed: Callable[[Path], bool] = lambda path: False,
+) -> Path:
     """The session file ``target`` means: a path (relative to ``cwd``), an id (or the start
     of one) among the sessions beside ``current``, or, when None, the newest of those other
-    than ``current``."""
+    than ``current`` that no other kernel's Pi is using (``claimed``)."""
     directory = current.parent
     if target is None:
-        earlier = [path for path in directory.glob("*.jsonl") if path != current]
+        earlier = [p for p in directory.glob("*.jsonl") if p != current and not claimed(p)]
         if not earlier:
-            raise PiSessionNotFound(f"There is no earlier Pi session in {directory}.")
+            raise PiSessionNotFound(
+                f"There is no earlier Pi session in {directory} that another notebook's Pi "
+                "is not using."
+            )
         return max(earlier, key=lambda path: path.stat().st_mtime)
     if target.endswith(".jsonl") or os.sep in target:
         path = Path(cwd, target).expanduser()
         if not path.is_file():
             raise PiSessionNotFound(f"There is no session file {path}.")
-        return path
-    found = sorted(directory.glob(f"*_{glob.escape(target)}*.jsonl"))
-    if len(found) != 1:
-        problem = "no session" if not found else f"{len(found)} sessions"
+    else:
+        found = sorted(directory.glob(f"*_{glob.escape(target)}*.jsonl"))
+        if len(found) != 1:
+            problem = "no session" if not found else f"{len(found)} sessions"
+            raise PiSessionNotFound(
+                f"{problem.capitalize()} with id {target!r} in {directory}.",
+                hint="Give the whole id, or the session file's path.",
+            )
+        path = found[0]
+    if claimed(path):
         raise PiSessionNotFound(
-            f"{problem.capitalize()} with id {target!r} in {directory}.",
-            hint="Give the whole id, or the session file's path.",
+            f"Another notebook's Pi is using the session {path.name}: two Pis would write "
+            "one file. Stop that notebook's Pi first, or start from a session of your own."
         )
-    return found[0]
+    return path
+
+
+class SessionClaim:
+    """The Pi session file this kernel's Pi writes, claimed so other kernels can tell.
+
+    Pi does not lock its session files, and two Pis appending to one file tangle both
+    conversations.  While this kernel's Pi is on a session, the kernel holds an exclusive
+    lock on a claim file named after it, in a per-user directory of its own (never in Pi's);
+    the system releases it when the kernel dies.
+    """
+
+    def __init__(self) -> None:
+        self._held: tuple[Path, IO[bytes]] | None = None
+
+    def hold(self, session_file: str | None) -> None:
+        """Claim ``session_file`` (releasing the one held before)."""
+        path = Path(session_file).resolve() if session_file else None
+        if self._held is not None and self._held[0] == path:
+            return
+        self.release()
+        if path is None:
+            return
+        try:
+            handle = _claim_file(path).open("wb")
+        except OSError as exc:  # a claim is a courtesy to other kernels, never a failure
+            logger.info("cannot claim the session %s: %s", path.name, exc)
+            return
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another kernel holds it: it is told by ``taken``, not by us
+            handle.close()
+            return
+        self._held = (path, handle)
+
+    def release(self) -> None:
+        if self._held is not None:
+            self._held[1].close()
+            self._held = None
+
+    def taken(self, session_file: Path) -> bool:
+        """Whether another kernel's Pi is using ``session_file``."""
+        path = session_file.resolve()
+        if self._held is not None and self._held[0] == path:
+            return False
+        try:
+            handle = _claim_file(path).open("rb")
+        except OSError:  # no claim file: nobody claims it
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            return False
+
+
+def _claim_file(session_file: Path) -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    folder = Path(runtime) / f"pi-kernel-{os.getuid()}" / "session-claims"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    digest = hashlib.sha256(str(session_file).encode()).hexdigest()[:32]
+    return folder / f"{digest}.lock"

@@ -21,7 +21,8 @@ from typing import Self
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from .agent_dir import PiSessionNotFound, agent_dir, find_session, no_models_hint, settings_kept
+from .agent_dir import PiSessionNotFound, SessionClaim, agent_dir, find_session, settings_kept
+from .choices import Choices, PiChoiceError, PiNoModels, parse_model_ref
 from .rpc.client import (
     ClientEvent,
     PiClient,
@@ -43,49 +44,6 @@ RESTORE_TIMEOUT = 5.0
 """Seconds to put back the model and thinking level after a cell that overrode them."""
 DISCOVERY_TIMEOUT = 15.0
 """Seconds for discovery (models, current state, levels) before it is reported as stuck."""
-
-
-class PiNoModels(PiError):
-    """Pi runs, but offers no model: no provider has credentials."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, hint=no_models_hint())
-
-
-class PiChoiceError(PiError):
-    """A model or thinking level that Pi does not offer; the message lists what it does."""
-
-
-def parse_model_ref(ref: str) -> tuple[str, str]:
-    """Split ``provider/id`` at the first ``/``; both parts must be non-empty, no spaces."""
-    provider, slash, model_id = ref.partition("/")
-    if not slash or not provider or not model_id or any(c.isspace() for c in ref):
-        raise PiChoiceError(
-            f"{ref!r} is not a model reference: write provider/model-id, e.g. anthropic/claude"
-        )
-    return provider, model_id
-
-
-@dataclass
-class Choices:
-    """What Pi offers and what it is set to: the models, the current one, the levels that
-    model supports and the effective level (Pi clamps silently, so it is read back)."""
-
-    models: list[ModelInfo]
-    state: SessionState
-    levels: list[str]
-
-    @property
-    def model(self) -> ModelInfo | None:
-        return self.state.model
-
-    @property
-    def model_ref(self) -> str | None:
-        return self.state.model_ref
-
-    @property
-    def level(self) -> str:
-        return self.state.thinking_level
 
 
 @dataclass
@@ -144,6 +102,8 @@ class PiSession:
         self._start_lock = anyio.Lock()
         self._starting: anyio.CancelScope | None = None
         """The start under way, if any: ``stop`` cancels it."""
+        self._claim = SessionClaim()
+        """The session file this notebook's Pi writes, claimed against other kernels."""
         self._turn_lock = anyio.Lock()
         """Held while a turn runs: one prompt at a time per notebook."""
         self._models: list[ModelInfo] | None = None
@@ -268,6 +228,7 @@ class PiSession:
             gone.set()
 
     async def _stop_process(self) -> None:
+        self._claim.release()
         process, self._process = self._process, None
         if process is not None:
             process.stop.set()
@@ -396,6 +357,7 @@ class PiSession:
         switch = await (await self.client()).new_session()
         if switch.cancelled:
             raise PiCommandError("new_session", "an extension cancelled the new session")
+        self._claim.release()  # the new session is claimed by its first turn
 
     async def resume(
         self, target: str | None = None, *, last_session_id: str | None = None
@@ -412,10 +374,13 @@ class PiSession:
                 "session store to resume from.",
                 hint="Remove --no-session from PiMagics.pi_args to keep sessions.",
             )
-        path = find_session(target or last_session_id, Path(current.session_file), self.cwd)
+        path = find_session(
+            target or last_session_id, Path(current.session_file), self.cwd, self._claim.taken
+        )
         switch = await client.switch_session(str(path))
         if switch.cancelled:
             raise PiCommandError("switch_session", "an extension cancelled the switch")
+        self._claim.hold(str(path))
         return await client.get_state()
 
     async def export_html(self, path: str) -> str:
@@ -476,6 +441,7 @@ class PiSession:
                 if (model is not None or thinking is not None) and client.alive:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT):
                         await self._restore(client, before)
+            self._claim.hold(state.session_file)
             return TurnResult(
                 run.outcome,
                 state.model_ref,

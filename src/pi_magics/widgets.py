@@ -19,9 +19,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from pi_kernel.choices import Choices, PiNoModels
 from pi_kernel.rpc.errors import PiError, PiNotFound, PiTimeout
 from pi_kernel.rpc.protocol import ModelInfo
-from pi_kernel.session import Choices, PiNoModels, PiSession
+from pi_kernel.session import PiSession
 
 from .bridge import Bridge
 

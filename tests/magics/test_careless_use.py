@@ -49,6 +49,17 @@ def test_a_pi_that_cannot_start_is_a_few_lines_in_both_kernels(
         works(kernel, llm)
 
 
+def test_a_pi_under_an_old_node_is_a_few_lines_naming_the_cause(
+    kernel: KernelHarness, tmp_path: Path, pi_install: PiInstall
+):
+    old_node = tmp_path / "pi-on-node-20"
+    script = pi_install.argv[-1]  # Pi's cli.js, run by the machine's own (older) node
+    old_node.write_text(f'#!/bin/sh\nexec node {shlex.quote(script)} "$@"\n')
+    old_node.chmod(0o755)
+    kernel.execute(f"%config PiMagics.pi_path = {str(old_node)!r}")
+    assert "it needs Node >= 22" in short_failure(kernel.execute("%%pi\nHello"))
+
+
 def test_a_pi_path_in_the_environment_that_cannot_start_is_a_few_lines(pi_env: PiEnv):
     env = {**pi_env.env, ENV_PI_PATH: "/bin/false"}
     with running_kernel(env=env, cwd=pi_env.cwd) as kernel:

@@ -11,7 +11,7 @@ import pytest
 from pi_kernel.transcript import MIMETYPE, Transcript
 from tests import llm_server as script
 from tests.agent_dir import PiEnv
-from tests.kernel_harness import CellRun, KernelHarness, running_kernel
+from tests.kernel_harness import CellRun, KernelHarness, running_kernel, short_failure
 from tests.llm_server import ScriptedLLM
 
 PROMPTS = ["%%pi\nSay hello.", "%%pi\nRun echo.", "%%pi --model scripted/reasoner\nThink."]
@@ -134,6 +134,24 @@ def test_resume_continues_the_conversation_after_a_restart(
     sent = str(llm.requests[-1]["messages"])
     assert "Remember the word kiwi." in sent
     assert "Noted: kiwi." in sent
+
+
+def test_resume_never_takes_a_session_another_live_notebook_is_writing(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    llm.enqueue(script.text("Mine."), script.text("Theirs."), script.text("Theirs again."))
+    _, mine = shown(kernel.execute("%%pi\nThis notebook's first turn."))
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as other:
+        other.execute("%load_ext pi_magics")
+        _, theirs = shown(other.execute("%%pi\nThe other notebook's turn."))
+        other.execute("%%pi\nAnd its newest.")  # its session is now the newest file
+        kernel.restart()
+        assert kernel.execute("%load_ext pi_magics").status == "ok"
+        resumed = kernel.execute("%pi resume")
+        assert f"Resumed Pi session {mine.session_id}" in resumed.text(), resumed.error_text
+        assert theirs.session_id is not None
+        refused = short_failure(kernel.execute(f"%pi resume {theirs.session_id}"), lines=3)
+        assert "Another notebook's Pi is using the session" in refused
 
 
 def test_resuming_a_session_whose_model_is_gone_says_what_pi_said(
