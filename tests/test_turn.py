@@ -88,11 +88,16 @@ def test_a_failing_tool_is_marked_error():
 
 def test_a_retried_error_leaves_a_notice_not_an_error():
     turn = fold("087/retry_500.jsonl")
-    assert kinds(turn) == ["NoticeBlock", "TextBlock"]
-    notice = turn.visible_blocks[0]
-    assert isinstance(notice, NoticeBlock)
-    assert "Retrying" in notice.text
-    assert not any(isinstance(block, ErrorBlock) for block in turn.blocks)
+    # The failed attempt's error block stays in place, now showing the retry notice.
+    assert kinds(turn) == ["ErrorBlock", "TextBlock"]
+    retried = turn.visible_blocks[0]
+    assert isinstance(retried, ErrorBlock)
+    assert retried.retry_notice is not None
+    assert "Retrying" in retried.retry_notice
+    assert not any(isinstance(block, ErrorBlock) and block.failed for block in turn.blocks)
+    transcript = transcript_of(turn)
+    assert [part.type for part in transcript.blocks] == ["notice", "text"]
+    assert transcript.errors == []
 
 
 def test_a_dropped_stream_keeps_what_it_showed_out_of_the_answer():
@@ -104,8 +109,9 @@ def test_a_dropped_stream_keeps_what_it_showed_out_of_the_answer():
     cut, answer = texts
     assert cut.text.strip()
     assert turn.text == answer.text.strip()
-    retry = next(block for block in turn.visible_blocks if isinstance(block, NoticeBlock))
-    assert retry.text.endswith("the text above was cut off")
+    retry = next(block for block in turn.visible_blocks if isinstance(block, ErrorBlock))
+    assert retry.retry_notice is not None
+    assert retry.retry_notice.endswith("the text above was cut off")
     assert turn.visible_blocks.index(cut) < turn.visible_blocks.index(retry)
     transcript = transcript_of(turn)
     assert transcript.text == turn.text

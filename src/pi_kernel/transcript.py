@@ -204,7 +204,7 @@ def transcript_of(
     session_file: str | None = None,
 ) -> Transcript:
     """The record of a finished turn (its model as the turn names it)."""
-    errors = [block.message for block in turn.blocks if isinstance(block, ErrorBlock)]
+    errors = [b.message for b in turn.blocks if isinstance(b, ErrorBlock) and b.failed]
     if turn.error and turn.error not in errors:
         errors.append(turn.error)
     return Transcript(
@@ -268,6 +268,8 @@ def _part(block: Block) -> Part | None:
     if isinstance(block, NoticeBlock):
         return NoticePart(level=block.level, text=block.text)
     if isinstance(block, ErrorBlock):
+        if block.retry_notice is not None:
+            return NoticePart(level="warning", text=block.retry_notice)
         return ErrorPart(message=block.message)
     return None
 

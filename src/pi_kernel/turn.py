@@ -67,9 +67,16 @@ class Block:
 
     version: int = 0
     done: bool = False
+    restated: int = 0
+    """Grows when a finished block's final state changes (a retried error becomes its retry
+    notice): a display shows a finished block again only then."""
 
     def touch(self) -> None:
         self.version += 1
+
+    def restate(self) -> None:
+        self.restated += 1
+        self.touch()
 
     @property
     def visible(self) -> bool:
@@ -167,6 +174,13 @@ class ErrorBlock(Block):
     """A failure of the turn itself (a model or provider error), with Pi's message."""
 
     message: str = ""
+    retry_notice: str | None = None
+    """Set when Pi retried after this error: the block then shows that notice, in its
+    place (so the cell's output is replaced, never blanked); it is no longer an error."""
+
+    @property
+    def failed(self) -> bool:
+        return self.retry_notice is None
 
 
 def tokens_text(input_tokens: int, output_tokens: int) -> str:
@@ -319,7 +333,7 @@ class Turn:
             self.status = outcome.status
             if outcome.status == "failed" and outcome.error:
                 self.error = outcome.error
-                if not any(isinstance(block, ErrorBlock) for block in self.blocks):
+                if not any(isinstance(b, ErrorBlock) and b.failed for b in self.blocks):
                     self._add(ErrorBlock(message=outcome.error))
             if outcome.handled_without_run and not self.visible_blocks:
                 # Never a silent empty "completed": say that no model was asked.
@@ -452,20 +466,27 @@ class Turn:
         # stays (marked cut off, out of the answer); its error becomes the retry notice, which
         # names the same reason.
         kept = False
+        error: ErrorBlock | None = None
         for block in self._last_message_blocks:
             if isinstance(block, TextBlock) and block.visible:
                 block.cut_off = kept = True
                 block.touch()
+            elif isinstance(block, ErrorBlock) and block in self.blocks:
+                error = block
             elif block in self.blocks and not isinstance(block, ToolBlock | ThinkingBlock):
                 self.blocks.remove(block)
         self._last_message_blocks = []
         reason = event.error_message or "a provider error"
         seconds = event.delay_ms / 1000
-        self._notice(
-            "warning",
+        notice = (
             f"Retrying after {reason} (attempt {event.attempt}/{event.max_attempts}, "
-            f"in {seconds:g} s)" + ("; the text above was cut off" if kept else ""),
+            f"in {seconds:g} s)" + ("; the text above was cut off" if kept else "")
         )
+        if error is not None:
+            error.retry_notice = notice
+            error.restate()
+        else:
+            self._notice("warning", notice)
 
     def _on_retries_exhausted(self, final_error: str) -> None:
         message = f"Gave up retrying: {final_error}"

@@ -33,6 +33,7 @@ from pi_kernel.turn import (
     Block,
     ErrorBlock,
     NoticeBlock,
+    NoticeLevel,
     TextBlock,
     ThinkingBlock,
     ToolBlock,
@@ -165,13 +166,17 @@ def _tool_plain(block: ToolBlock) -> str:
 
 def notice_bundle(block: NoticeBlock) -> Bundle:
     """One line about something that happened: a retry, a compaction, an interruption."""
-    text = clean_text(block.text)
-    icon, color = _NOTICE_STYLE[block.level]
+    return _notice(block.level, block.text)
+
+
+def _notice(level: NoticeLevel, text: str) -> Bundle:
+    text = clean_text(text)
+    icon, color = _NOTICE_STYLE[level]
     return {
         "text/html": (
             f'<div style="color: {color}; white-space: pre-wrap">{icon} {html.escape(text)}</div>'
         ),
-        "text/plain": f"[{block.level}] {text}",
+        "text/plain": f"[{level}] {text}",
     }
 
 
@@ -200,6 +205,8 @@ def block_bundle(block: Block) -> Bundle:
     if isinstance(block, NoticeBlock):
         return notice_bundle(block)
     if isinstance(block, ErrorBlock):
+        if block.retry_notice is not None:  # Pi retried: the error's output becomes the notice
+            return _notice("warning", block.retry_notice)
         return error_bundle(block)
     return EMPTY
 
@@ -275,6 +282,7 @@ class _Shown:
     outputs: list[_Output] = field(default_factory=list)
     version: int = -1
     final: bool = False
+    restated: int = 0
     cleared: bool = False
     sealed: int = 0
     """Text: how many of ``outputs`` are frozen segments; the next one is the live tail."""
@@ -370,11 +378,14 @@ class TurnDisplay:
                 if not creating:
                     continue
                 shown = self._shown[block] = _Shown()
-            if shown.final or (shown.version == block.version and not final):
+            if (shown.final and shown.restated == block.restated) or (
+                shown.version == block.version and not final
+            ):
                 continue
             done = final or block.done
             if self._show(block, shown, final=done):
                 shown.version, shown.final = block.version, done
+                shown.restated = block.restated
 
     def _show(self, block: Block, shown: _Shown, *, final: bool) -> bool:
         """Send the block's current state; False when the budget deferred part of it."""

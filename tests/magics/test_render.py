@@ -310,19 +310,36 @@ def test_finish_after_a_streamed_turn_sends_only_the_footer():
     assert frontend.outputs[-1].bundles == [footer_bundle(turn)]
 
 
-def test_a_removed_block_is_cleared_once():
+def test_a_retried_error_becomes_the_retry_notice_in_place():
+    # Issue 18: the error's output used to be blanked and the notice added below it.
     frontend = Frontend()
     turn, display = stream("retry_500.jsonl", frontend)
     display.finish(turn)
     error = frontend.outputs[0]
     assert error.bundles[0]["text/plain"].startswith("[error] 500")
-    assert error.bundles[1:] == [EMPTY]
+    assert error.bundle["text/plain"].startswith("[warning] Retrying after 500")
+    assert EMPTY not in error.bundles
     assert frontend.plain()[:-1] == [
         "[warning] Retrying after 500: "
         '{"message":"scripted LLM: internal server error","type":"server_error","code":null}'
         " (attempt 1/3, in 0.05 s)",
         "Recovered after the error.",
     ]
+
+
+def test_a_removed_block_is_cleared_once():
+    frontend = Frontend()
+    clock = Clock()
+    display = TurnDisplay(frontend, clock=clock)
+    first, second = NoticeBlock(text="goes away"), TextBlock(text="stays", done=True)
+    turn = turn_of(first, second)
+    display.update(turn)
+    turn.blocks.remove(first)
+    clock.now += 1.0
+    display.update(turn)
+    display.finish(turn)
+    assert frontend.outputs[0].bundles[1:] == [EMPTY]
+    assert frontend.plain()[:-1] == ["stays"]
 
 
 def long_answer(tokens: int) -> Iterator[str]:
