@@ -259,3 +259,24 @@ def test_a_huge_prompt_is_not_saved_again_in_full(kernel: KernelHarness, llm: Sc
     saved = len(json.dumps(run.outputs))
     assert saved < 100_000  # the transcript keeps the prompt's start and the count
     assert "Read it." in run.text("text/markdown")
+
+
+def test_a_pi_that_stops_answering_can_be_interrupted_out_of_pi_status(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    works(kernel, llm)  # Pi is up and has answered
+    [pi] = kernel.pis()
+    pi.suspend()  # SIGSTOP: Pi is there, and answers nothing
+
+    def interrupt_while_waiting(message: dict[str, Any]) -> None:
+        if message["msg_type"] == "execute_input":
+            time.sleep(1.0)
+            kernel.interrupt()
+
+    try:
+        run = kernel.execute("%pi status", on_message=interrupt_while_waiting)
+    finally:
+        pi.resume()
+    assert "Interrupted while waiting for Pi" in short_failure(run)
+    assert run.seconds < 5  # not the 10 s command timeout
+    works(kernel, llm)

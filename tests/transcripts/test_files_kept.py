@@ -10,6 +10,7 @@ from tests import llm_server as script
 from tests.agent_dir import PiEnv
 from tests.kernel_harness import KernelHarness, running_kernel, short_failure
 from tests.llm_server import ScriptedLLM
+from tests.magics.html_safety import PAYLOADS, active_content
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 SECRET = "tok-prompt-8e41c2d9f0"
@@ -154,3 +155,15 @@ def test_a_cassette_whose_directory_went_away_is_written_again_whole(
     assert kernel.execute("%%pi\nHello.").status == "ok"
     [entry] = read_cassette(folder / "run.jsonl")
     assert entry.request.prompt == "Hello."
+
+
+def test_an_exported_answer_with_active_content_renders_inert(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    payloads = "\n\n".join(PAYLOADS)
+    llm.enqueue(*script.tool_then_answer(command="echo '<svg onload=alert(1)>'", answer=payloads))
+    assert kernel.execute("%%pi\nShow me some HTML.").status == "ok"
+    assert kernel.execute("%pi export answer.md").status == "ok"
+    markdown = (pi_env.cwd / "answer.md").read_text()
+    assert "onerror=alert(1)" in markdown.replace("&lt;", "<")  # the text is all there...
+    assert active_content([{"text/markdown": markdown}]) == []  # ...and runs nothing
