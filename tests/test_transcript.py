@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from pi_kernel.agent_dir import PiSessionNotFound, find_session
 from pi_kernel.records.cassette import CassetteError, Cassettes, Player, Recorder
-from pi_kernel.records.export import to_markdown
+from pi_kernel.records.export import to_markdown, write_file
 from pi_kernel.records.redaction import REDACTED, redact, secret_values
 from pi_kernel.transcript import (
     PROMPT_LIMIT,
@@ -150,6 +151,19 @@ def test_a_huge_prompt_is_kept_once_its_transcript_holds_its_start_and_the_count
     assert transcript.prompt_cut == 5_000_000 - PROMPT_LIMIT
     assert len(transcript.model_dump_json()) < 2 * PROMPT_LIMIT
     assert f"{5_000_000 - PROMPT_LIMIT:,} later characters" in to_markdown([transcript])
+
+
+def test_a_written_file_gets_the_mode_a_plain_write_would_give(tmp_path: Path):
+    new = tmp_path / "new.md"
+    write_file(new, "x", ours=lambda path: True)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert new.stat().st_mode & 0o777 == 0o666 & ~umask
+    kept = tmp_path / "kept.md"
+    kept.write_text("old")
+    kept.chmod(0o640)
+    write_file(kept, "new", ours=lambda path: True)
+    assert (kept.read_text(), kept.stat().st_mode & 0o777) == ("new", 0o640)
 
 
 def test_the_markdown_export_shows_the_tool_and_the_answer():

@@ -56,12 +56,28 @@ def write_file(
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as file:
                 file.write(text)
+            # mkstemp makes the file 0600: give it the mode a plain write would have.
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+            os.chmod(temporary, mode)
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)
             raise
     except OSError as exc:
         raise FileRefused(f"Cannot write {path}: {exc.strerror or exc}.") from None
+
+
+def _umask() -> int:
+    try:  # read without changing it (os.umask can only be read by setting it)
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def is_markdown_export(path: Path) -> bool:
