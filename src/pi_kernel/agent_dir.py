@@ -149,7 +149,7 @@ class SessionClaim:
         if path is None:
             return
         try:
-            handle = _claim_file(path).open("wb")
+            handle = claim_file(path, "session").open("wb")
         except OSError as exc:  # a claim is a courtesy to other kernels, never a failure
             logger.info("cannot claim the session %s: %s", path.name, exc)
             return
@@ -171,7 +171,7 @@ class SessionClaim:
         if self._held is not None and self._held[0] == path:
             return False
         try:
-            handle = _claim_file(path).open("rb")
+            handle = claim_file(path, "session").open("rb")
         except OSError:  # no claim file: nobody claims it
             return False
         with handle:
@@ -182,9 +182,12 @@ class SessionClaim:
             return False
 
 
-def _claim_file(session_file: Path) -> Path:
+def claim_file(path: Path, kind: str) -> Path:
+    """Where a kernel locks ``path`` (a resolved path) to claim it against other kernels: a
+    per-user runtime directory of pi-kernel's own, so no lock file lands beside the user's
+    files or in Pi's folders (and none needs removing: a lock dies with its holder)."""
     runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    folder = Path(runtime) / f"pi-kernel-{os.getuid()}" / "session-claims"
+    folder = Path(runtime) / f"pi-kernel-{os.getuid()}" / f"{kind}-claims"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    digest = hashlib.sha256(str(session_file).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:32]
     return folder / f"{digest}.lock"

@@ -10,12 +10,12 @@ live call.  ``Cassettes`` is one notebook's state: recording, replaying, or neit
 from __future__ import annotations
 
 import fcntl
-from contextlib import suppress
 from pathlib import Path
 from typing import IO
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..agent_dir import claim_file
 from ..transcript import Transcript
 from .export import FileRefused, write_file
 
@@ -58,7 +58,8 @@ class Recorder:
     After every turn the whole cassette is written anew (``export.write_file``: a
     temporary file, then a rename), so the file is always a complete cassette and nothing
     is replaced before the first turn.  A path that holds anything but a cassette is
-    refused, and a lock beside it keeps a second kernel from recording to the same path.
+    refused, and a claim (``agent_dir.claim_file``) keeps a second kernel from recording to
+    the same path.
     """
 
     def __init__(self, path: Path) -> None:
@@ -72,7 +73,7 @@ class Recorder:
                 "cassettes: give another path."
             )
         self.path = path
-        self._lock = _lock_beside(path)
+        self._lock = _claim(path)
         self._lines: list[str] = []
         self.position = 0
 
@@ -90,21 +91,16 @@ class Recorder:
         self.position += 1
 
     def close(self) -> None:
-        # The lock file goes first: a lock held by nobody is harmless, but kept tidy.
-        with suppress(OSError):
-            Path(self._lock.name).unlink()
         self._lock.close()
 
 
-def _lock_beside(path: Path) -> IO[bytes]:
-    """An exclusive lock on ``.NAME.lock`` beside the cassette, held while recording (the
-    system releases it if the kernel dies)."""
-    lock_path = path.with_name(f".{path.name}.lock")
+def _claim(path: Path) -> IO[bytes]:
+    """An exclusive claim on the cassette's path, held while recording (the system releases
+    it if the kernel dies)."""
     try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = lock_path.open("wb")
+        handle = claim_file(path.resolve(), "cassette").open("wb")
     except OSError as exc:
-        raise CassetteError(f"Cannot write the cassette {path}: {exc.strerror}.") from None
+        raise CassetteError(f"Cannot claim the cassette {path}: {exc.strerror}.") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
