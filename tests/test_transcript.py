@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pi_kernel.agent_dir import PiSessionNotFound, find_session
+from pi_kernel.blocks import ErrorBlock, NoticeBlock, TextBlock, ThinkingBlock, ToolBlock
 from pi_kernel.records.cassette import CassetteError, Cassettes, Player, Recorder
 from pi_kernel.records.export import to_markdown, write_file
 from pi_kernel.records.redaction import REDACTED, redact, secret_values
@@ -20,7 +21,7 @@ from pi_kernel.transcript import (
     cut_marker,
     transcript_of,
 )
-from pi_kernel.turn import ErrorBlock, NoticeBlock, TextBlock, ThinkingBlock, ToolBlock, Turn
+from pi_kernel.turn import Turn
 from pi_magics.render import tool_bundle
 from tests.magics.html_safety import PAYLOADS, active_content
 

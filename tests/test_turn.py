@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pi_kernel.blocks import ErrorBlock, NoticeBlock, TextBlock, ThinkingBlock, ToolBlock
 from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.protocol import Response
 from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line
 from pi_kernel.transcript import CUT_OFF_LABEL, NoticePart, transcript_of
-from pi_kernel.turn import (
-    ErrorBlock,
-    NoticeBlock,
-    TextBlock,
-    ThinkingBlock,
-    ToolBlock,
-    Turn,
-)
+from pi_kernel.turn import Turn
 
 TRACES = Path(__file__).resolve().parent / "data" / "traces"
 

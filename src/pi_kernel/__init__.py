@@ -1,9 +1,9 @@
 """pi-kernel: the Pi coding agent in Jupyter.
 
 The rooms: ``rpc`` (the Pi client, a leaf), the engine beside it (``session``, ``turn``,
-``transcript``, ``choices``, ``agent_dir``, and ``records``: what leaves the kernel, made harmless,
-exported and recorded), ``kernel`` (the Pi kernel) and ``launcher`` (the main command); the
-notebook face lives in ``pi_magics``.
+``blocks``, ``transcript``, ``choices``, ``agent_dir``, and ``records``: what leaves the kernel,
+made harmless, exported and recorded), ``kernel`` (the Pi kernel) and ``launcher`` (the main
+command); the notebook face lives in ``pi_magics``.
 Nothing in this package imports IPython below ``kernel`` (import-linter checks it).
 
 Logging is silent unless ``PI_KERNEL_LOG`` names a level (``debug`` or ``info``): then

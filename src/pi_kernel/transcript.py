@@ -20,8 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__
-from .rpc.usage import UsageTally
-from .turn import (
+from .blocks import (
     Block,
     ErrorBlock,
     NoticeBlock,
@@ -30,9 +29,9 @@ from .turn import (
     ThinkingBlock,
     ToolBlock,
     ToolState,
-    Turn,
-    TurnStatus,
 )
+from .rpc.usage import UsageTally
+from .turn import Turn, TurnStatus
 
 MIMETYPE = "application/vnd.pi.transcript+json"
 SCHEMA_VERSION: Literal[1] = 1

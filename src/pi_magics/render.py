@@ -24,12 +24,7 @@ from typing import Any, Protocol
 from IPython import get_ipython
 from IPython.display import display as ipython_display
 
-from pi_kernel.records.markdown import clean_text, paragraph_break, safe_markdown
-from pi_kernel.records.redaction import redact
-from pi_kernel.rpc.usage import UsageTally
-from pi_kernel.transcript import MIMETYPE as TRANSCRIPT_MIMETYPE
-from pi_kernel.transcript import Transcript, output_tail
-from pi_kernel.turn import (
+from pi_kernel.blocks import (
     Block,
     ErrorBlock,
     NoticeBlock,
@@ -37,9 +32,13 @@ from pi_kernel.turn import (
     TextBlock,
     ThinkingBlock,
     ToolBlock,
-    Turn,
-    tokens_text,
 )
+from pi_kernel.records.markdown import clean_text, paragraph_break, safe_markdown
+from pi_kernel.records.redaction import redact
+from pi_kernel.rpc.usage import UsageTally
+from pi_kernel.transcript import MIMETYPE as TRANSCRIPT_MIMETYPE
+from pi_kernel.transcript import Transcript, output_tail
+from pi_kernel.turn import Turn, tokens_text
 
 Bundle = dict[str, Any]
 """A MIME bundle: ``{"text/markdown" or "text/html": ..., "text/plain": ...}``, and JSON

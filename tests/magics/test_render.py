@@ -16,20 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from pi_kernel.blocks import Block, ErrorBlock, NoticeBlock, TextBlock, ThinkingBlock, ToolBlock
 from pi_kernel.records.markdown import _walk_to_paragraph_break, safe_markdown
 from pi_kernel.rpc.protocol import Response
 from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line
 from pi_kernel.transcript import TOOL_OUTPUT_LIMIT
-from pi_kernel.turn import (
-    Block,
-    ErrorBlock,
-    NoticeBlock,
-    TextBlock,
-    ThinkingBlock,
-    ToolBlock,
-    Turn,
-)
+from pi_kernel.turn import Turn
 from pi_magics.render import (
     EMPTY,
     FREEZE_AT,
