@@ -8,7 +8,8 @@ Runs ``bench/kernel_life.py`` (first cell vs warm cells, kernel RSS over 200 tur
 ``bench/latency.py`` (time to the first answer text, and a cold first cell, against Pi alone),
 ``bench/magic_stream.py`` (``%%pi`` against reading Pi's stdout for a 100 000-token answer,
 and the frontend bytes it sends) and ``bench/parse_throughput.py`` (the RPC client's parse
-against ``json.loads``), each measuring its sides in the same run; then prints the table the
+against ``json.loads``) and ``bench/kernel_tools.py`` (a kernel tool call against Pi's bash
+running ``true``), each measuring its sides in the same run; then prints the table the
 README shows and writes ``bench/results/table.json``.  ``--quick`` runs fewer rounds and
 turns (a smoke run, not figures to publish).  Nothing else should run on the machine
 meanwhile: the figures are ratios, but two cores are easily disturbed.
@@ -28,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import kernel_life, latency, magic_stream, parse_throughput  # noqa: E402
+from bench import kernel_life, kernel_tools, latency, magic_stream, parse_throughput  # noqa: E402
 from bench.parse_throughput import RESULTS, write_report  # noqa: E402
 
 
@@ -42,6 +43,7 @@ def rows() -> list[dict[str, Any]]:
     token, cold = latency["first_token"], latency["cold_first_cell"]
     stream = json.loads((RESULTS / "magic_stream.json").read_text())
     parse = json.loads((RESULTS / "parse_throughput.json").read_text())
+    tools = json.loads((RESULTS / "kernel_tools.json").read_text())
     first, memory = life["first_cell"], life["memory"]
     paced = next(p for p in stream["passes"] if p["rate_tokens_per_second"])
     flat = next(p for p in stream["passes"] if not p["rate_tokens_per_second"])
@@ -94,6 +96,13 @@ def rows() -> list[dict[str, Any]]:
             current["ratio"] <= parse["target_ratio"],
         ),
         row(
+            "kernel tool call (Pi → kernel → Pi) / Pi's bash running `true`, same run",
+            f"{tools['kernel_median_ms']:.0f} ms / {tools['bash_median_ms']:.0f} ms "
+            f"= {tools['ratio']:.2f}x (as Pi times its tools)",
+            f"≤ {tools['target_ratio']:g}x",
+            tools["target_met"],
+        ),
+        row(
             f"kernel RSS growth over {memory['turns']} turns",
             f"{memory['kernel_growth_mb']:+.1f} MB ({memory['kernel_warm_mb']:.0f} → "
             f"{memory['kernel_end_mb']:.0f} MB; one Pi, {memory['pi_warm_mb']:.0f} → "
@@ -122,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     latency.main(["--rounds", "2"] if quick else [])
     magic_stream.main(["--rounds", "1", "--tokens", "20000"] if quick else ["--rounds", "3"])
     parse_throughput.main(["--rounds", "2"] if quick else [])
+    kernel_tools.main(["--rounds", "4"] if quick else [])
     table = rows()
     machine = magic_stream.machine_info()
     print()

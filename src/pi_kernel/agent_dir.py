@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -182,12 +183,31 @@ class SessionClaim:
             return False
 
 
+def runtime_dir() -> Path:
+    """pi-kernel's per-user runtime directory (0700): claims, and the kernel tools' sockets."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    folder = Path(runtime) / f"pi-kernel-{os.getuid()}"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # In a shared temporary directory someone else may have made it first: a folder another
+    # user owns or can write into would let them swap the sockets and locks inside.
+    found = folder.lstat()
+    if found.st_uid == os.getuid() and stat.S_ISDIR(found.st_mode) and found.st_mode & 0o077:
+        folder.chmod(0o700)  # ours, made by an older pi-kernel with the default mode
+        found = folder.lstat()
+    if found.st_uid != os.getuid() or found.st_mode & 0o077 or not stat.S_ISDIR(found.st_mode):
+        raise PiError(
+            f"{folder} is not a private folder of this user (owner uid {found.st_uid}, "
+            f"mode {found.st_mode & 0o777:o}).",
+            hint="Remove it, or set XDG_RUNTIME_DIR to a private folder.",
+        )
+    return folder
+
+
 def claim_file(path: Path, kind: str) -> Path:
     """Where a kernel locks ``path`` (a resolved path) to claim it against other kernels: a
     per-user runtime directory of pi-kernel's own, so no lock file lands beside the user's
     files or in Pi's folders (and none needs removing: a lock dies with its holder)."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    folder = Path(runtime) / f"pi-kernel-{os.getuid()}" / f"{kind}-claims"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = runtime_dir() / f"{kind}-claims"
+    folder.mkdir(mode=0o700, exist_ok=True)
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:32]
     return folder / f"{digest}.lock"

@@ -23,6 +23,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from .agent_dir import PiSessionNotFound, SessionClaim, agent_dir, find_session, settings_kept
 from .choices import Choices, PiChoiceError, PiNoModels, parse_model_ref
+from .kernel_tools.channel import KernelTools, ToolChannel
 from .rpc.client import (
     ClientEvent,
     PiClient,
@@ -69,6 +70,7 @@ class _Process:
     client: PiClient
     stop: anyio.Event
     gone: anyio.Event
+    channel: ToolChannel | None = None
 
 
 class PiSession:
@@ -83,13 +85,17 @@ class PiSession:
         env: Mapping[str, str] | None = None,
         ui_handler: UIHandler = cancel_dialog,
         discovery_timeout: float = DISCOVERY_TIMEOUT,
+        kernel_tools: KernelTools | None = None,
     ) -> None:
+        """``kernel_tools``: the notebook's tools for Pi (run Python in the kernel, ...); each
+        Pi started then loads the extension that offers them, with a channel of its own."""
         self.pi_path = pi_path
         self.args = tuple(args)
         self.cwd = cwd or os.getcwd()
         self.env = env
         self.ui_handler = ui_handler
         self.discovery_timeout = discovery_timeout
+        self.kernel_tools = kernel_tools
         self.chosen_model: str | None = None
         """The notebook's model (``provider/id``), chosen in the picker: a new Pi gets it too."""
         self.chosen_level: str | None = None
@@ -219,10 +225,20 @@ class PiSession:
     async def _serve(self, install: PiInstall, *, task_status: TaskStatus[_Process]) -> None:
         stop, gone = anyio.Event(), anyio.Event()
         try:
-            async with open_client(
-                install, args=self.args, cwd=self.cwd, env=self.env, ui_handler=self.ui_handler
-            ) as client:
-                task_status.started(_Process(client, stop, gone))
+            async with AsyncExitStack() as stack:
+                args, env = self.args, self.env
+                channel = None
+                if self.kernel_tools is not None:
+                    # A channel per Pi process: a new Pi gets a new secret.
+                    channel = await stack.enter_async_context(ToolChannel(self.kernel_tools))
+                    args = (*channel.args, *args)
+                    env = {**(os.environ if env is None else env), **channel.env}
+                client = await stack.enter_async_context(
+                    open_client(
+                        install, args=args, cwd=self.cwd, env=env, ui_handler=self.ui_handler
+                    )
+                )
+                task_status.started(_Process(client, stop, gone, channel))
                 await stop.wait()
         finally:
             gone.set()

@@ -14,16 +14,27 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from contextlib import suppress
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from pi_kernel.kernel_tools.catalog import ToolCall, ToolReply
 from pi_kernel.rpc.client import ClientEvent, DialogDeclined
 from pi_kernel.turn import Turn, TurnResult
 
-from .dialogs import Dialog, DialogDesk, Reader, ask
+from .desk import Desk, Errand
+from .dialogs import Dialog, Reader, ask
+from .kernel_tools import KernelCall
 from .render import TurnDisplay
 
-Inbox = queue.SimpleQueue[ClientEvent | Dialog | None]
-"""What a running cell reads: Pi's events, its dialogs, and None when the turn is over."""
+Item = ClientEvent | Errand[Any] | None
+Inbox = queue.SimpleQueue[Item]
+"""What a running cell reads: Pi's events, its errands (dialogs, kernel tool calls), and
+None when the turn is over."""
+Work = Callable[[ToolCall], ToolReply]
+"""Runs a kernel tool call on the main thread: ``Workbench.run``."""
+INTERRUPTED_REPLY = ToolReply(
+    "KeyboardInterrupt: the user interrupted this code; the turn is being aborted.",
+    is_error=True,
+)
 Post = Callable[[ClientEvent], None]
 """Where the run puts Pi's events for the cell."""
 Submit = Callable[[Callable[[Post], Awaitable[TurnResult]], Post], Future[TurnResult]]
@@ -50,20 +61,25 @@ class CellTurn:
         self,
         request: Request,
         display: TurnDisplay,
-        dialogs: DialogDesk,
+        desk: Desk,
         read: Reader | None = None,
+        work: Work | None = None,
     ) -> None:
         self.request = request
         self.turn = Turn(request.prompt)
         self.display = display
-        self.dialogs = dialogs
+        self.desk = desk
         self._read = read
         """How a dialog is answered: Jupyter's ``input()`` unless given."""
+        self._work = work
+        """How a kernel tool call is run; without it, calls are declined."""
         self.interrupted = False
         # Pi's events and its dialogs, then None when the turn is over: the pump wakes at
         # once, not after its interval, so the cell ends as soon as Pi settles.
         self._inbox: Inbox = queue.SimpleQueue()
         self._ended = threading.Event()
+        self._wake = threading.Event()
+        """Set when the turn ends or an errand arrives: the pump stops gathering events."""
 
     def stream(
         self, submit: Submit, run: Callable[[Post], Awaitable[TurnResult]]
@@ -80,8 +96,9 @@ class CellTurn:
             finally:
                 self._ended.set()
                 self._inbox.put(None)
+                self._wake.set()
 
-        with self.dialogs.open(self._inbox.put):
+        with self.desk.open(self._post_errand):
             future = submit(watched, self._inbox.put)
             try:
                 while not self._ended.is_set():
@@ -89,7 +106,7 @@ class CellTurn:
             except KeyboardInterrupt:
                 self.interrupted = True
                 future.cancel()
-                self.dialogs.decline_waiting("the cell was interrupted")
+                self.desk.decline_waiting("the cell was interrupted")
                 self._settle()
             self._drain(unasked="the turn was over")
         return future
@@ -117,17 +134,24 @@ class CellTurn:
         turn.finish(result.outcome)
         return result
 
+    def _post_errand(self, errand: Errand[Any]) -> None:
+        # Pi waits on it (a kernel tool call, a question): do it now, not at the next refresh.
+        self._inbox.put(errand)
+        self._wake.set()
+
     def _pump(self, *, unasked: str | None = None) -> None:
         """Wait for events, fold them in, refresh the display; then let the next ones gather
         until a refresh is due (one wake-up per refresh, not per event) or the turn ends.
-        A dialog is asked, or declined with the reason ``unasked``."""
+        An errand is done, or declined with the reason ``unasked``."""
+        if not self._ended.is_set():
+            self._wake.clear()  # what arrives from now on wakes the wait below
         with suppress(queue.Empty):
             # A refresh held back last time is due now: show it without waiting for more.
             item = self._inbox.get(timeout=0 if self.display.pending else PUMP_INTERVAL)
             self._take(item, unasked)
         self._drain(unasked)
         self.display.update(self.turn)
-        self._ended.wait(timeout=self.display.next_refresh_in())
+        self._wake.wait(timeout=self.display.next_refresh_in())
 
     def _drain(self, unasked: str | None = None) -> None:
         while True:
@@ -137,22 +161,40 @@ class CellTurn:
                 return
             self._take(item, unasked)
 
-    def _take(self, item: ClientEvent | Dialog | None, unasked: str | None) -> None:
-        if isinstance(item, Dialog):
+    def _take(self, item: Item, unasked: str | None) -> None:
+        if isinstance(item, Errand):
             if unasked is not None:
                 item.decline(unasked)
-                return
-            self.display.update(self.turn, now=True)  # the question comes after what led to it
-            # An interrupt while asking leaves the dialog to the desk: when the cell ends it
-            # declines what was never answered, so Pi always hears back.
-            try:
-                answer = ask(item.request, self._read)
-            except DialogDeclined as exc:
-                item.decline(str(exc))
-            else:
-                item.reply(answer)
+            elif isinstance(item, Dialog):
+                self._ask(item)
+            elif isinstance(item, KernelCall):
+                self._run(item)
         elif item is not None:
             self.turn.apply(item)
+
+    def _ask(self, dialog: Dialog) -> None:
+        self.display.update(self.turn, now=True)  # the question comes after what led to it
+        # An interrupt while asking leaves the dialog to the desk: when the cell ends it
+        # declines what was never answered, so Pi always hears back.
+        try:
+            answer = ask(dialog.request, self._read)
+        except DialogDeclined as exc:
+            dialog.decline(str(exc))
+        else:
+            dialog.reply(answer)
+
+    def _run(self, call: KernelCall) -> None:
+        if self._work is None:
+            call.decline("this cell does not run kernel tools")
+            return
+        # The code's own output goes below the tool block that shows it: the block first.
+        self.display.update(self.turn, now=True)
+        try:
+            reply = self._work(call.call)
+        except KeyboardInterrupt:
+            call.reply(INTERRUPTED_REPLY)
+            raise  # the cell's interrupt: Pi's turn is aborted
+        call.reply(reply)
 
     def _settle(self) -> None:
         """After an interrupt: wait briefly for Pi's abort, showing what still arrives."""

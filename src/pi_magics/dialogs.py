@@ -2,20 +2,16 @@
 
 Pi holds a turn on ``select``/``confirm``/``input``/``editor`` until the client answers.
 The bridge thread cannot ask: ipykernel's ``input()`` belongs to the thread running the cell.
-So the UI handler hands the request to the running cell, whose loop asks with ``input()``
-and passes the answer back.  With no cell running, or a frontend that takes no input (nbclient
-and papermill by default), the dialog is cancelled with a notice: never a hang.
+So the UI handler hands the request to the running cell (an errand on the ``Desk``), whose
+loop asks with ``input()`` and passes the answer back.  With no cell running, or a frontend
+that takes no input (nbclient and papermill by default), the dialog is cancelled with a
+notice: never a hang.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, InvalidStateError
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from IPython.core.error import StdinNotImplementedError
@@ -23,66 +19,25 @@ from IPython.core.error import StdinNotImplementedError
 from pi_kernel.rpc.client import DialogDeclined
 from pi_kernel.rpc.protocol import ExtensionUIRequest, extension_ui_response
 
+from .desk import Desk, Errand
+
 Answer = Mapping[str, Any]
 
 
-@dataclass
-class Dialog:
+class Dialog(Errand[Answer]):
     """A request from Pi waiting in a cell for its answer."""
 
-    request: ExtensionUIRequest
-    answer: Future[Answer] = field(default_factory=Future)
+    def __init__(self, request: ExtensionUIRequest) -> None:
+        super().__init__()
+        self.request = request
 
-    def reply(self, answer: Answer) -> None:
-        with suppress(InvalidStateError):  # Pi's side already gave up (its client closed)
-            self.answer.set_result(answer)
-
-    def decline(self, reason: str) -> None:
-        with suppress(InvalidStateError):
-            self.answer.set_exception(DialogDeclined(reason))
+    def refusal(self, reason: str) -> Exception:
+        return DialogDeclined(reason)  # the client answers Pi with a cancellation
 
 
-class DialogDesk:
-    """Where the UI handler (on the bridge loop) finds the cell that can ask (main thread)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._post: Callable[[Dialog], None] | None = None
-        self._waiting: list[Dialog] = []
-
-    @contextmanager
-    def open(self, post: Callable[[Dialog], None]) -> Iterator[None]:
-        """While a cell runs, dialogs are posted to it; what it did not answer (not taken,
-        or interrupted while asking) is declined when it ends, so Pi is never left waiting."""
-        self._post = post
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._post = None
-            self.decline_waiting("the cell ended before it was answered")
-
-    def decline_waiting(self, reason: str) -> None:
-        """Decline every dialog still waiting for its answer (an interrupted cell's: Pi's
-        abort would otherwise wait for it)."""
-        with self._lock:
-            waiting = list(self._waiting)
-        for dialog in waiting:
-            dialog.decline(reason)
-
-    async def handle(self, request: ExtensionUIRequest) -> Answer:
-        """The session's UI handler."""
-        with self._lock:
-            if self._post is None:
-                raise DialogDeclined("no cell was running to ask in")
-            dialog = Dialog(request)
-            self._waiting.append(dialog)
-            self._post(dialog)
-        try:
-            return await asyncio.wrap_future(dialog.answer)
-        finally:
-            with self._lock:
-                self._waiting.remove(dialog)
+async def put_dialog(desk: Desk, request: ExtensionUIRequest) -> Answer:
+    """The session's UI handler (with ``desk`` bound): the running cell asks."""
+    return await desk.bring(Dialog(request), no_cell="no cell was running to ask in")
 
 
 Reader = Callable[[str], str]

@@ -24,6 +24,7 @@ from IPython.display import display
 from traitlets import Bool, Float, List, TraitError, Unicode, observe, validate
 
 from pi_kernel.agent_dir import no_models_hint
+from pi_kernel.kernel_tools.catalog import POLICIES, Policy, check_policy
 from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV, CassetteError, Cassettes
 from pi_kernel.records.export import (
     FileRefused,
@@ -45,7 +46,9 @@ from pi_kernel.turn import Turn, TurnResult
 from . import slash
 from .bridge import Bridge
 from .cell import CellTurn, Request
-from .dialogs import DialogDesk
+from .desk import Desk
+from .dialogs import put_dialog
+from .kernel_tools import NotebookTools, Workbench
 from .prompt import check_prompt, check_variable_name, interpolate
 from .render import TurnDisplay
 from .slash import terminal_command
@@ -76,6 +79,25 @@ class PiMagics(Magics):
         False, help="Replace {name} in prompts with Python variables in every cell."
     ).tag(config=True)
     prewarm = Bool(True, help="Start Pi when the extension loads.").tag(config=True)
+    kernel_tools = Unicode(
+        "all",
+        help="What Pi may do in this kernel: 'all' (run Python in the notebook's namespace, "
+        "read its history and variables, propose cells), 'read' (history and variables "
+        "only) or 'off'. A cell can choose with %%pi --tools.",
+    ).tag(config=True)
+
+    @validate("kernel_tools")
+    def _known_policy(self, proposal: Any) -> str:
+        try:
+            return check_policy(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(f"PiMagics.kernel_tools: {exc}") from None
+
+    @observe("kernel_tools")
+    def _kernel_tools_changed(self, change: Any) -> None:
+        if hasattr(self, "tools"):
+            self.tools.policy = check_policy(self.kernel_tools)
+
     discovery_timeout = Float(
         DISCOVERY_TIMEOUT, help="Seconds the picker waits for Pi's models and levels."
     ).tag(config=True)
@@ -93,13 +115,17 @@ class PiMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.bridge = Bridge()
-        self.dialogs = DialogDesk()
+        self.desk = Desk()
+        """Where Pi's dialogs and kernel tool calls find the running cell."""
+        self.tools = NotebookTools(self.desk, check_policy(self.kernel_tools))
+        self.workbench = Workbench(shell) if shell is not None else None
         self.session = self.bridge.enter(
             PiSession(
                 pi_path=self.pi_path,
                 args=self.pi_args,
-                ui_handler=self.dialogs.handle,
+                ui_handler=partial(put_dialog, self.desk),
                 discovery_timeout=self.discovery_timeout,
+                kernel_tools=self.tools if self.workbench is not None else None,
             )
         )
         self.picker: Picker | None = None
@@ -162,6 +188,8 @@ class PiMagics(Magics):
         self.bridge.close()
 
     def _after_cell(self, result: object) -> None:
+        if self.workbench is not None:
+            self.workbench.note_cell(result)
         # A cell may have restarted Pi (%pi restart, or a dead Pi replaced): the picker then
         # shows what the new one runs with, so it never disagrees with %pi status.
         if self.picker is not None:
@@ -176,6 +204,11 @@ class PiMagics(Magics):
     @argument("--out", metavar="NAME", help="store the answer text in this variable")
     @argument("--quiet", action="store_true", help="render only the final state")
     @argument("--interpolate", action="store_true", help="replace {name} with variables")
+    @argument(
+        "--tools",
+        metavar="POLICY",
+        help=f"what Pi may do in this kernel for this cell: {', '.join(POLICIES)}",
+    )
     @cell_magic
     def pi(self, line: str, cell: str) -> None:
         """Send the cell to Pi and stream the answer into it."""
@@ -195,10 +228,24 @@ class PiMagics(Magics):
             print(slash.run(command, self.session, self.bridge))
             return
         turn = self.run_prompt(
-            prompt, model=args.model, thinking=args.thinking, new=args.new, quiet=args.quiet
+            prompt,
+            model=args.model,
+            thinking=args.thinking,
+            new=args.new,
+            quiet=args.quiet,
+            tools=self._cell_policy(args.tools),
         )
         if args.out is not None:
             self._user_ns[args.out] = turn.text
+
+    @staticmethod
+    def _cell_policy(value: str | None) -> Policy | None:
+        if value is None:
+            return None
+        try:
+            return check_policy(value)
+        except ValueError as exc:
+            raise UsageError(f"%%pi --tools: {exc}") from None
 
     def _known_to_pi(self, name: str) -> bool:
         """Whether Pi has a command of this name (an extension's, a template's, a skill's)."""
@@ -212,6 +259,7 @@ class PiMagics(Magics):
         thinking: str | None = None,
         new: bool = False,
         quiet: bool = False,
+        tools: Policy | None = None,
     ) -> Turn:
         """Run one turn (or answer it from the cassette being replayed) and render it;
         raise a short ``PiError`` or ``UsageError`` for expected failures."""
@@ -229,11 +277,17 @@ class PiMagics(Magics):
             raise UsageError(str(exc)) from None
         if recorded is not None:
             return self._show_replayed(recorded, quiet=quiet, secrets=secrets)
-        cell = CellTurn(request, TurnDisplay(quiet=quiet, secrets=secrets), self.dialogs)
+        display = TurnDisplay(quiet=quiet, secrets=secrets)
+        work = self.workbench.run if self.workbench is not None else None
+        cell = CellTurn(request, display, self.desk, work=work)
         run_turn = partial(
             self.session.run_turn, prompt, model=model, thinking=thinking, new=new, before=state
         )
-        future = cell.stream(self.bridge.submit, run_turn)
+        self.tools.cell_policy = tools
+        try:
+            future = cell.stream(self.bridge.submit, run_turn)
+        finally:
+            self.tools.cell_policy = None
         for line in self.bridge.call(self.session.take_diagnostics):
             cell.turn.apply(ClientNotice(level="warning", message=f"Pi: {line}"))
         self.last_turn = cell.turn

@@ -23,6 +23,9 @@ from typing import Any, Protocol
 
 from IPython import get_ipython
 from IPython.display import display as ipython_display
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
 
 from pi_kernel.blocks import (
     Block,
@@ -33,6 +36,7 @@ from pi_kernel.blocks import (
     ThinkingBlock,
     ToolBlock,
 )
+from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON, TOOL_NAMES
 from pi_kernel.records.markdown import clean_text, paragraph_break, safe_markdown
 from pi_kernel.records.redaction import redact
 from pi_kernel.rpc.usage import UsageTally
@@ -47,6 +51,8 @@ data for the transcript."""
 EMPTY: Bundle = {"text/plain": ""}
 """What an output shows once its block is gone (a retried attempt's remains)."""
 
+KERNEL_TOOLS = frozenset(TOOL_NAMES)
+CODE_TOOLS = frozenset({PYTHON, PROPOSE_CELL})
 MAX_UPDATES_PER_SECOND = 15
 """Display refreshes per second while streaming: smooth to the eye, light on the websocket."""
 FREEZE_AT = 1024
@@ -103,7 +109,10 @@ def thinking_bundle(block: ThinkingBlock) -> Bundle:
 
 
 def tool_summary(block: ToolBlock) -> str:
-    """A short account of a tool's arguments: bash's command, else ``key=value`` pairs."""
+    """A short account of a tool's arguments: bash's command, else ``key=value`` pairs
+    (none for code run in the kernel: the block shows the code itself)."""
+    if kernel_code(block) is not None:
+        return ""
     command = block.arguments.get("command")
     if block.name == "bash" and isinstance(command, str):
         text = command
@@ -136,6 +145,12 @@ def _duration(ms: float) -> str:
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
+def kernel_code(block: ToolBlock) -> str | None:
+    """The code of a kernel tool call that carries code (run, or proposed as a cell)."""
+    code = block.arguments.get("code")
+    return code if block.name in CODE_TOOLS and isinstance(code, str) else None
+
+
 def _tool_html(block: ToolBlock) -> str:
     name, summary, label, output = _tool_parts(block)
     header = f"<b>{html.escape(name)}</b>"
@@ -146,17 +161,32 @@ def _tool_html(block: ToolBlock) -> str:
     if calls:  # drawn inside the parent, indented under a rule
         style = "margin: 0.2em 0 0 1em; padding-left: 0.6em; border-left: 2px solid #ccc"
         calls = f'<div style="{style}">{calls}</div>'
+    code = kernel_code(block)
+    shown = _highlighted(code) if code is not None else ""
     pre = ""
     if output:
         style = "margin: 0.2em 0 0 1em; max-height: 30em; overflow: auto; white-space: pre-wrap"
         pre = f'<pre style="{style}">{html.escape(output)}</pre>'
-    return f"<div>{header}{calls}{pre}</div>"
+        if block.name in KERNEL_TOOLS:
+            # The code's own output is in the cell below the block (live); this is what Pi
+            # read, kept for the record and for a replayed cell.
+            pre = f"<details><summary>What Pi got back</summary>{pre}</details>"
+    return f"<div>{header}{calls}{shown}{pre}</div>"
+
+
+def _highlighted(code: str) -> str:
+    """Python, coloured with inline styles (no stylesheet needed; Pygments escapes it)."""
+    body = highlight(clean_text(code), PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True))
+    style = "margin: 0.2em 0 0 1em; padding: 0.3em; background: #f6f8fa; white-space: pre-wrap"
+    return f'<pre style="{style}">{body}</pre>'
 
 
 def _tool_plain(block: ToolBlock) -> str:
     name, summary, label, output = _tool_parts(block)
     plain = f"[tool {name}]" + (f" {summary}" if summary else "") + f" — {label}"
-    lines = [line for call in block.calls for line in _tool_plain(call).splitlines()]
+    code = kernel_code(block)
+    lines = clean_text(code).splitlines() if code is not None else []
+    lines += [line for call in block.calls for line in _tool_plain(call).splitlines()]
     lines += output.splitlines()
     if lines:
         plain += "\n" + "\n".join(f"    {line}" if line else "" for line in lines)

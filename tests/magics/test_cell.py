@@ -27,7 +27,8 @@ from pi_kernel.rpc.transport import decode_line
 from pi_kernel.turn import TurnResult
 from pi_magics.bridge import Bridge
 from pi_magics.cell import INTERRUPT_GRACE, CellTurn, Post, Request
-from pi_magics.dialogs import DialogDesk
+from pi_magics.desk import Desk
+from pi_magics.dialogs import put_dialog
 from pi_magics.render import TurnDisplay
 from tests.magics.fake_frontend import Frontend, Output
 
@@ -79,8 +80,8 @@ def bridge() -> Iterator[Bridge]:
     bridge.close()
 
 
-def cell_of(frontend: Frontend, desk: DialogDesk | None = None, read: Any = None) -> CellTurn:
-    return CellTurn(REQUEST, TurnDisplay(frontend), desk or DialogDesk(), read)
+def cell_of(frontend: Frontend, desk: Desk | None = None, read: Any = None) -> CellTurn:
+    return CellTurn(REQUEST, TurnDisplay(frontend), desk or Desk(), read)
 
 
 def test_events_stream_into_the_cell_and_the_result_closes_the_turn(bridge: Bridge):
@@ -104,7 +105,7 @@ def test_events_stream_into_the_cell_and_the_result_closes_the_turn(bridge: Brid
 
 def test_a_dialog_is_asked_after_what_led_to_it_and_its_answer_reaches_pi(bridge: Bridge):
     frontend = Frontend()
-    desk = DialogDesk()
+    desk = Desk()
     shown_when_asked: list[list[str]] = []
 
     def read(prompt: str) -> str:
@@ -113,7 +114,7 @@ def test_a_dialog_is_asked_after_what_led_to_it_and_its_answer_reaches_pi(bridge
 
     async def run(post: Post) -> TurnResult:
         post(ClientNotice(message="about to ask"))
-        answer = await desk.handle(ExtensionUIRequest(id="d1", method="confirm", title="Go?"))
+        answer = await put_dialog(desk, ExtensionUIRequest(id="d1", method="confirm", title="Go?"))
         post(ClientNotice(message=f"answered {answer['confirmed']}"))
         return result()
 
@@ -137,12 +138,12 @@ def test_an_interrupt_cancels_the_run_and_shows_what_arrives_while_pi_aborts(bri
                 await anyio.sleep(0.2)
                 post(ClientNotice(message="Pi confirmed the abort"))
                 try:
-                    await desk.handle(ExtensionUIRequest(id="d2", method="confirm", title="?"))
+                    await put_dialog(desk, ExtensionUIRequest(id="d2", method="confirm", title="?"))
                 except DialogDeclined as exc:
                     declined.append(str(exc))
         raise AssertionError("unreachable")
 
-    desk = DialogDesk()
+    desk = Desk()
     cell = cell_of(frontend, desk)
     future = cell.stream(bridge.submit, run)
     assert cell.interrupted
@@ -155,7 +156,7 @@ def test_an_interrupt_cancels_the_run_and_shows_what_arrives_while_pi_aborts(bri
 
 
 def test_an_interrupt_at_the_input_prompt_declines_the_dialog_so_pi_can_abort(bridge: Bridge):
-    desk = DialogDesk()
+    desk = Desk()
     heard: list[str] = []
     handlers: list[asyncio.Task[None]] = []
 
@@ -164,7 +165,7 @@ def test_an_interrupt_at_the_input_prompt_declines_the_dialog_so_pi_can_abort(br
 
     async def handle() -> None:
         try:
-            await desk.handle(ExtensionUIRequest(id="d1", method="confirm", title="Go?"))
+            await put_dialog(desk, ExtensionUIRequest(id="d1", method="confirm", title="Go?"))
         except DialogDeclined as exc:
             heard.append(str(exc))
 

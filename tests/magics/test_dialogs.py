@@ -12,7 +12,8 @@ from IPython.core.error import StdinNotImplementedError
 
 from pi_kernel.rpc.client import DialogDeclined
 from pi_kernel.rpc.protocol import ExtensionUIRequest
-from pi_magics.dialogs import Dialog, DialogDesk, ask
+from pi_magics.desk import Desk
+from pi_magics.dialogs import Dialog, ask, put_dialog
 
 
 def request(method: str, **fields: Any) -> ExtensionUIRequest:
@@ -94,18 +95,18 @@ def test_a_frontend_without_input_declines(failure: Exception, reason: str):
 @pytest.mark.anyio
 async def test_the_desk_declines_when_no_cell_is_running():
     with pytest.raises(DialogDeclined, match="no cell was running"):
-        await DialogDesk().handle(request("confirm"))
+        await put_dialog(Desk(), request("confirm"))
 
 
 @pytest.mark.anyio
 async def test_a_cell_answers_what_is_posted_and_declines_what_it_never_took():
-    desk = DialogDesk()
+    desk = Desk()
     posted: list[Dialog] = []
     answers: list[Any] = []
 
     async def wait_for(dialog_request: ExtensionUIRequest) -> None:
         try:
-            answers.append(await desk.handle(dialog_request))
+            answers.append(await put_dialog(desk, dialog_request))
         except DialogDeclined as exc:
             answers.append(str(exc))
 
@@ -124,4 +125,4 @@ async def test_a_cell_answers_what_is_posted_and_declines_what_it_never_took():
         cell.__exit__(None, None, None)
     assert answers == [{"confirmed": True}, "the cell ended before it was answered"]
     with pytest.raises(DialogDeclined, match="no cell was running"):
-        await desk.handle(request("confirm"))
+        await put_dialog(desk, request("confirm"))

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pi_kernel.blocks import Block, ErrorBlock, NoticeBlock, TextBlock, ThinkingBlock, ToolBlock
+from pi_kernel.kernel_tools.catalog import PYTHON
 from pi_kernel.records.markdown import _walk_to_paragraph_break, safe_markdown
 from pi_kernel.rpc.protocol import Response
 from pi_kernel.rpc.run import RunOutcome
@@ -199,6 +200,7 @@ def test_model_and_tool_text_never_becomes_active_content(payload: str):
         ThinkingBlock(text=payload, done=True),
         ToolBlock(name=payload, arguments={"command": payload}, output=payload, state="ok"),
         ToolBlock(name="read", arguments={"path": payload}, output=payload, state="error"),
+        ToolBlock(name=PYTHON, arguments={"code": payload}, output=payload, state="ok"),
         NoticeBlock(level="error", text=payload),
         ErrorBlock(message=payload),
     ]
@@ -405,3 +407,20 @@ def test_the_quick_freeze_point_agrees_with_the_line_walk(text: str):
         walked = _walk_to_paragraph_break(complete)
         expected = None if walked is None or len(text) - start <= FREEZE_AT else start + walked
         assert _freeze_point(text, start) == expected
+
+
+def test_code_run_in_the_kernel_is_shown_coloured_and_what_pi_read_collapsed():
+    block = ToolBlock(
+        name=PYTHON, arguments={"code": "x = 6 * 7\nprint(x)"}, output="Output:\n42", state="ok"
+    )
+    bundle = block_bundle(block)
+    html_text = bundle["text/html"]
+    assert "<span style=" in html_text.split("<details>")[0]  # highlighted code before it
+    assert "code=" not in html_text  # the code itself, not an argument summary
+    assert "<details><summary>What Pi got back</summary>" in html_text
+    assert bundle["text/plain"].splitlines()[1:] == [
+        "    x = 6 * 7",
+        "    print(x)",
+        "    Output:",
+        "    42",
+    ]

@@ -24,7 +24,7 @@ from .. import __version__
 from ..rpc.errors import PiError
 from ..rpc.launch import PROJECT_ROOT
 from ..rpc.protocol import ModelInfo
-from .routing import cell_kind, completion_target, route_cell, token_at
+from .routing import PYTHON_MARKER, cell_kind, completion_target, route_cell, token_at
 
 BANNER = f"""\
 Pi kernel {__version__}: each cell is a prompt for Pi (the answer streams into the cell).
@@ -85,6 +85,9 @@ class PiKernel(IPythonKernel):
         # First in the pipeline: before IPython strips prompts or reads cell magics.
         self.shell.input_transformers_cleanup.insert(0, route_cell)
         self.shell.extension_manager.load_extension("pi_magics")
+        workbench = self._magics().workbench
+        if workbench is not None:  # Pi's Python must not become a prompt for Pi
+            workbench.python_marker = PYTHON_MARKER
         self.banner = BANNER.replace("{subcommands}", ", ".join(self._magics().subcommands))
 
     def _magics(self) -> Any:

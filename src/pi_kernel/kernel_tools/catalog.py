@@ -1,0 +1,76 @@
+"""The kernel tools Pi is offered, the policies that choose among them, and what a call and
+its reply hold.
+
+The tools themselves (their descriptions and parameters, as Pi shows them to the model) are
+declared in ``extension.js``, the Pi extension that forwards each call to the kernel; the
+names here must match it (a test reads both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+PYTHON = "notebook_python"
+"""Run Python in the user's namespace, on the kernel's main thread."""
+HISTORY = "notebook_history"
+"""The code of the cells run in this kernel, their results and errors."""
+VARIABLES = "notebook_variables"
+"""The user's variables: name, type and a cheap summary."""
+PROPOSE_CELL = "notebook_propose_cell"
+"""Code put into a new cell below the running one, not run."""
+
+TOOL_NAMES = (PYTHON, HISTORY, VARIABLES, PROPOSE_CELL)
+
+Policy = Literal["all", "read", "off"]
+POLICIES: tuple[Policy, ...] = get_args(Policy)
+OFFERED: dict[Policy, tuple[str, ...]] = {
+    "all": TOOL_NAMES,
+    "read": (HISTORY, VARIABLES),
+    "off": (),
+}
+"""Which tools each policy offers Pi: "read" looks at the kernel and changes nothing."""
+
+EXTENSION = Path(__file__).with_name("extension.js")
+"""The Pi extension (``pi -e``) that offers the tools and forwards their calls."""
+
+
+def check_policy(value: str) -> Policy:
+    """``value`` as a policy, or a ValueError saying which ones exist."""
+    for policy in POLICIES:
+        if value == policy:
+            return policy
+    raise ValueError(f"{value!r} is not a kernel tools policy: use one of {', '.join(POLICIES)}.")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call of a kernel tool, as Pi's extension forwarded it."""
+
+    tool: str
+    call_id: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image for Pi (base64 data, as Pi's image content takes it)."""
+
+    data: str
+    mime_type: str
+
+
+@dataclass
+class ToolReply:
+    """What goes back to Pi: text, images when the model takes them, and whether it failed
+    (Pi then shows the text as the tool's error)."""
+
+    text: str
+    images: list[Image] = field(default_factory=list)
+    is_error: bool = False
+
+    def wire(self) -> dict[str, Any]:
+        content: list[dict[str, str]] = [{"type": "text", "text": self.text}]
+        content += [{"type": "image", "data": i.data, "mimeType": i.mime_type} for i in self.images]
+        return {"ok": True, "content": content, "isError": self.is_error}

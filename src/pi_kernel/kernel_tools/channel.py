@@ -1,0 +1,165 @@
+"""The kernel's end of the kernel tools: a Unix socket only this kernel's own Pi can use.
+
+Each Pi process gets a channel of its own: a socket in a fresh 0700 folder inside
+pi-kernel's private runtime directory, and a random secret.  Both reach Pi's extension
+(``extension.js``) in Pi's environment, and the extension takes them out of it when it
+loads, so the commands Pi's tools run (bash) do not inherit them.  A caller must be this
+user (the folder's mode, and the peer's credentials where the system reports them) and send
+the secret with every request; anything else is refused and counted.
+
+The wire: one JSON request line per connection, one JSON reply line back.
+``{"secret", "op": "offer"}`` asks which tools to offer for the run about to start;
+``{"secret", "op": "call", "tool", "callId", "args"}`` runs one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import struct
+import tempfile
+from collections.abc import Sequence
+from contextlib import AsyncExitStack, suppress
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
+
+import anyio
+from anyio.abc import SocketAttribute, SocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..agent_dir import runtime_dir
+from ..rpc.transport import task_group
+from .catalog import EXTENSION, ToolCall, ToolReply
+
+logger = logging.getLogger(__name__)
+
+SOCKET_ENV = "PI_KERNEL_TOOLS_SOCKET"
+SECRET_ENV = "PI_KERNEL_TOOLS_SECRET"
+REQUEST_LIMIT = 4_000_000
+"""Bytes of one request line: code Pi wants run, with room to spare."""
+
+
+class KernelTools(Protocol):
+    """What the notebook face lends the session: the tools, as the running cell allows them."""
+
+    def offered(self) -> Sequence[str]:
+        """The tools to offer Pi for the run about to start."""
+        ...
+
+    async def call(self, call: ToolCall) -> ToolReply:
+        """Run one call (on the kernel's main thread) and say what happened."""
+        ...
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    secret: str
+    op: Literal["offer", "call"]
+    tool: str = ""
+    call_id: str = Field("", alias="callId")
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+def refusal(reason: str) -> dict[str, Any]:
+    return {"ok": False, "error": reason}
+
+
+class ToolChannel:
+    """The socket for one Pi process.  ``async with ToolChannel(tools) as channel``; give Pi
+    ``channel.args`` and ``channel.env``."""
+
+    def __init__(self, tools: KernelTools) -> None:
+        self.tools = tools
+        self._secret = secrets.token_urlsafe(32)
+        self._folder: Path | None = None
+        self.offers = 0
+        """How many runs asked which tools to offer (0: the extension never spoke)."""
+        self.calls = 0
+        self.refused = 0
+        """Requests refused: a wrong secret, another user, or a malformed request."""
+        self._stack = AsyncExitStack()
+
+    @property
+    def path(self) -> Path:
+        assert self._folder is not None, "use ToolChannel as an async context manager"
+        return self._folder / "kernel.sock"
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return ("-e", str(EXTENSION))
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {SOCKET_ENV: str(self.path), SECRET_ENV: self._secret}
+
+    async def __aenter__(self) -> Self:
+        self._folder = Path(tempfile.mkdtemp(prefix="tools-", dir=runtime_dir()))
+        self._stack.callback(shutil.rmtree, self._folder, True)
+        listener = await anyio.create_unix_listener(self.path, mode=0o600)
+        await self._stack.enter_async_context(listener)
+        tasks = await self._stack.enter_async_context(task_group())
+        self._stack.callback(tasks.cancel_scope.cancel)  # runs first: the listener stops
+        tasks.start_soon(listener.serve, self._serve_one, tasks)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _serve_one(self, stream: SocketStream) -> None:
+        async with stream:
+            reply = await self._answer(stream)
+            # A caller that gave up (Pi aborted the turn) is not there to hear the answer.
+            with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await stream.send(json.dumps(reply).encode() + b"\n")
+
+    async def _answer(self, stream: SocketStream) -> dict[str, Any]:
+        if not _same_user(stream):
+            self.refused += 1
+            return refusal("this channel serves only the user who runs the kernel")
+        try:
+            line = await BufferedByteReceiveStream(stream).receive_until(b"\n", REQUEST_LIMIT)
+            request = _Request.model_validate_json(line)
+        except (anyio.IncompleteRead, anyio.DelimiterNotFound, ValidationError):
+            self.refused += 1
+            return refusal("not a kernel tools request")
+        if not hmac.compare_digest(request.secret.encode(), self._secret.encode()):
+            self.refused += 1
+            return refusal("wrong secret: this channel serves only its own kernel's Pi")
+        if request.op == "offer":
+            self.offers += 1
+            return {"ok": True, "tools": list(self.tools.offered())}
+        self.calls += 1
+        call = ToolCall(request.tool, request.call_id, request.args)
+        try:
+            reply = await self.tools.call(call)
+        except Exception as exc:
+            # The kernel's own failure, not the code's (that is a reply): Pi hears it, and
+            # the log keeps the traceback.
+            logger.exception("kernel tool %s failed", request.tool)
+            return refusal(f"the kernel could not run {request.tool}: {exc}")
+        return reply.wire()
+
+
+def _same_user(stream: SocketStream) -> bool:
+    """Whether the peer runs as this user; True where the system does not say (the socket's
+    0700 folder already keeps other users out)."""
+    peer_credentials = getattr(socket, "SO_PEERCRED", None)
+    if peer_credentials is None:
+        return True
+    raw = stream.extra(SocketAttribute.raw_socket)
+    size = struct.calcsize("3i")
+    _pid, uid, _gid = struct.unpack("3i", raw.getsockopt(socket.SOL_SOCKET, peer_credentials, size))
+    return bool(uid == os.getuid())

@@ -1,0 +1,132 @@
+// pi-kernel's kernel tools, loaded by the kernel's own Pi with `pi -e` (never installed into
+// the user's ~/.pi).  Each tool call is forwarded over a Unix socket to the Jupyter kernel
+// that started this Pi, which runs it on its main thread inside the running cell and answers.
+// The socket's path and secret come in the environment; they are taken out of it at once, so
+// the commands Pi's own tools run (bash) never see them.  Names must match catalog.py.
+import * as net from "node:net";
+
+const SOCKET = process.env.PI_KERNEL_TOOLS_SOCKET;
+const SECRET = process.env.PI_KERNEL_TOOLS_SECRET;
+delete process.env.PI_KERNEL_TOOLS_SOCKET;
+delete process.env.PI_KERNEL_TOOLS_SECRET;
+
+const NAMESPACE_NOTE =
+  "This is the user's own live Jupyter kernel: the same namespace as their notebook cells, " +
+  "so what you define or change stays there and they see it.";
+
+const TOOLS = [
+  {
+    name: "notebook_python",
+    label: "Python in the notebook",
+    description:
+      "Run Python code in the user's running Jupyter kernel and return what it printed, the " +
+      "value of its last expression (as repr) and any error with its traceback. " +
+      NAMESPACE_NOTE +
+      " Its output (text, tables, plots) appears in the user's notebook as it runs. Use it to " +
+      "inspect or compute with the user's data; do not redefine or delete their variables, " +
+      "and do not start long computations, unless they ask.",
+    promptSnippet: "Run Python in the user's live notebook kernel (their variables, their data)",
+    parameters: {
+      type: "object",
+      properties: { code: { type: "string", description: "Python code (IPython syntax)" } },
+      required: ["code"],
+    },
+  },
+  {
+    name: "notebook_history",
+    label: "Notebook history",
+    description:
+      "Read the cells the user ran in this Jupyter kernel, in order: each cell's code, the repr " +
+      "of its result and its error with the traceback, shortened when long. By default the " +
+      "last 10 cells; or give first and last (execution counts) for a range. " +
+      NAMESPACE_NOTE,
+    parameters: {
+      type: "object",
+      properties: {
+        count: { type: "integer", description: "how many of the most recent cells (default 10)" },
+        first: { type: "integer", description: "first execution count of a range" },
+        last: { type: "integer", description: "last execution count of a range" },
+      },
+    },
+  },
+  {
+    name: "notebook_variables",
+    label: "Notebook variables",
+    description:
+      "List the user's variables in this Jupyter kernel: name, type and a short summary (shape " +
+      "and dtypes of DataFrames and arrays, length of containers, value of small scalars). " +
+      "Nothing is called on them beyond that. " +
+      NAMESPACE_NOTE,
+    parameters: { type: "object", properties: {} },
+  },
+  {
+    name: "notebook_propose_cell",
+    label: "Propose a cell",
+    description:
+      "Put Python code into a new cell below the one running now, for the user to read, edit " +
+      "and run themselves; it is not run. One proposal per turn: a later one replaces it.",
+    parameters: {
+      type: "object",
+      properties: { code: { type: "string", description: "the new cell's code" } },
+      required: ["code"],
+    },
+  },
+];
+const NAMES = new Set(TOOLS.map((tool) => tool.name));
+
+// One request, one reply, one connection: the kernel answers when the call is done.
+function ask(request, signal) {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(SOCKET);
+    const chunks = [];
+    const onAbort = () => {
+      socket.destroy();
+      reject(new Error("aborted"));
+    };
+    if (signal) {
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+    socket.on("connect", () => socket.write(JSON.stringify({ ...request, secret: SECRET }) + "\n"));
+    socket.on("data", (chunk) => chunks.push(chunk));
+    socket.on("error", (error) => reject(new Error(`the notebook kernel is not reachable: ${error.message}`)));
+    socket.on("close", () => {
+      signal?.removeEventListener("abort", onAbort);
+      const text = Buffer.concat(chunks).toString("utf8");
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        reject(new Error("the notebook kernel closed the connection without an answer"));
+      }
+    });
+  });
+}
+
+export default function (pi) {
+  if (!SOCKET || !SECRET) return; // not started by a pi-kernel kernel: nothing to offer
+
+  for (const tool of TOOLS) {
+    pi.registerTool({
+      ...tool,
+      async execute(toolCallId, params, signal) {
+        const reply = await ask({ op: "call", tool: tool.name, callId: toolCallId, args: params ?? {} }, signal);
+        if (!reply.ok) throw new Error(reply.error);
+        if (reply.isError) throw new Error(reply.content.map((part) => part.text ?? "").join("\n"));
+        return { content: reply.content, details: { kernel: true } };
+      },
+    });
+  }
+
+  // Which tools a run may use is the running cell's choice (its policy), asked per run.
+  pi.on("before_agent_start", async () => {
+    let offered = [];
+    try {
+      const reply = await ask({ op: "offer" });
+      if (reply.ok) offered = reply.tools.filter((name) => NAMES.has(name));
+    } catch {
+      // The kernel does not answer: offer nothing rather than tools that cannot run.
+    }
+    const others = pi.getActiveTools().filter((name) => !NAMES.has(name));
+    pi.setActiveTools([...others, ...offered]);
+  });
+}

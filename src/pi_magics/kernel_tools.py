@@ -1,0 +1,274 @@
+"""Pi's tools in the kernel: run Python in the user's namespace, read the kernel's history and
+variables, propose a cell.
+
+``NotebookTools`` is what the session lends Pi's channel (the engine's ``KernelTools``): it
+says which tools the running cell allows and posts each call to that cell as an errand.  The
+cell's loop, on the kernel's main thread, hands it to ``Workbench.run``: Pi's code never runs
+beside the user's, and an interrupt reaches it as it would reach the user's own code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import types
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import IPython
+
+from pi_kernel.kernel_tools.catalog import (
+    HISTORY,
+    OFFERED,
+    PROPOSE_CELL,
+    PYTHON,
+    VARIABLES,
+    Policy,
+    ToolCall,
+    ToolReply,
+)
+
+from .desk import Declined, Desk, Errand
+
+NO_CELL = "no notebook cell is running: Pi's kernel tools work only while a %%pi cell runs"
+PART_LIMIT = 10_000
+"""Characters of each part of a reply (output, result, error) that go back to Pi."""
+HISTORY_CELLS = 10
+"""Cells the history tool returns unless asked for more."""
+HISTORY_LIMIT = 40_000
+"""Characters of history in one reply."""
+SUMMARY_LIMIT = 120
+_IPYTHON_DIR = os.path.dirname(IPython.__file__)
+
+
+class KernelCall(Errand[ToolReply]):
+    """A kernel tool call waiting for the running cell."""
+
+    def __init__(self, call: ToolCall) -> None:
+        super().__init__()
+        self.call = call
+
+
+class NotebookTools:
+    """The kernel tools as the session sees them: the policy, and the way to the cell."""
+
+    def __init__(self, desk: Desk, policy: Policy = "all") -> None:
+        self.desk = desk
+        self.policy: Policy = policy
+        """The notebook's setting (``PiMagics.kernel_tools``)."""
+        self.cell_policy: Policy | None = None
+        """The running cell's own choice (``%%pi --tools``), while it runs."""
+
+    @property
+    def effective(self) -> Policy:
+        return self.cell_policy or self.policy
+
+    def offered(self) -> Sequence[str]:
+        return OFFERED[self.effective]
+
+    async def call(self, call: ToolCall) -> ToolReply:
+        policy = self.effective
+        if call.tool not in OFFERED[policy]:
+            return ToolReply(
+                f"{call.tool} is not allowed in this cell (kernel tools: {policy!r}).",
+                is_error=True,
+            )
+        try:
+            return await self.desk.bring(KernelCall(call), no_cell=NO_CELL)
+        except Declined as exc:
+            return ToolReply(f"The notebook did not run {call.tool}: {exc}.", is_error=True)
+
+
+def cut(text: str, limit: int = PART_LIMIT) -> str:
+    """``text`` within ``limit`` characters: its start and its end, and a count of the cut."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n… {len(text) - 2 * half:,} characters cut …\n{text[-half:]}"
+
+
+class Workbench:
+    """Runs kernel tool calls on the main thread, in ``shell`` (an IPython shell)."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.python_marker: str | None = None
+        """A first line that makes a cell Python in this kernel, where cells are something
+        else by default (the Pi kernel's ``%%py``: its own cells are prompts)."""
+        self.errors: dict[int, str] = {}
+        """The traceback of each user cell that failed, by execution count (bounded)."""
+
+    def note_cell(self, result: Any) -> None:
+        """IPython's ``post_run_cell`` hook: keep a failed cell's traceback for the history."""
+        error = result.error_in_exec or result.error_before_exec
+        count = result.execution_count
+        if error is not None and count is not None:
+            self.errors[count] = cut(format_error(error))
+
+    def run(self, call: ToolCall) -> ToolReply:
+        """Do ``call``.  Raises KeyboardInterrupt when the user interrupted Pi's code (it was
+        shown, and Pi is told by the caller)."""
+        if call.tool == PYTHON:
+            return self.python(_text_arg(call, "code"))
+        if call.tool == HISTORY:
+            return self.history(call.args)
+        if call.tool == VARIABLES:
+            return ToolReply(variables(self.shell))
+        if call.tool == PROPOSE_CELL:
+            return self.propose(_text_arg(call, "code"))
+        return ToolReply(f"This kernel has no tool {call.tool!r}.", is_error=True)
+
+    def python(self, code: str) -> ToolReply:
+        shell = self.shell
+        captured: list[str] = []
+        source = f"{self.python_marker}\n{code}" if self.python_marker else code
+        with _tee(captured):
+            result = shell.run_cell(source, store_history=False)
+        error = result.error_before_exec or result.error_in_exec
+        if isinstance(error, KeyboardInterrupt):
+            raise KeyboardInterrupt
+        parts = []
+        output = "".join(captured)
+        if output:
+            parts.append(f"Output:\n{cut(output)}")
+        if result.result is not None:
+            parts.append(f"Result: {cut(_safe_repr(result.result))}")
+        if error is not None:
+            parts.append(f"Error:\n{cut(format_error(error))}")
+        if not parts:
+            parts.append("Ran without output.")
+        return ToolReply("\n".join(parts), is_error=error is not None)
+
+    def history(self, args: dict[str, Any]) -> ToolReply:
+        shell = self.shell
+        count = _int_arg(args, "count", HISTORY_CELLS)
+        first, last = _int_arg(args, "first", None), _int_arg(args, "last", None)
+        current = shell.execution_count  # the running cell's number
+        if first is not None or last is not None:
+            start, stop = first or 1, (last or current - 1) + 1
+        else:
+            start, stop = max(1, current - count), current
+        outputs = shell.user_ns.get("Out", {})
+        entries = []
+        for _session, number, source in shell.history_manager.get_range(
+            start=start, stop=stop, raw=True
+        ):
+            entry = f"[{number}]\n{cut(source, 4_000)}"
+            if number in outputs:
+                entry += f"\nResult: {cut(_safe_repr(outputs[number]), 2_000)}"
+            if number in self.errors:
+                entry += f"\nError:\n{self.errors[number]}"
+            entries.append(entry)
+        if not entries:
+            return ToolReply(f"No cells ran in the range {start}-{stop - 1}.")
+        text = "\n\n".join(entries)
+        if len(text) > HISTORY_LIMIT:
+            text = "… earlier cells cut …\n" + text[-HISTORY_LIMIT:]
+        return ToolReply(text)
+
+    def propose(self, code: str) -> ToolReply:
+        # IPython keeps one next-input payload per execution: a later proposal replaces it.
+        self.shell.set_next_input(code, replace=False)
+        lines = code.count("\n") + 1
+        return ToolReply(
+            f"Proposed: a new cell ({lines} line{'s' if lines != 1 else ''}) appears below the "
+            "running one when it finishes. It was not run."
+        )
+
+
+def format_error(error: BaseException) -> str:
+    """The error with its traceback, from the user's code on (IPython's own frames left out)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_IPYTHON_DIR):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(error), error, tb)).rstrip()
+
+
+def variables(shell: Any) -> str:
+    """``%whos`` for Pi: the user's names, with summaries that call nothing expensive."""
+    hidden = getattr(shell, "user_ns_hidden", {})
+    rows = []
+    for name, value in sorted(shell.user_ns.items()):
+        if name.startswith("_") or name in hidden or _is_module(value):
+            continue
+        rows.append(f"{name}: {_type_name(value)}{summary_of(value)}")
+    return "\n".join(rows) if rows else "The namespace has no user variables yet."
+
+
+def summary_of(value: Any) -> str:
+    """A short, cheap description: shapes, lengths and small values only."""
+    kind = type(value)
+    module = kind.__module__.split(".")[0]
+    try:
+        if module == "pandas" and kind.__name__ == "DataFrame":
+            dtypes = ", ".join(f"{c}: {t}" for c, t in list(value.dtypes.items())[:20])
+            more = ", …" if value.shape[1] > 20 else ""
+            return f", shape {value.shape}, columns {{{dtypes}{more}}}"
+        if module == "pandas" and kind.__name__ == "Series":
+            return f", length {len(value)}, dtype {value.dtype}"
+        if hasattr(value, "shape") and hasattr(value, "dtype"):  # numpy and its kin
+            return f", shape {tuple(value.shape)}, dtype {value.dtype}"
+        if isinstance(value, bool | int | float | complex) or value is None:
+            return f" = {repr(value)[:SUMMARY_LIMIT]}"
+        if isinstance(value, str | bytes):
+            shown = repr(value[:SUMMARY_LIMIT])
+            return f", length {len(value)}: {shown}" if len(value) > 40 else f" = {shown}"
+        if isinstance(value, list | tuple | set | frozenset | dict):
+            return f", length {len(value)}"
+    except Exception:  # a property that fails on a strange object: the type is enough
+        return ""
+    return ""
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
+def _is_module(value: Any) -> bool:
+    return isinstance(value, types.ModuleType)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:
+        return f"<{type(value).__name__}: repr failed: {exc}>"
+
+
+def _text_arg(call: ToolCall, name: str) -> str:
+    value = call.args.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _int_arg(args: dict[str, Any], name: str, default: int | None) -> int | None:
+    value = args.get(name)
+    return value if isinstance(value, int) and value > 0 else default
+
+
+class _Tee:
+    """A stream that writes to the cell as before and keeps a copy for Pi."""
+
+    def __init__(self, stream: Any, copy: Callable[[str], object]) -> None:
+        self._stream = stream
+        self._copy = copy
+
+    def write(self, text: str) -> int:
+        self._copy(text)
+        written: int = self._stream.write(text)
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _tee(captured: list[str]) -> Iterator[None]:
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(stdout, captured.append), _Tee(stderr, captured.append)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr

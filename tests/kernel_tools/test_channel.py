@@ -1,0 +1,149 @@
+"""The kernel tools' channel: only its own Pi (the secret, this user) gets a call through.
+
+The channel is the unit under test here, with a real Unix socket; the tools behind it are a
+recording stand-in (what they do in a kernel is tested with real kernels and Pi)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import pytest
+
+from pi_kernel.kernel_tools.catalog import EXTENSION, PYTHON, TOOL_NAMES, ToolCall, ToolReply
+from pi_kernel.kernel_tools.channel import SECRET_ENV, SOCKET_ENV, ToolChannel
+
+NOBODY = 65534
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+"""A Python that another user may run (the suite's own may sit in root's home)."""
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[ToolCall] = []
+
+    def offered(self) -> Sequence[str]:
+        return [PYTHON]
+
+    async def call(self, call: ToolCall) -> ToolReply:
+        self.calls.append(call)
+        return ToolReply(f"ran {call.args['code']}")
+
+
+def ask(path: str, request: dict[str, object] | bytes) -> dict[str, object]:
+    """One request as the extension sends it (blocking: run it in a thread)."""
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(path)
+        raw = request if isinstance(request, bytes) else json.dumps(request).encode() + b"\n"
+        client.sendall(raw)
+        client.shutdown(socket.SHUT_WR)
+        return dict(json.loads(client.makefile("rb").readline()))
+
+
+@pytest.mark.anyio
+async def test_a_call_with_the_secret_reaches_the_tools_and_comes_back():
+    tools = Recorder()
+    async with ToolChannel(tools) as channel:
+        path, secret = channel.env[SOCKET_ENV], channel.env[SECRET_ENV]
+        offer = await anyio.to_thread.run_sync(ask, path, {"secret": secret, "op": "offer"})
+        request = {"secret": secret, "op": "call", "tool": PYTHON, "callId": "c1"}
+        reply = await anyio.to_thread.run_sync(ask, path, {**request, "args": {"code": "1"}})
+    assert offer == {"ok": True, "tools": [PYTHON]}
+    assert reply == {"ok": True, "content": [{"type": "text", "text": "ran 1"}], "isError": False}
+    assert tools.calls == [ToolCall(PYTHON, "c1", {"code": "1"})]
+    assert (channel.offers, channel.calls, channel.refused) == (1, 1, 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"secret": "guessed", "op": "call", "tool": PYTHON, "args": {"code": "1"}},
+        {"op": "call", "tool": PYTHON, "args": {"code": "1"}},
+        b"not json\n",
+        b'{"secret": "x", "op": "call"',  # no end of line: the caller hung up
+    ],
+    ids=["wrong secret", "no secret", "not json", "cut short"],
+)
+async def test_a_caller_without_the_secret_is_refused_and_nothing_runs(request_: object):
+    tools = Recorder()
+    async with ToolChannel(tools) as channel:
+        reply = await anyio.to_thread.run_sync(ask, channel.env[SOCKET_ENV], request_)
+    assert reply["ok"] is False
+    assert tools.calls == []
+    assert channel.refused == 1
+
+
+@pytest.mark.anyio
+async def test_the_socket_lives_in_a_private_folder_that_goes_with_the_channel():
+    async with ToolChannel(Recorder()) as channel:
+        folder = channel.path.parent
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(channel.path.stat().st_mode) == 0o600
+        assert channel.args == ("-e", str(EXTENSION))
+    assert not folder.exists()
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(os.getuid() != 0, reason="acting as another user needs root")
+@pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="no system Python for another user")
+async def test_another_user_cannot_reach_the_socket_nor_be_served_through_it(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # A runtime directory of this test's own, in a folder another user may enter.
+    runtime = Path(tempfile.mkdtemp())
+    runtime.chmod(0o755)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    tools = Recorder()
+    script = (
+        "import json, socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n    s.connect(sys.argv[1])\n"
+        "except PermissionError:\n    print('permission denied'); sys.exit()\n"
+        "s.sendall(json.dumps({'secret': sys.argv[2], 'op': 'offer'}).encode() + b'\\n')\n"
+        "print(s.makefile().readline())\n"
+    )
+
+    def as_nobody(path: Path, secret: str) -> str:
+        run = subprocess.run(
+            [SYSTEM_PYTHON, "-c", script, str(path), secret],
+            user=NOBODY,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return run.stdout + run.stderr
+
+    async with ToolChannel(tools) as channel:
+        secret = channel.env[SECRET_ENV]
+        assert "permission denied" in await anyio.to_thread.run_sync(
+            as_nobody, channel.path, secret
+        )
+        # Even with the folder opened up and the secret known, the peer's uid is checked.
+        channel.path.parent.chmod(0o755)
+        channel.path.parent.parent.chmod(0o755)
+        channel.path.chmod(0o777)
+        answer = await anyio.to_thread.run_sync(as_nobody, channel.path, secret)
+    shutil.rmtree(runtime)
+    assert "only the user who runs the kernel" in answer
+    assert channel.offers == 0
+    assert channel.refused == 1
+
+
+def test_the_extension_offers_exactly_the_catalogs_tools():
+    source = EXTENSION.read_text(encoding="utf-8")
+    declared = [
+        line.split('"')[1] for line in source.splitlines() if line.strip().startswith('name: "')
+    ]
+    assert declared == list(TOOL_NAMES)
+    assert SOCKET_ENV in source
+    assert SECRET_ENV in source

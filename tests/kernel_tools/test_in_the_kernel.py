@@ -1,0 +1,156 @@
+"""Pi's kernel tools in real kernels: the real Pi calls them (the scripted LLM asks for them
+by name) and the code runs in the user's namespace, in the running cell."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from pi_kernel.kernel_tools.catalog import HISTORY, PROPOSE_CELL, PYTHON, TOOL_NAMES, VARIABLES
+from tests import llm_server as script
+from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness
+from tests.llm_server import ScriptedLLM
+
+
+def offered(request: dict[str, Any]) -> list[str]:
+    return [tool["function"]["name"] for tool in request.get("tools", [])]
+
+
+def tool_result(request: dict[str, Any]) -> str:
+    """The last tool result in a request Pi sent (the text the model reads)."""
+    message = [m for m in request["messages"] if m["role"] == "tool"][-1]
+    content = message["content"]
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content)
+    return str(content)
+
+
+def call(tool: str, answer: str = "Done.", **arguments: Any) -> list[script.Reply]:
+    return [script.tool_calls((tool, arguments)), script.text(answer)]
+
+
+@pytest.mark.contract
+def test_pi_runs_python_in_the_users_namespace(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(*call(PYTHON, "x is 42.", code="x = 6 * 7; print(x)"))
+    run = kernel.execute("%%pi\nWhat is 6 * 7? Keep it in x.")
+    assert run.status == "ok", run.outputs
+    first, second = llm.requests
+    assert set(TOOL_NAMES) <= set(offered(first))
+    assert "42" in tool_result(second)
+    assert "x = 6 * 7; print(x)" in run.text("text/plain")
+    streams = [out["text"] for out in run.outputs if out["output_type"] == "stream"]
+    assert "42\n" in streams
+    assert kernel.execute("assert x == 42").status == "ok"
+
+
+def test_an_error_in_pis_code_reaches_pi_and_the_kernel_goes_on(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(*call(PYTHON, "It failed.", code="def f():\n    return 1 / 0\nf()"))
+    run = kernel.execute("%%pi\nDivide")
+    assert run.status == "ok", run.outputs
+    result = tool_result(llm.requests[1])
+    assert "ZeroDivisionError" in result
+    assert "return 1 / 0" in result
+    assert "interactiveshell" not in result  # IPython's own frames are left out
+    assert run.error is not None
+    assert run.error["ename"] == "ZeroDivisionError"
+    assert kernel.execute("y = 1").status == "ok"
+
+
+def test_the_result_of_the_last_expression_goes_back(kernel: KernelHarness, llm: ScriptedLLM):
+    assert kernel.execute("data = list(range(5))").status == "ok"
+    llm.enqueue(*call(PYTHON, code="sum(data)"))
+    assert kernel.execute("%%pi\nSum it").status == "ok"
+    assert "Result: 10" in tool_result(llm.requests[1])
+
+
+def test_variables_and_history_describe_what_the_user_did(kernel: KernelHarness, llm: ScriptedLLM):
+    assert kernel.execute("numbers = [3, 1, 2]\nname = 'Ada'").status == "ok"
+    assert kernel.execute("1 / 0").status == "error"
+    llm.enqueue(script.tool_calls((VARIABLES, {}), (HISTORY, {"count": 3})), script.text("Ok."))
+    assert kernel.execute("%%pi\nWhat do I have?").status == "ok"
+    messages = [m for m in llm.requests[1]["messages"] if m["role"] == "tool"]
+    variables, history = (str(m["content"]) for m in messages)
+    assert "numbers: list, length 3" in variables
+    assert "name: str = 'Ada'" in variables
+    assert "pi_magics" not in variables
+    assert "In:" not in variables
+    assert "numbers = [3, 1, 2]" in history
+    assert "ZeroDivisionError" in history
+
+
+def test_a_proposed_cell_is_a_next_input_payload_and_not_run(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(*call(PROPOSE_CELL, code="proposed = True"))
+    run = kernel.execute("%%pi\nPropose something")
+    assert run.status == "ok", run.outputs
+    payloads = run.reply["content"]["payload"]
+    assert [p["text"] for p in payloads if p["source"] == "set_next_input"] == ["proposed = True"]
+    assert "not run" in tool_result(llm.requests[1])
+    assert kernel.execute("assert 'proposed' not in dir()").status == "ok"
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("off", set()), ("read", {HISTORY, VARIABLES}), ("all", set(TOOL_NAMES))],
+)
+def test_the_policy_decides_what_pi_is_offered(
+    kernel: KernelHarness, llm: ScriptedLLM, policy: str, expected: set[str]
+):
+    assert kernel.execute(f"%config PiMagics.kernel_tools = '{policy}'").status == "ok"
+    llm.enqueue(script.text("Hi."), script.text("Hi again."))
+    assert kernel.execute("%%pi\nHello").status == "ok"
+    assert set(offered(llm.requests[0])) & set(TOOL_NAMES) == expected
+    # A cell's own choice wins for that cell only.
+    assert kernel.execute("%%pi --tools off\nHello").status == "ok"
+    assert not set(offered(llm.requests[1])) & set(TOOL_NAMES)
+
+
+def test_a_refused_tool_is_not_run(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(*call(PYTHON, code="ran = True"))
+    run = kernel.execute("%%pi --tools read\nTry")
+    assert run.status == "ok", run.outputs
+    assert "not found" in tool_result(llm.requests[1]).lower() or "not allowed" in tool_result(
+        llm.requests[1]
+    )
+    assert kernel.execute("assert 'ran' not in dir()").status == "ok"
+
+
+def test_a_bad_policy_is_one_line(kernel: KernelHarness):
+    run = kernel.execute("%%pi --tools everything\nHello")
+    assert run.status == "error"
+    assert "everything" in run.error_text
+    assert "all, read, off" in run.error_text
+    assert json.dumps(run.outputs).count("Traceback") == 0
+
+
+@pytest.mark.contract
+def test_an_interrupt_stops_pis_code_and_aborts_the_turn(kernel: KernelHarness, llm: ScriptedLLM):
+    code = "import time\ntry:\n    print('sleeping', flush=True)\n    time.sleep(30)\n" + (
+        "except KeyboardInterrupt:\n    woken = 'by the interrupt'\n    raise"
+    )
+    llm.enqueue(*call(PYTHON, "Slept.", code=code), script.text("Back."))
+    interrupted_at: list[float] = []
+
+    def interrupt_when_asleep(message: dict[str, Any]) -> None:
+        content = message["content"]
+        if not interrupted_at and "sleeping" in content.get("text", ""):
+            interrupted_at.append(time.monotonic())
+            kernel.interrupt()
+
+    run = kernel.execute("%%pi\nSleep", on_message=interrupt_when_asleep)
+    assert interrupted_at, run.outputs
+    assert time.monotonic() - interrupted_at[0] < INTERRUPT_BOUND
+    assert "interrupted" in run.text("text/plain").lower()
+    check = kernel.execute("assert woken == 'by the interrupt'")
+    assert check.status == "ok", run.text("text/plain")[-3000:]
+    # Pi's turn was aborted: it never asked the model for the answer after the tool.
+    assert len(llm.requests) == 1
+    after = kernel.execute("%%pi\nStill there?")
+    assert after.status == "ok", after.outputs
+    assert "Back." in after.text("text/markdown") or "Slept." in after.text("text/markdown")
