@@ -16,6 +16,7 @@ __all__ = [
     "PiEnv",
     "add_cached_model",
     "add_gated_provider",
+    "add_vision_model",
     "isolated_env",
     "write_agent_dir",
 ]
@@ -81,6 +82,16 @@ def add_cached_model(path: Path) -> str:
     models["providers"][PROVIDER]["models"].append(cached)
     models_path.write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
     return f"{PROVIDER}/cached"
+
+
+def add_vision_model(path: Path) -> str:
+    """Add model ``scripted/vision``, which takes image input.  Returns its reference."""
+    models_path = path / "models.json"
+    models = json.loads(models_path.read_text(encoding="utf-8"))
+    vision = _model("vision", reasoning=False, input=["text", "image"])
+    models["providers"][PROVIDER]["models"].append(vision)
+    models_path.write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
+    return f"{PROVIDER}/vision"
 
 
 GATED_PROVIDER = "gated"

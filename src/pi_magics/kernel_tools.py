@@ -9,11 +9,14 @@ beside the user's, and an interrupt reaches it as it would reach the user's own 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import struct
 import sys
 import traceback
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +28,7 @@ from pi_kernel.kernel_tools.catalog import (
     PROPOSE_CELL,
     PYTHON,
     VARIABLES,
+    Image,
     Policy,
     ToolCall,
     ToolReply,
@@ -40,6 +44,11 @@ HISTORY_CELLS = 10
 HISTORY_LIMIT = 40_000
 """Characters of history in one reply."""
 SUMMARY_LIMIT = 120
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+"""What Pi takes as image content; the first of these a display carries is sent."""
+IMAGES_PER_CALL = 4
+IMAGE_LIMIT = 4_000_000
+"""Characters of base64 in one image sent to Pi (about 3 MB): a larger one is described."""
 _IPYTHON_DIR = os.path.dirname(IPython.__file__)
 
 
@@ -107,11 +116,12 @@ class Workbench:
         if error is not None and count is not None:
             self.errors[count] = cut(format_error(error))
 
-    def run(self, call: ToolCall) -> ToolReply:
-        """Do ``call``.  Raises KeyboardInterrupt when the user interrupted Pi's code (it was
-        shown, and Pi is told by the caller)."""
+    def run(self, call: ToolCall, *, images: bool = False) -> ToolReply:
+        """Do ``call``; ``images``: the model takes image input, so figures go back as
+        images.  Raises KeyboardInterrupt when the user interrupted Pi's code (it was shown,
+        and Pi is told by the caller)."""
         if call.tool == PYTHON:
-            return self.python(_text_arg(call, "code"))
+            return self.python(_text_arg(call, "code"), images=images)
         if call.tool == HISTORY:
             return self.history(call.args)
         if call.tool == VARIABLES:
@@ -120,11 +130,12 @@ class Workbench:
             return self.propose(_text_arg(call, "code"))
         return ToolReply(f"This kernel has no tool {call.tool!r}.", is_error=True)
 
-    def python(self, code: str) -> ToolReply:
+    def python(self, code: str, *, images: bool = False) -> ToolReply:
         shell = self.shell
         captured: list[str] = []
+        displays: list[Mapping[str, Any]] = []
         source = f"{self.python_marker}\n{code}" if self.python_marker else code
-        with _tee(captured):
+        with _tee(captured), _displays(shell, displays):
             result = shell.run_cell(source, store_history=False)
         error = result.error_before_exec or result.error_in_exec
         if isinstance(error, KeyboardInterrupt):
@@ -135,11 +146,40 @@ class Workbench:
             parts.append(f"Output:\n{cut(output)}")
         if result.result is not None:
             parts.append(f"Result: {cut(_safe_repr(result.result))}")
+            # An image as the last expression (the inline backend may show a figure itself).
+            displays += [d for d in _image_of(shell, result.result) if d not in displays]
+        sent: list[Image] = []
+        for number, data in enumerate(displays, 1):
+            parts.append(f"Display {number}: {self._display(data, sent if images else None)}")
         if error is not None:
             parts.append(f"Error:\n{cut(format_error(error))}")
         if not parts:
             parts.append("Ran without output.")
-        return ToolReply("\n".join(parts), is_error=error is not None)
+        return ToolReply("\n".join(parts), images=sent, is_error=error is not None)
+
+    @staticmethod
+    def _display(data: Mapping[str, Any], sent: list[Image] | None) -> str:
+        """A display's text for Pi; its image goes into ``sent`` when the model takes images
+        (``sent`` is None when it does not)."""
+        text = cut(str(data.get("text/plain", "")), 2_000)
+        kind = next((kind for kind in IMAGE_TYPES if isinstance(data.get(kind), str | bytes)), None)
+        if kind is None:
+            return text or f"({', '.join(data)})"
+        raw = data[kind]  # base64 text, or the bytes themselves (IPython's formatters give both)
+        encoded = raw if isinstance(raw, str) else base64.b64encode(raw).decode("ascii")
+        # Size and hash: the transcript keeps this line, not the image (notebooks stay small).
+        digest = hashlib.sha256(encoded.encode()).hexdigest()[:12]
+        image = f"{kind}{image_size(encoded)}, {len(encoded) * 3 // 4 // 1024:,} KB, {digest}"
+        if sent is None:
+            why = "not sent: this model takes no image input"
+        elif len(encoded) > IMAGE_LIMIT:
+            why = "not sent: too large"
+        elif len(sent) >= IMAGES_PER_CALL:
+            why = f"not sent: at most {IMAGES_PER_CALL} images a call"
+        else:
+            sent.append(Image(encoded.replace("\n", ""), kind))
+            why = f"sent as image {len(sent)}"
+        return f"{text} ({image}; {why})".lstrip()
 
     def history(self, args: dict[str, Any]) -> ToolReply:
         shell = self.shell
@@ -176,6 +216,30 @@ class Workbench:
             f"Proposed: a new cell ({lines} line{'s' if lines != 1 else ''}) appears below the "
             "running one when it finishes. It was not run."
         )
+
+
+def _image_of(shell: Any, value: Any) -> list[Mapping[str, Any]]:
+    """The value's display bundle if it is an image (the cell showed it as the result: a
+    PIL image, a figure with IPython's figure formats on); only such values are formatted."""
+    if not any(hasattr(value, f"_repr_{kind}_") for kind in ("png", "jpeg", "mimebundle")) and (
+        type(value).__module__.split(".")[0] != "matplotlib"
+    ):
+        return []
+    try:
+        data, _metadata = shell.display_formatter.format(value)
+    except Exception:  # the cell already showed what failed; Pi has the repr
+        return []
+    return [data] if any(kind in data for kind in IMAGE_TYPES) else []
+
+
+def image_size(encoded: str) -> str:
+    """`` WxH`` of a base64 PNG (its header says), else nothing."""
+    start = encoded[:64].replace("\n", "")[:32]  # 24 bytes: the signature and IHDR's size
+    head = base64.b64decode(start + "=" * (-len(start) % 4))
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        width, height = struct.unpack(">II", head[16:24])
+        return f" {width}x{height}"
+    return ""
 
 
 def format_error(error: BaseException) -> str:
@@ -262,6 +326,28 @@ class _Tee:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+@contextmanager
+def _displays(shell: Any, captured: list[Mapping[str, Any]]) -> Iterator[None]:
+    """Keep a copy of every display the code makes (a plot, a table) while it is shown."""
+    publisher = shell.display_pub
+    publish = publisher.publish
+    own = "publish" in vars(publisher)  # set on the instance already (not by us)
+
+    def copying(data: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("update"):
+            captured.append(data)
+        return publish(data, *args, **kwargs)
+
+    publisher.publish = copying
+    try:
+        yield
+    finally:
+        if own:
+            publisher.publish = publish
+        else:
+            del publisher.publish
 
 
 @contextmanager

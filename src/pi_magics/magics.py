@@ -36,7 +36,7 @@ from pi_kernel.records.export import (
 )
 from pi_kernel.records.redaction import redact, secret_values
 from pi_kernel.rpc.client import ClientNotice
-from pi_kernel.rpc.errors import PiExited
+from pi_kernel.rpc.errors import PiError, PiExited
 from pi_kernel.rpc.protocol import CACHE_WARM, SessionState
 from pi_kernel.rpc.usage import UsageTally
 from pi_kernel.session import DISCOVERY_TIMEOUT, PiSession
@@ -247,6 +247,17 @@ class PiMagics(Magics):
         except ValueError as exc:
             raise UsageError(f"%%pi --tools: {exc}") from None
 
+    def _takes_images(self, ref: str | None) -> bool:
+        """Whether the turn's model takes image input, as Pi reports it (a figure Pi's code
+        makes then goes back to it as an image, else as a description)."""
+        if ref is None:
+            return False
+        try:
+            model = self.bridge.call(self.session.find_model, ref)
+        except PiError:
+            return False  # the turn itself will say what is wrong with the model
+        return "image" in model.input
+
     def _known_to_pi(self, name: str) -> bool:
         """Whether Pi has a command of this name (an extension's, a template's, a skill's)."""
         return any(command.name == name for command in self.bridge.call(self.session.commands))
@@ -278,7 +289,9 @@ class PiMagics(Magics):
         if recorded is not None:
             return self._show_replayed(recorded, quiet=quiet, secrets=secrets)
         display = TurnDisplay(quiet=quiet, secrets=secrets)
-        work = self.workbench.run if self.workbench is not None else None
+        work = None
+        if self.workbench is not None:
+            work = partial(self.workbench.run, images=self._takes_images(request.model))
         cell = CellTurn(request, display, self.desk, work=work)
         run_turn = partial(
             self.session.run_turn, prompt, model=model, thinking=thinking, new=new, before=state

@@ -4,6 +4,7 @@ by name) and the code runs in the user's namespace, in the running cell."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from pi_kernel.kernel_tools.catalog import HISTORY, PROPOSE_CELL, PYTHON, TOOL_NAMES, VARIABLES
 from tests import llm_server as script
+from tests.agent_dir import PiEnv, add_vision_model
 from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness
 from tests.llm_server import ScriptedLLM
 
@@ -154,3 +156,72 @@ def test_an_interrupt_stops_pis_code_and_aborts_the_turn(kernel: KernelHarness, 
     after = kernel.execute("%%pi\nStill there?")
     assert after.status == "ok", after.outputs
     assert "Back." in after.text("text/markdown") or "Slept." in after.text("text/markdown")
+
+
+PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('prices')"
+
+
+def images_in(request: dict[str, Any]) -> list[str]:
+    """The image URLs of every message part of a request (however Pi places them)."""
+    found = []
+    for message in request["messages"]:
+        content = message.get("content")
+        for part in content if isinstance(content, list) else []:
+            if part.get("type") == "image_url":
+                found.append(part["image_url"]["url"])
+    return found
+
+
+def test_a_plot_shows_in_the_cell_and_reaches_a_vision_model_as_an_image(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    vision = add_vision_model(pi_env.agent_dir)
+    assert kernel.execute("%pi restart").status == "ok"  # Pi reads its models at start
+    llm.enqueue(*call(PYTHON, "A line.", code=PLOT))
+    run = kernel.execute(f"%%pi --model {vision}\nPlot the prices")
+    assert run.status == "ok", run.outputs
+    assert any("image/png" in out.get("data", {}) for out in run.outputs)
+    result = tool_result(llm.requests[1])
+    assert "<Figure size" in result
+    assert "sent as image 1" in result
+    (image,) = images_in(llm.requests[1])
+    assert image.startswith("data:image/png;base64,iVBOR")
+
+
+def test_a_text_only_model_gets_the_plot_described(kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(*call(PYTHON, "A line.", code=PLOT))
+    run = kernel.execute("%%pi --model scripted/plain\nPlot the prices")
+    assert run.status == "ok", run.outputs
+    assert any("image/png" in out.get("data", {}) for out in run.outputs)
+    result = tool_result(llm.requests[1])
+    assert "<Figure size 640x480 with 1 Axes>" in result
+    assert "not sent: this model takes no image input" in result
+    assert images_in(llm.requests[1]) == []
+
+
+def test_a_dataframe_is_summarised_with_its_shape_and_dtypes(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    setup = "import pandas as pd\ndf = pd.DataFrame({'price': [1.5, 2.0], 'item': ['a', 'b']})"
+    assert kernel.execute(setup).status == "ok"
+    llm.enqueue(*call(VARIABLES))
+    assert kernel.execute("%%pi\nWhat is df?").status == "ok"
+    described = tool_result(llm.requests[1])
+    assert "df: pandas.DataFrame, shape (2, 2), columns {price: float64, item:" in described
+    assert "pd: " not in described  # a module is not a variable
+
+
+def test_an_image_as_the_last_expression_goes_back_too(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    vision = add_vision_model(pi_env.agent_dir)
+    assert kernel.execute("%pi restart").status == "ok"
+    code = "from PIL import Image\nImage.new('RGB', (32, 16), 'red')"
+    llm.enqueue(*call(PYTHON, code=code))
+    run = kernel.execute(f"%%pi --model {vision}\nPlot")
+    assert run.status == "ok", run.outputs
+    assert any("image/png" in out.get("data", {}) for out in run.outputs)
+    assert re.search(
+        r"\(image/png 32x16, 0 KB, [0-9a-f]{12}; sent as image 1\)", tool_result(llm.requests[1])
+    )
+    assert len(images_in(llm.requests[1])) == 1
