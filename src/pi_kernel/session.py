@@ -33,7 +33,7 @@ from .rpc.client import (
 )
 from .rpc.errors import PiCommandError, PiError, PiExited, PiNotFound, PiTimeout
 from .rpc.launch import PiInstall, locate_pi
-from .rpc.protocol import ModelInfo, SessionState, SessionStats, SlashCommand
+from .rpc.protocol import ImageContent, ModelInfo, SessionState, SessionStats, SlashCommand
 from .rpc.transport import task_group
 from .rpc.usage import UsageTally
 from .turn import TurnResult
@@ -419,12 +419,14 @@ class PiSession:
         thinking: str | None = None,
         new: bool = False,
         before: SessionState | None = None,
+        images: Sequence[ImageContent] = (),
     ) -> TurnResult:
         """Send ``prompt`` and feed every event to ``on_event`` until Pi settles.
 
         ``model`` and ``thinking`` apply to this turn only: they are validated against what
         Pi offers before anything is sent, and put back afterwards.  ``before`` is the state
         the caller has just read, so it is not asked for again (with ``new`` it is).
+        ``images`` go with the prompt (checked by the caller: Pi takes what it is given).
         """
         if self._turn_lock.locked():
             # One Pi runs one prompt at a time; a second one at once (a thread, a widget
@@ -445,7 +447,8 @@ class PiSession:
                 if thinking is not None:
                     await self._set_supported_level(thinking)
                 state = await client.get_state() if model or thinking else before
-                async with client.prompt(prompt) as run:
+                sent = [image.model_dump(mode="json", by_alias=True) for image in images]
+                async with client.prompt(prompt, images=sent or None) as run:
                     async for event in run:
                         on_event(event)
                 assert run.outcome is not None

@@ -12,6 +12,7 @@ import math
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
@@ -37,7 +38,7 @@ from pi_kernel.records.export import (
 from pi_kernel.records.redaction import redact, secret_values
 from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.errors import PiError, PiExited
-from pi_kernel.rpc.protocol import CACHE_WARM, SessionState
+from pi_kernel.rpc.protocol import CACHE_WARM, ImageContent, SessionState
 from pi_kernel.rpc.usage import UsageTally
 from pi_kernel.session import DISCOVERY_TIMEOUT, PiSession
 from pi_kernel.transcript import Transcript, transcript_of
@@ -48,6 +49,7 @@ from .bridge import Bridge
 from .cell import CellTurn, Request
 from .desk import Desk
 from .dialogs import put_dialog
+from .images import ImageError, load_image
 from .kernel_tools import NotebookTools, Workbench
 from .prompt import check_prompt, check_variable_name, interpolate
 from .render import TurnDisplay
@@ -188,6 +190,8 @@ class PiMagics(Magics):
         self.bridge.close()
 
     def _after_cell(self, result: object) -> None:
+        if self.desk.cell_running:
+            return  # Pi's own code, run inside a %%pi cell: the cell's end comes later
         if self.workbench is not None:
             self.workbench.note_cell(result)
         # A cell may have restarted Pi (%pi restart, or a dead Pi replaced): the picker then
@@ -204,6 +208,13 @@ class PiMagics(Magics):
     @argument("--out", metavar="NAME", help="store the answer text in this variable")
     @argument("--quiet", action="store_true", help="render only the final state")
     @argument("--interpolate", action="store_true", help="replace {name} with variables")
+    @argument(
+        "--image",
+        action="append",
+        metavar="PATH_OR_NAME",
+        help="send an image with the prompt: a PNG/JPEG/GIF/WebP file, or a variable holding "
+        "a figure or image (repeatable)",
+    )
     @argument(
         "--tools",
         metavar="POLICY",
@@ -234,6 +245,7 @@ class PiMagics(Magics):
             new=args.new,
             quiet=args.quiet,
             tools=self._cell_policy(args.tools),
+            images=args.image or (),
         )
         if args.out is not None:
             self._user_ns[args.out] = turn.text
@@ -246,6 +258,22 @@ class PiMagics(Magics):
             return check_policy(value)
         except ValueError as exc:
             raise UsageError(f"%%pi --tools: {exc}") from None
+
+    def _load_images(
+        self, specs: Sequence[str], model: str | None
+    ) -> list[tuple[ImageContent, str]]:
+        """The ``--image`` images, each checked, before anything is sent."""
+        if not specs:
+            return []
+        if not self._takes_images(model):
+            raise UsageError(
+                f"Pi does not list image input for {model or 'the current model'}: choose a "
+                "model that takes images with --model, or leave out --image."
+            )
+        try:
+            return [load_image(spec, self._user_ns) for spec in specs]
+        except ImageError as exc:
+            raise UsageError(str(exc)) from None
 
     def _takes_images(self, ref: str | None) -> bool:
         """Whether the turn's model takes image input, as Pi reports it (a figure Pi's code
@@ -271,6 +299,7 @@ class PiMagics(Magics):
         new: bool = False,
         quiet: bool = False,
         tools: Policy | None = None,
+        images: Sequence[str] = (),
     ) -> Turn:
         """Run one turn (or answer it from the cassette being replayed) and render it;
         raise a short ``PiError`` or ``UsageError`` for expected failures."""
@@ -288,13 +317,22 @@ class PiMagics(Magics):
             raise UsageError(str(exc)) from None
         if recorded is not None:
             return self._show_replayed(recorded, quiet=quiet, secrets=secrets)
+        sent = self._load_images(images, request.model)
         display = TurnDisplay(quiet=quiet, secrets=secrets)
         work = None
         if self.workbench is not None:
             work = partial(self.workbench.run, images=self._takes_images(request.model))
         cell = CellTurn(request, display, self.desk, work=work)
+        for _, line in sent:  # shown above the answer, and kept in the transcript
+            cell.turn.apply(ClientNotice(message=f"Sent with the prompt: {line}"))
         run_turn = partial(
-            self.session.run_turn, prompt, model=model, thinking=thinking, new=new, before=state
+            self.session.run_turn,
+            prompt,
+            model=model,
+            thinking=thinking,
+            new=new,
+            before=state,
+            images=[image for image, _ in sent],
         )
         self.tools.cell_policy = tools
         try:

@@ -99,6 +99,9 @@ HELP = """\
   --out NAME        store the answer text in the Python variable NAME
   --quiet           show only the final answer, no streaming
   --interpolate     replace {name} in the prompt with Python variables ({{ for a brace)
+  --image X         send an image with the prompt: a file, or a variable holding a figure
+                    or image (repeatable; the model must take images)
+  --tools POLICY    what Pi may do in this kernel for this cell: all, read or off
 
 {subcommands}
 
@@ -109,11 +112,15 @@ When a Pi extension asks a question (select, confirm, input), it appears in the 
 is answered at Jupyter's input prompt; an empty answer cancels.  A frontend that takes no
 input (nbclient, papermill) gets the dialog cancelled with a notice.
 
+Pi works in this kernel with its tools notebook_python (runs Python in your namespace, in
+the running cell), notebook_history, notebook_variables and notebook_propose_cell.
+
 To record or replay a whole notebook unedited (CI, papermill), set PI_KERNEL_RECORD or
 PI_KERNEL_REPLAY to a cassette path (relative to the notebook) before the kernel starts.
 
 Settings: %config PiMagics.pi_path = "/path/to/pi" (or the PI_KERNEL_PI_PATH environment
 variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True,
-PiMagics.discovery_timeout = 15 (seconds the picker waits for Pi).""".replace(
+PiMagics.discovery_timeout = 15 (seconds the picker waits for Pi),
+PiMagics.kernel_tools = "all" | "read" | "off" (what Pi may do in this kernel).""".replace(
     "{subcommands}", help_text()
 )

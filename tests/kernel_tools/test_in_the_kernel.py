@@ -225,3 +225,58 @@ def test_an_image_as_the_last_expression_goes_back_too(
         r"\(image/png 32x16, 0 KB, [0-9a-f]{12}; sent as image 1\)", tool_result(llm.requests[1])
     )
     assert len(images_in(llm.requests[1])) == 1
+
+
+def test_an_image_goes_with_the_prompt_from_a_file_or_a_variable(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    vision = add_vision_model(pi_env.agent_dir)
+    assert kernel.execute("%pi restart").status == "ok"
+    make = (
+        "from PIL import Image\nsquare = Image.new('RGB', (8, 8), 'blue')\n"
+        "square.save('square.png')\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots()"
+    )
+    assert kernel.execute(make).status == "ok"
+    llm.enqueue(script.text("Two images."))
+    run = kernel.execute(f"%%pi --model {vision} --image square.png --image fig\nWhat are these?")
+    assert run.status == "ok", run.outputs
+    user = [m for m in llm.requests[0]["messages"] if m["role"] == "user"][-1]
+    assert len(images_in(llm.requests[0])) == 2
+    assert any(part.get("text") == "What are these?" for part in user["content"])
+    assert "Sent with the prompt: square.png (image/png" in run.text("text/plain")
+    assert "Sent with the prompt: fig (image/png" in run.text("text/plain")
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("--image missing.png", "--image missing.png: no such file, and no variable of that name."),
+        ("--image numbers", "--image numbers: a list is not an image"),
+        ("--image notes.txt", "--image notes.txt: not a PNG, JPEG, GIF or WebP image."),
+    ],
+)
+def test_a_bad_image_is_one_line_and_nothing_is_sent(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv, line: str, says: str
+):
+    vision = add_vision_model(pi_env.agent_dir)
+    assert kernel.execute("%pi restart").status == "ok"
+    setup = "numbers = [1, 2]\nopen('notes.txt', 'w').write('hello')"
+    assert kernel.execute(setup).status == "ok"
+    run = kernel.execute(f"%%pi --model {vision} {line}\nLook")
+    assert run.status == "error"
+    assert says in run.error_text
+    assert len(run.error_text.strip().splitlines()) == 1
+    assert llm.requests == []
+
+
+def test_a_model_without_image_input_is_refused_before_anything_is_sent(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    assert (
+        kernel.execute("from PIL import Image\nImage.new('RGB', (4, 4)).save('a.png')").status
+        == "ok"
+    )
+    run = kernel.execute("%%pi --model scripted/plain --image a.png\nLook")
+    assert run.status == "error"
+    assert "Pi does not list image input for scripted/plain" in run.error_text
+    assert llm.requests == []
