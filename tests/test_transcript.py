@@ -211,3 +211,16 @@ def test_finding_a_session_by_default_id_or_path(tmp_path: Path):
     older.unlink()
     with pytest.raises(PiSessionNotFound, match="no earlier Pi session"):
         find_session(None, current, str(tmp_path))
+
+
+def test_an_edits_diff_is_kept_rebuilt_and_exported_as_a_diff_block():
+    turn = finished_turn()
+    [tool] = [block for block in turn.blocks if isinstance(block, ToolBlock)]
+    tool.name, tool.diff = "edit", "--- a.py\n+++ a.py\n-y = 2\n+y = 20 ```\n"
+    transcript = transcript_of(turn)
+    [part] = [part for part in transcript.blocks if isinstance(part, ToolPart)]
+    assert part.diff == tool.diff
+    [rebuilt] = [block for block in transcript.to_turn().blocks if isinstance(block, ToolBlock)]
+    assert rebuilt.diff == tool.diff
+    markdown = to_markdown([transcript])
+    assert "````diff\n--- a.py\n+++ a.py\n-y = 2\n+y = 20 ```\n````" in markdown

@@ -105,6 +105,8 @@ class ToolBlock(Block):
     the end, and this block was rebuilt from it)."""
     state: ToolState = "pending"
     duration_ms: float | None = None
+    diff: str = ""
+    """The change Pi's ``edit`` made, as a diff (``edit_diff``)."""
     calls: list[ToolBlock] = field(default_factory=list)
     parent: ToolBlock | None = field(default=None, repr=False)
 
@@ -134,3 +136,22 @@ class ErrorBlock(Block):
     @property
     def failed(self) -> bool:
         return self.retry_notice is None
+
+
+DIFF_LIMIT = 20_000
+"""Characters of an edit's diff that a cell shows and a transcript keeps: the first ones."""
+
+
+def edit_diff(details: object) -> str:
+    """The change an ``edit`` tool call made, from its result's details: Pi's unified
+    ``patch`` (0.87 and later), else its line-numbered ``diff`` (all Pis since 0.73), cut to
+    ``DIFF_LIMIT`` at a line with a count of the rest."""
+    if not isinstance(details, dict):
+        return ""
+    diff = details.get("patch") or details.get("diff")
+    if not isinstance(diff, str):
+        return ""
+    if len(diff) <= DIFF_LIMIT:
+        return diff
+    kept = diff[: diff.rfind("\n", 0, DIFF_LIMIT) + 1] or diff[:DIFF_LIMIT]
+    return f"{kept}… {len(diff) - len(kept):,} more characters of the diff not kept\n"

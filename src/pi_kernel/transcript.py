@@ -95,6 +95,8 @@ class ToolPart(_Record):
     """Characters before ``output`` that were cut (see ``output_tail``)."""
     duration_ms: float | None = None
     """How long the tool ran, as Pi measured it (Pi >= 1)."""
+    diff: str = ""
+    """What an ``edit`` changed, as a diff (``edit_diff``); empty for other tools."""
     calls: list[ToolPart] = []
     """Tool calls made inside this one (a codemode script's), in order."""
 
@@ -284,6 +286,7 @@ def _tool_part(block: ToolBlock) -> ToolPart:
         is_error=block.state == "error",
         output_cut=block.output_cut + cut,
         duration_ms=block.duration_ms,
+        diff=block.diff,
         calls=[_tool_part(call) for call in block.calls],
     )
 
@@ -297,6 +300,7 @@ def _tool_block(part: ToolPart, parent: ToolBlock | None = None) -> ToolBlock:
         output_cut=part.output_cut,
         state=part.state,
         duration_ms=part.duration_ms,
+        diff=part.diff,
         parent=parent,
         done=True,
     )

@@ -34,6 +34,7 @@ from .blocks import (
     TextBlock,
     ThinkingBlock,
     ToolBlock,
+    edit_diff,
 )
 from .rpc.client import ClientEvent, ClientNotice
 from .rpc.protocol import (
@@ -177,6 +178,8 @@ class Turn:
             tool = self._tool(event.tool_call_id, event.tool_name, event.parent_tool_call_id)
             if event.result is not None:
                 tool.output = event.result.text
+                if tool.name == "edit":
+                    tool.diff = edit_diff(event.result.details)
             tool.state = "error" if event.is_error else "ok"
             tool.duration_ms = event.duration_ms
             tool.done = True

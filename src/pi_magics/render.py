@@ -53,6 +53,8 @@ EMPTY: Bundle = {"text/plain": ""}
 
 KERNEL_TOOLS = frozenset(TOOL_NAMES)
 CODE_TOOLS = frozenset({PYTHON, PROPOSE_CELL})
+DIFF_OPEN_LINES = 30
+"""An edit's diff up to this many lines is shown open; a longer one starts collapsed."""
 MAX_UPDATES_PER_SECOND = 15
 """Display refreshes per second while streaming: smooth to the eye, light on the websocket."""
 FREEZE_AT = 1024
@@ -113,9 +115,15 @@ def tool_summary(block: ToolBlock) -> str:
     (none for code run in the kernel: the block shows the code itself)."""
     if kernel_code(block) is not None:
         return ""
-    command = block.arguments.get("command")
+    arguments = block.arguments
+    command, path, content = (arguments.get(key) for key in ("command", "path", "content"))
     if block.name == "bash" and isinstance(command, str):
         text = command
+    elif block.name == "edit" and isinstance(path, str):
+        text = path  # the block shows the diff
+    elif block.name == "write" and isinstance(path, str) and isinstance(content, str):
+        lines = content.count("\n") + (not content.endswith("\n") and bool(content))
+        text = f"{path} ({len(content.encode()):,} bytes, {lines:,} line{'s' * (lines != 1)})"
     else:
         text = ", ".join(
             f"{key}={value if isinstance(value, str) else json.dumps(value)}"
@@ -163,6 +171,8 @@ def _tool_html(block: ToolBlock) -> str:
         calls = f'<div style="{style}">{calls}</div>'
     code = kernel_code(block)
     shown = _highlighted(code) if code is not None else ""
+    if block.diff:
+        shown += _diff_html(block.diff)
     pre = ""
     if output:
         style = "margin: 0.2em 0 0 1em; max-height: 30em; overflow: auto; white-space: pre-wrap"
@@ -172,6 +182,34 @@ def _tool_html(block: ToolBlock) -> str:
             # read, kept for the record and for a replayed cell.
             pre = f"<details><summary>What Pi got back</summary>{pre}</details>"
     return f"<div>{header}{calls}{shown}{pre}</div>"
+
+
+_DIFF_STYLES = {
+    "+": "color: #1a7f37; background: #e6ffec",
+    "-": "color: #cf222e; background: #ffebe9",
+    "@": "color: #6e7781",
+}
+
+
+def _diff_html(diff: str) -> str:
+    """An edit's diff, coloured by line (escaped text only); open when short."""
+    lines = clean_text(diff).rstrip("\n").split("\n")
+    body = []
+    added = removed = 0
+    for line in lines:
+        header = line.startswith(("+++", "---"))
+        added += line.startswith("+") and not header
+        removed += line.startswith("-") and not header
+        style = "font-weight: bold" if header else _DIFF_STYLES.get(line[:1], "")
+        body.append(
+            f'<span style="{style}">{html.escape(line)}</span>' if style else html.escape(line)
+        )
+    opened = " open" if len(lines) <= DIFF_OPEN_LINES else ""
+    style = "margin: 0.2em 0 0 1em; max-height: 30em; overflow: auto; white-space: pre"
+    summary = f"Diff: {added} line{'s' * (added != 1)} added, {removed} removed"
+    return f'<details{opened}><summary>{summary}</summary><pre style="{style}">' + (
+        "\n".join(body) + "</pre></details>"
+    )
 
 
 def _highlighted(code: str) -> str:
@@ -186,6 +224,7 @@ def _tool_plain(block: ToolBlock) -> str:
     plain = f"[tool {name}]" + (f" {summary}" if summary else "") + f" — {label}"
     code = kernel_code(block)
     lines = clean_text(code).splitlines() if code is not None else []
+    lines += clean_text(block.diff).splitlines()
     lines += [line for call in block.calls for line in _tool_plain(call).splitlines()]
     lines += output.splitlines()
     if lines:

@@ -201,6 +201,7 @@ def test_model_and_tool_text_never_becomes_active_content(payload: str):
         ToolBlock(name=payload, arguments={"command": payload}, output=payload, state="ok"),
         ToolBlock(name="read", arguments={"path": payload}, output=payload, state="error"),
         ToolBlock(name=PYTHON, arguments={"code": payload}, output=payload, state="ok"),
+        ToolBlock(name="edit", arguments={"path": payload}, diff=f"+{payload}\n-{payload}"),
         NoticeBlock(level="error", text=payload),
         ErrorBlock(message=payload),
     ]
@@ -424,3 +425,10 @@ def test_code_run_in_the_kernel_is_shown_coloured_and_what_pi_read_collapsed():
         "    Output:",
         "    42",
     ]
+
+
+def test_a_long_diff_starts_collapsed_and_a_short_one_open():
+    short = block_bundle(ToolBlock(name="edit", diff="-a\n+b", state="ok"))["text/html"]
+    long = block_bundle(ToolBlock(name="edit", diff="+x\n" * 100, state="ok"))["text/html"]
+    assert "<details open><summary>Diff: 1 line added, 1 removed" in short
+    assert "<details><summary>Diff: 100 lines added, 0 removed" in long

@@ -153,6 +153,7 @@ def _part(part: object) -> list[str]:
             "",
             *([cut_marker(part.output_cut), ""] if part.output_cut else []),
             _safe(_fenced((part.output or "(no output)").rstrip("\n"))),
+            *(["", _safe(_fenced(part.diff.rstrip("\n"), "diff"))] if part.diff else []),
         ]
     if isinstance(part, NoticePart):
         return [_quoted(_safe(f"{part.level}: {part.text}"))]
