@@ -18,9 +18,11 @@ from typing import Any
 import nbformat
 from nbclient import NotebookClient
 
+from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON, VARIABLES
 from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV
 from pi_kernel.rpc.launch import PROJECT_ROOT
 from pi_kernel.transcript import MIMETYPE
+from pi_magics.kernel_tools import MADE_BY_PI
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
 from tests.kernel_harness import CELL_TIMEOUT, execute_notebook
@@ -82,7 +84,49 @@ def _analysis() -> list[Reply]:
     ]
 
 
-EXAMPLES = (Example("tour", _tour), Example("reproducible-analysis", _analysis))
+OUTLIERS = """\
+for station, rows in df.groupby("station"):
+    values = rows["temperature_c"].tolist()
+    for i, (month, value) in enumerate(zip(rows["month"], values)):
+        before, after = values[i - 1], values[(i + 1) % len(values)]
+        if abs(value - before) > 10 and abs(value - after) > 10:
+            print(f"{station} {month}: {value} °C, between {before} and {after} °C")"""
+
+
+def _data_analysis() -> list[Reply]:
+    means = "df.groupby('station')['temperature_c'].agg(['mean', 'max']).round(1)"
+    plot = (
+        "months = df.pivot_table(index='month', columns='station', values='temperature_c', "
+        "sort=False)\nax = months.plot(marker='o', title='Monthly temperature')\n"
+        "ax.set_ylabel('°C');"
+    )
+    return [
+        script.tool_calls((VARIABLES, {})),
+        script.tool_calls((PYTHON, {"code": means})),
+        script.text(
+            "`df` is a DataFrame of 24 rows: `month`, `station` and `temperature_c`, two "
+            "stations for each of the twelve months. The **south** station is warmer on average "
+            "(12.9 °C against 11.3 °C), but its maximum, 31.4 °C, is ten degrees above the "
+            "north's: one reading stands out."
+        ),
+        script.tool_calls((PYTHON, {"code": plot})),
+        script.text(
+            "The plot is above: both stations follow the seasons, except the south station's "
+            "March reading, 31.4 °C, about 20 °C above the months around it."
+        ),
+        script.tool_calls((PROPOSE_CELL, {"code": OUTLIERS})),
+        script.text(
+            "I proposed a cell below this one: for each station it lists the readings more than "
+            "10 °C away from both months around them. Run it to see the March reading."
+        ),
+    ]
+
+
+EXAMPLES = (
+    Example("tour", _tour),
+    Example("reproducible-analysis", _analysis),
+    Example("data-analysis", _data_analysis),
+)
 
 
 def copy_examples(target: Path) -> Path:
@@ -164,9 +208,14 @@ _STATUS_LINE = re.compile(r"^(Pi|Process|Session|Totals|Context|Warming|Cwd|Cass
 
 def comparable(notebook: Any) -> list[list[dict[str, Any]]]:
     """Each code cell's outputs, less what differs by run: the replay mark, the record or
-    replay notice, the paths and process of ``%pi status``, widget ids."""
+    replay notice, the paths and process of ``%pi status``, widget ids; and the outputs Pi's
+    code made (marked ``MADE_BY_PI``), which a replay does not show: it runs nothing."""
     return [
-        [_output(output) for output in cell.get("outputs", [])]
+        [
+            _output(output)
+            for output in cell.get("outputs", [])
+            if MADE_BY_PI not in output.get("metadata", {})
+        ]
         for cell in notebook.cells
         if cell.cell_type == "code"
     ]

@@ -227,7 +227,11 @@ def _apply(
     if kind in ("display_data", "update_display_data"):
         run.display_bytes += len(json.dumps(content["data"]))
     if kind == "display_data":
-        output = {"output_type": "display_data", "data": content["data"]}
+        output = {
+            "output_type": "display_data",
+            "data": content["data"],
+            "metadata": content.get("metadata", {}),
+        }
         run.outputs.append(output)
         if display_id:
             by_display_id[display_id] = output
@@ -238,7 +242,13 @@ def _apply(
             {"output_type": "stream", "name": content["name"], "text": content["text"]}
         )
     elif kind == "execute_result":
-        run.outputs.append({"output_type": "execute_result", "data": content["data"]})
+        run.outputs.append(
+            {
+                "output_type": "execute_result",
+                "data": content["data"],
+                "metadata": content.get("metadata", {}),
+            }
+        )
     elif kind == "error":
         run.outputs.append({"output_type": "error", **content})
 

@@ -17,7 +17,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from . import __version__
 from .blocks import (
@@ -96,9 +102,17 @@ class ToolPart(_Record):
     duration_ms: float | None = None
     """How long the tool ran, as Pi measured it (Pi >= 1)."""
     diff: str = ""
-    """What an ``edit`` changed, as a diff (``edit_diff``); empty for other tools."""
+    """What an ``edit`` changed, as a diff (``edit_diff``); empty for other tools, and then
+    left out of the record (older readers, and records made before it, have no such key)."""
     calls: list[ToolPart] = []
     """Tool calls made inside this one (a codemode script's), in order."""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_diff(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        record: dict[str, Any] = handler(self)
+        if not record.get("diff"):
+            record.pop("diff", None)
+        return record
 
 
 class NoticePart(_Record):

@@ -14,10 +14,12 @@ import hashlib
 import os
 import struct
 import sys
+import tokenize
 import traceback
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import IPython
@@ -49,6 +51,9 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 IMAGES_PER_CALL = 4
 IMAGE_LIMIT = 4_000_000
 """Characters of base64 in one image sent to Pi (about 3 MB): a larger one is described."""
+MADE_BY_PI = "pi_kernel"
+"""The metadata key that marks outputs made by Pi's code (displays and results): a saved
+notebook says which outputs Pi's code made; a replay, which runs nothing, does not show them."""
 _IPYTHON_DIR = os.path.dirname(IPython.__file__)
 
 
@@ -121,7 +126,7 @@ class Workbench:
         images.  Raises KeyboardInterrupt when the user interrupted Pi's code (it was shown,
         and Pi is told by the caller)."""
         if call.tool == PYTHON:
-            return self.python(_text_arg(call, "code"), images=images)
+            return self.python(_text_arg(call, "code"), images=images, call_id=call.call_id)
         if call.tool == HISTORY:
             return self.history(call.args)
         if call.tool == VARIABLES:
@@ -130,12 +135,20 @@ class Workbench:
             return self.propose(_text_arg(call, "code"))
         return ToolReply(f"This kernel has no tool {call.tool!r}.", is_error=True)
 
-    def python(self, code: str, *, images: bool = False) -> ToolReply:
+    def python(self, code: str, *, images: bool = False, call_id: str = "") -> ToolReply:
         shell = self.shell
         captured: list[str] = []
         displays: list[Mapping[str, Any]] = []
         source = f"{self.python_marker}\n{code}" if self.python_marker else code
-        with _tee(captured), _displays(shell, displays):
+        mark = {"tool": PYTHON, "call_id": call_id}
+        # IPython reads the trailing ";" that hides a result from the last stored cell (the
+        # %%pi cell here): Pi's own code decides.
+        quiet = partial(_ends_with_semicolon, shell.displayhook, code)
+        with (
+            _tee(captured),
+            _displays(shell, displays, mark),
+            _replaced(shell.displayhook, "quiet", quiet),
+        ):
             result = shell.run_cell(source, store_history=False)
         error = result.error_before_exec or result.error_in_exec
         if isinstance(error, KeyboardInterrupt):
@@ -242,6 +255,13 @@ def image_size(encoded: str) -> str:
     return ""
 
 
+def _ends_with_semicolon(hook: Any, code: str) -> bool:
+    try:
+        return bool(hook.semicolon_at_end_of_expression(code))
+    except (SyntaxError, tokenize.TokenError):  # the run itself reports what is wrong
+        return False
+
+
 def format_error(error: BaseException) -> str:
     """The error with its traceback, from the user's code on (IPython's own frames left out)."""
     tb = error.__traceback__
@@ -329,25 +349,40 @@ class _Tee:
 
 
 @contextmanager
-def _displays(shell: Any, captured: list[Mapping[str, Any]]) -> Iterator[None]:
-    """Keep a copy of every display the code makes (a plot, a table) while it is shown."""
-    publisher = shell.display_pub
-    publish = publisher.publish
-    own = "publish" in vars(publisher)  # set on the instance already (not by us)
+def _displays(shell: Any, captured: list[Mapping[str, Any]], mark: object) -> Iterator[None]:
+    """Keep a copy of every display the code makes (a plot, a table) while it is shown, and
+    mark it and the code's result in their metadata (``MADE_BY_PI``) as made by Pi's code."""
 
-    def copying(data: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+    def copying(data: Mapping[str, Any], metadata: Any = None, *args: Any, **kwargs: Any) -> Any:
         if not kwargs.get("update"):
             captured.append(data)
-        return publish(data, *args, **kwargs)
+        return publish(data, {**(metadata or {}), MADE_BY_PI: mark}, *args, **kwargs)
 
-    publisher.publish = copying
+    def marking(data: Mapping[str, Any], metadata: Any = None) -> Any:
+        return write_result(data, {**(metadata or {}), MADE_BY_PI: mark})
+
+    publish = shell.display_pub.publish
+    write_result = shell.displayhook.write_format_data
+    with (
+        _replaced(shell.display_pub, "publish", copying),
+        _replaced(shell.displayhook, "write_format_data", marking),
+    ):
+        yield
+
+
+@contextmanager
+def _replaced(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    """``owner.name`` is ``replacement`` for the block, then what it was."""
+    own = name in vars(owner)  # set on the instance already (not by us)
+    before = getattr(owner, name)
+    setattr(owner, name, replacement)
     try:
         yield
     finally:
         if own:
-            publisher.publish = publish
+            setattr(owner, name, before)
         else:
-            del publisher.publish
+            delattr(owner, name)
 
 
 @contextmanager

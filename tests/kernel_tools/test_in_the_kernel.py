@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pi_kernel.kernel_tools.catalog import HISTORY, PROPOSE_CELL, PYTHON, TOOL_NAMES, VARIABLES
+from pi_magics.kernel_tools import MADE_BY_PI
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, add_vision_model
 from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness
@@ -28,6 +29,12 @@ def tool_result(request: dict[str, Any]) -> str:
     if isinstance(content, list):
         return "".join(part.get("text", "") for part in content)
     return str(content)
+
+
+def llm_call_id(llm: ScriptedLLM, request: int) -> str:
+    """The id of the tool call the scripted LLM answered request ``request`` with."""
+    (message,) = [m for m in llm.requests[request + 1]["messages"] if m.get("tool_calls")][-1:]
+    return str(message["tool_calls"][0]["id"])
 
 
 def call(tool: str, answer: str = "Done.", **arguments: Any) -> list[script.Reply]:
@@ -66,8 +73,13 @@ def test_an_error_in_pis_code_reaches_pi_and_the_kernel_goes_on(
 def test_the_result_of_the_last_expression_goes_back(kernel: KernelHarness, llm: ScriptedLLM):
     assert kernel.execute("data = list(range(5))").status == "ok"
     llm.enqueue(*call(PYTHON, code="sum(data)"))
-    assert kernel.execute("%%pi\nSum it").status == "ok"
+    run = kernel.execute("%%pi\nSum it")
+    assert run.status == "ok", run.outputs
     assert "Result: 10" in tool_result(llm.requests[1])
+    # The cell shows the result, marked as made by Pi's code (a replay will not show it).
+    (result,) = [out for out in run.outputs if out["output_type"] == "execute_result"]
+    assert result["data"]["text/plain"] == "10"
+    assert result["metadata"][MADE_BY_PI]["tool"] == PYTHON
 
 
 def test_variables_and_history_describe_what_the_user_did(kernel: KernelHarness, llm: ScriptedLLM):
@@ -192,7 +204,8 @@ def test_a_text_only_model_gets_the_plot_described(kernel: KernelHarness, llm: S
     llm.enqueue(*call(PYTHON, "A line.", code=PLOT))
     run = kernel.execute("%%pi --model scripted/plain\nPlot the prices")
     assert run.status == "ok", run.outputs
-    assert any("image/png" in out.get("data", {}) for out in run.outputs)
+    (plot,) = [out for out in run.outputs if "image/png" in out.get("data", {})]
+    assert plot["metadata"][MADE_BY_PI] == {"tool": PYTHON, "call_id": llm_call_id(llm, 0)}
     result = tool_result(llm.requests[1])
     assert "<Figure size 640x480 with 1 Axes>" in result
     assert "not sent: this model takes no image input" in result
