@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 from playwright.sync_api import Locator, Page, expect
 
+from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON
 from pi_kernel.transcript import transcripts_in
 from tests import llm_server as script
 from tests.e2e.lab import Lab
@@ -66,6 +69,32 @@ def test_the_pi_magic_streams_in_a_python_kernel(page: Page, lab: Lab, lab_llm: 
     expect(notebook.output(1).locator("[data-mime-type='text/markdown'] strong")).to_have_text(
         "streamed"
     )
+
+
+def test_pis_code_draws_a_plot_on_the_page_and_its_proposal_becomes_a_cell(
+    page: Page, lab: Lab, lab_llm: ScriptedLLM
+):
+    plot = "import matplotlib.pyplot as plt\nplt.plot([3, 1, 2])\nplt.title('drawn by Pi')"
+    lab.write_notebook(
+        "tools.ipynb",
+        ["%load_ext pi_magics", "%%pi\nPlot it.", "%%pi\nPropose a cell."],
+        kernel="python3",
+    )
+    lab_llm.enqueue(script.tool_calls((PYTHON, {"code": plot})), script.text("Plotted."))
+    lab_llm.enqueue(
+        script.tool_calls((PROPOSE_CELL, {"code": "proposed_by_pi = 1"})), script.text("Here.")
+    )
+    notebook = NotebookPage(page, lab, "tools.ipynb").open()
+    notebook.run_and_wait(0)
+
+    output = notebook.run_and_wait(1)
+    expect(output.locator("img[src^='data:image/png']")).to_have_count(1)
+    expect(output).to_contain_text("Plotted.")
+
+    notebook.run_and_wait(2)
+    # JupyterLab puts the proposal into a new cell below the one that ran: not run.
+    expect(notebook.cell(3).locator(".cm-content")).to_have_text("proposed_by_pi = 1")
+    expect(notebook.cell(3).locator(".jp-InputArea-prompt")).not_to_have_text(re.compile(r"\d"))
 
 
 def test_the_picker_offers_pis_models_and_the_chosen_models_levels(

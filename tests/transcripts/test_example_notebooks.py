@@ -10,6 +10,7 @@ import pytest
 from nbconvert import HTMLExporter
 
 from pi_kernel.transcript import transcripts_in
+from pi_magics.kernel_tools import MADE_BY_PI
 from tests.agent_dir import API_KEY
 from tests.example_notebooks import (
     EXAMPLES,
@@ -31,6 +32,21 @@ def test_replay_shows_the_committed_outputs_without_the_model(example: Example, 
 
     assert requests == 0
     assert comparable(replayed) == comparable(committed), RECORD_AGAIN
+    # Pi's code ran when the notebook was recorded (its outputs are saved, marked); the
+    # replay shows what ran without running it again.
+    assert made_by_pi(replayed) == []
+    if example.name == "data-analysis":
+        kinds = {kind for output in made_by_pi(committed) for kind in output.get("data", {})}
+        assert {"image/png", "text/html"} <= kinds  # the plot, and the table
+
+
+def made_by_pi(notebook: nbformat.NotebookNode) -> list[dict[str, object]]:
+    return [
+        output
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if MADE_BY_PI in output.get("metadata", {})
+    ]
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda example: example.name)
