@@ -202,8 +202,8 @@ _REPLAY_MARK = re.compile(r" · replayed from [\w.-]+")
 _MODE_LINE = re.compile(r"^(Recording every Pi turn to|Replaying \d+ recorded turns from) .*$")
 _MODE = "(the record or replay notice)"
 # %pi status lines that name this machine and this run: which files, which process, and what
-# the live Pi has used (a replay asks it nothing).
-_STATUS_LINE = re.compile(r"^(Pi|Process|Session|Totals|Context|Warming|Cwd|Cassette): .*$")
+# the live Pi has used or served (a replay asks it nothing).
+_STATUS_LINE = re.compile(r"^(Pi|Process|Session|Totals|Context|Warming|Tools|Cwd|Cassette): .*$")
 
 
 def comparable(notebook: Any) -> list[list[dict[str, Any]]]:

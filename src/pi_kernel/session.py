@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from .agent_dir import PiSessionNotFound, SessionClaim, agent_dir, find_session, settings_kept
 from .choices import Choices, PiChoiceError, PiNoModels, parse_model_ref
-from .kernel_tools.channel import KernelTools, ToolChannel
+from .kernel_tools.channel import ChannelStats, KernelTools, ToolChannel
 from .rpc.client import (
     ClientEvent,
     PiClient,
@@ -61,6 +61,8 @@ class SessionStatus:
     """Pi's own totals for the conversation (``get_session_stats``), where it has them."""
     side_usage: dict[str, UsageTally] = field(default_factory=dict)
     """Usage outside the answers since this Pi started (idle cache warming), by kind."""
+    tools: ChannelStats | None = None
+    """What the kernel tools' channel of this Pi served (None: no kernel tools)."""
 
 
 @dataclass(eq=False)
@@ -273,6 +275,8 @@ class PiSession:
             client = self._process.client
             status.pid = client.pid
             status.side_usage = {kind: replace(t) for kind, t in client.side_usage.items()}
+            if self._process.channel is not None:
+                status.tools = self._process.channel.stats()
             if client.alive:
                 status.state = await client.get_state()
                 with suppress(PiCommandError):  # a Pi without the command: no totals

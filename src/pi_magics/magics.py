@@ -440,7 +440,11 @@ class PiMagics(Magics):
 
     def _pi_status(self, rest: list[str]) -> None:
         status = self.bridge.call(self.session.status)
-        print(format_status(status, self.last_turn, self.last_exit, self.cassettes.describe()))
+        tools = None
+        if self.workbench is not None:
+            tools = (self.tools.policy, self.tools.offered())
+        cassette = self.cassettes.describe()
+        print(format_status(status, self.last_turn, self.last_exit, cassette, tools))
 
     def _pi_models(self, rest: list[str]) -> None:
         self._print_models()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from pi_kernel.kernel_tools.catalog import Policy
+from pi_kernel.kernel_tools.channel import ChannelStats
 from pi_kernel.rpc.errors import PiExited
 from pi_kernel.rpc.protocol import CACHE_WARM, ContextUsage
 from pi_kernel.session import SessionStatus
@@ -21,12 +25,29 @@ def context_text(context: ContextUsage) -> str:
     return f"{context.tokens:,} of {context.context_window:,} tokens{percent}"
 
 
+def tools_text(policy: Policy, offered: Sequence[str], served: ChannelStats | None) -> str:
+    """The kernel tools line: the policy, what it offers, and what this Pi's channel did."""
+    if not offered:
+        return f"{policy} (Pi works only with its own tools)"
+    text = f"{policy}: {', '.join(offered)}"
+    if served is not None:
+        text += f"; offered in {_count(served.offers, 'run')}, {_count(served.calls, 'call')}"
+        text += f", {served.refused} refused" if served.refused else ""
+    return text
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
 def format_status(
     status: SessionStatus,
     last_turn: Turn | None,
     last_exit: PiExited | None = None,
     cassette: str | None = None,
+    tools: tuple[Policy, Sequence[str]] | None = None,
 ) -> str:
+    """``tools``: the kernel tools' policy and the tools it offers (None: no kernel)."""
     """``%pi status`` as aligned lines; a Pi that died shows the end of its stderr."""
     lines = []
     if status.install is not None:
@@ -56,6 +77,8 @@ def format_status(
     warming = status.side_usage.get(CACHE_WARM)
     if warming is not None and warming.count:
         lines.append(f"Warming:   {warming_text(warming)} since this Pi started")
+    if tools is not None:
+        lines.append(f"Tools:     {tools_text(*tools, status.tools)}")
     lines.append(f"Cwd:       {status.cwd}")
     if last_turn is not None:
         usage = last_turn.usage

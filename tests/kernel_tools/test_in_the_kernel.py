@@ -53,6 +53,8 @@ def test_pi_runs_python_in_the_users_namespace(kernel: KernelHarness, llm: Scrip
     streams = [out["text"] for out in run.outputs if out["output_type"] == "stream"]
     assert "42\n" in streams
     assert kernel.execute("assert x == 42").status == "ok"
+    status = kernel.execute("%pi status").text()
+    assert f"Tools:     all: {', '.join(TOOL_NAMES)}; offered in 1 run, 1 call" in status
 
 
 def test_an_error_in_pis_code_reaches_pi_and_the_kernel_goes_on(

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, NamedTuple, Protocol, Self
 
 import anyio
 from anyio.abc import SocketAttribute, SocketStream
@@ -44,6 +44,15 @@ SOCKET_ENV = "PI_KERNEL_TOOLS_SOCKET"
 SECRET_ENV = "PI_KERNEL_TOOLS_SECRET"
 REQUEST_LIMIT = 4_000_000
 """Bytes of one request line: code Pi wants run, with room to spare."""
+
+
+class ChannelStats(NamedTuple):
+    """What a channel served: runs that asked which tools to offer (0: Pi's extension never
+    spoke), calls, and refused requests."""
+
+    offers: int
+    calls: int
+    refused: int
 
 
 class KernelTools(Protocol):
@@ -86,6 +95,9 @@ class ToolChannel:
         self.refused = 0
         """Requests refused: a wrong secret, another user, or a malformed request."""
         self._stack = AsyncExitStack()
+
+    def stats(self) -> ChannelStats:
+        return ChannelStats(self.offers, self.calls, self.refused)
 
     @property
     def path(self) -> Path:
