@@ -57,6 +57,10 @@ notebook says which outputs Pi's code made; a replay, which runs nothing, does n
 _IPYTHON_DIR = os.path.dirname(IPython.__file__)
 
 
+TakesImages = Callable[[], bool]
+"""Whether the turn's model takes image input (asked of Pi's model list, once, when needed)."""
+
+
 class KernelCall(Errand[ToolReply]):
     """A kernel tool call waiting for the running cell."""
 
@@ -121,10 +125,10 @@ class Workbench:
         if error is not None and count is not None:
             self.errors[count] = cut(format_error(error))
 
-    def run(self, call: ToolCall, *, images: bool = False) -> ToolReply:
-        """Do ``call``; ``images``: the model takes image input, so figures go back as
-        images.  Raises KeyboardInterrupt when the user interrupted Pi's code (it was shown,
-        and Pi is told by the caller)."""
+    def run(self, call: ToolCall, *, images: TakesImages = lambda: False) -> ToolReply:
+        """Do ``call``; ``images`` says whether the model takes image input (asked only when
+        there is an image: figures then go back as images).  Raises KeyboardInterrupt when
+        the user interrupted Pi's code (it was shown, and Pi is told by the caller)."""
         if call.tool == PYTHON:
             return self.python(_text_arg(call, "code"), images=images, call_id=call.call_id)
         if call.tool == HISTORY:
@@ -135,7 +139,9 @@ class Workbench:
             return self.propose(_text_arg(call, "code"))
         return ToolReply(f"This kernel has no tool {call.tool!r}.", is_error=True)
 
-    def python(self, code: str, *, images: bool = False, call_id: str = "") -> ToolReply:
+    def python(
+        self, code: str, *, images: TakesImages = lambda: False, call_id: str = ""
+    ) -> ToolReply:
         shell = self.shell
         captured: list[str] = []
         displays: list[Mapping[str, Any]] = []
@@ -163,7 +169,7 @@ class Workbench:
             displays += [d for d in _image_of(shell, result.result) if d not in displays]
         sent: list[Image] = []
         for number, data in enumerate(displays, 1):
-            parts.append(f"Display {number}: {self._display(data, sent if images else None)}")
+            parts.append(f"Display {number}: {self._display(data, sent, images)}")
         if error is not None:
             parts.append(f"Error:\n{cut(format_error(error))}")
         if not parts:
@@ -171,9 +177,8 @@ class Workbench:
         return ToolReply("\n".join(parts), images=sent, is_error=error is not None)
 
     @staticmethod
-    def _display(data: Mapping[str, Any], sent: list[Image] | None) -> str:
-        """A display's text for Pi; its image goes into ``sent`` when the model takes images
-        (``sent`` is None when it does not)."""
+    def _display(data: Mapping[str, Any], sent: list[Image], images: TakesImages) -> str:
+        """A display's text for Pi; its image goes into ``sent`` when the model takes images."""
         text = cut(str(data.get("text/plain", "")), 2_000)
         kind = next((kind for kind in IMAGE_TYPES if isinstance(data.get(kind), str | bytes)), None)
         if kind is None:
@@ -183,7 +188,7 @@ class Workbench:
         # Size and hash: the transcript keeps this line, not the image (notebooks stay small).
         digest = hashlib.sha256(encoded.encode()).hexdigest()[:12]
         image = f"{kind}{image_size(encoded)}, {len(encoded) * 3 // 4 // 1024:,} KB, {digest}"
-        if sent is None:
+        if not images():
             why = "not sent: this model takes no image input"
         elif len(encoded) > IMAGE_LIMIT:
             why = "not sent: too large"

@@ -14,7 +14,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from contextlib import suppress
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -321,7 +321,10 @@ class PiMagics(Magics):
         display = TurnDisplay(quiet=quiet, secrets=secrets)
         work = None
         if self.workbench is not None:
-            work = partial(self.workbench.run, images=self._takes_images(request.model))
+            # Whether the model takes images is asked of Pi only when an image is there to
+            # send: a turn without one does no discovery.
+            takes_images = cache(partial(self._takes_images, request.model))
+            work = partial(self.workbench.run, images=takes_images)
         cell = CellTurn(request, display, self.desk, work=work)
         for _, line in sent:  # shown above the answer, and kept in the transcript
             cell.turn.apply(ClientNotice(message=f"Sent with the prompt: {line}"))

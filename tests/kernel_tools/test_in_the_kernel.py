@@ -295,3 +295,14 @@ def test_a_model_without_image_input_is_refused_before_anything_is_sent(
     assert run.status == "error"
     assert "Pi does not list image input for scripted/plain" in run.error_text
     assert llm.requests == []
+
+
+@pytest.mark.contract
+def test_the_channels_path_and_secret_never_reach_pis_commands(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(*script.tool_then_answer(command="env", answer="That is the environment."))
+    assert kernel.execute("%%pi\nShow the environment").status == "ok"
+    printed = tool_result(llm.requests[1])
+    assert "PI_CODING_AGENT_DIR" in printed  # the environment was printed
+    assert "PI_KERNEL_TOOLS" not in printed
