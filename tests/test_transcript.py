@@ -114,6 +114,20 @@ def test_a_cassette_replays_in_order_and_names_a_mismatch(tmp_path: Path):
     assert player.take("Run it.", "scripted/plain", "off") is None
 
 
+def test_a_recorder_writes_over_its_own_cassette_only(tmp_path: Path):
+    path = tmp_path / "c.jsonl"
+    recorder = Recorder(path)
+    turn = transcript_of(finished_turn())
+    recorder.write("One.", "scripted/plain", "off", turn)
+    recorder.write("Two.", "scripted/plain", "off", turn)
+    assert len(path.read_text().splitlines()) == 2
+    path.write_text("the user's own notes\n")  # someone else writes there meanwhile
+    with pytest.raises(CassetteError, match=r"did not write it.*The turn was not recorded"):
+        recorder.write("Three.", "scripted/plain", "off", turn)
+    assert path.read_text() == "the user's own notes\n"
+    recorder.close()
+
+
 def test_a_notebook_records_or_replays_one_cassette_at_a_time(tmp_path: Path):
     cassettes = Cassettes()
     assert cassettes.describe() is None

@@ -17,14 +17,14 @@ import glob
 import hashlib
 import logging
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from .files import replace_file
 from .rpc.errors import PiError
 
 logger = logging.getLogger(__name__)
@@ -78,12 +78,7 @@ def settings_kept(path: Path) -> Iterator[None]:
             if before is None:
                 path.unlink(missing_ok=True)
             else:
-                # Write beside it and rename, so a reader never sees half a file.
-                spare = path.with_name(f".{path.name}.pi-kernel")
-                spare.write_bytes(before)
-                with suppress(FileNotFoundError):
-                    shutil.copymode(path, spare)
-                spare.replace(path)
+                replace_file(path, before)
 
 
 class PiSessionNotFound(PiError):
@@ -150,16 +145,12 @@ class SessionClaim:
         if path is None:
             return
         try:
-            handle = claim_file(path, "session").open("wb")
-        except OSError as exc:  # a claim is a courtesy to other kernels, never a failure
+            handle = try_claim(path, "session")
+        except (OSError, PiError) as exc:  # a claim is a courtesy to other kernels, never a failure
             logger.info("cannot claim the session %s: %s", path.name, exc)
             return
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # another kernel holds it: it is told by ``taken``, not by us
-            handle.close()
-            return
-        self._held = (path, handle)
+        if handle is not None:  # else another kernel holds it: ``taken`` tells, not us
+            self._held = (path, handle)
 
     def release(self) -> None:
         if self._held is not None:
@@ -201,6 +192,19 @@ def runtime_dir() -> Path:
             hint="Remove it, or set XDG_RUNTIME_DIR to a private folder.",
         )
     return folder
+
+
+def try_claim(path: Path, kind: str) -> IO[bytes] | None:
+    """An exclusive claim on ``path`` (resolved) among this user's kernels, held while the
+    returned file stays open (the system releases it when the kernel dies); None when
+    another kernel holds it.  Raises OSError (or PiError) when no claim can be made."""
+    handle = claim_file(path, kind).open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
 
 
 def claim_file(path: Path, kind: str) -> Path:

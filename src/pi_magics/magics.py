@@ -8,39 +8,29 @@ starts Pi in the background so the first cell does not wait for it.
 
 from __future__ import annotations
 
-import math
 import os
 import shlex
 import sys
 from collections.abc import Sequence
 from contextlib import suppress
 from functools import cache, partial
-from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Bool, Float, List, TraitError, Unicode, observe, validate
+from traitlets import observe
 
 from pi_kernel.agent_dir import no_models_hint
 from pi_kernel.kernel_tools.catalog import POLICIES, Policy, check_policy
-from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV, CassetteError, Cassettes
-from pi_kernel.records.export import (
-    FileRefused,
-    is_jsonl_export,
-    is_markdown_export,
-    to_jsonl,
-    to_markdown,
-    write_file,
-)
+from pi_kernel.records.cassette import CassetteError, Cassettes
 from pi_kernel.records.redaction import redact, secret_values
 from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.errors import PiError, PiExited
 from pi_kernel.rpc.protocol import CACHE_WARM, ImageContent, SessionState
 from pi_kernel.rpc.usage import UsageTally
-from pi_kernel.session import DISCOVERY_TIMEOUT, PiSession
+from pi_kernel.session import PiSession
 from pi_kernel.transcript import Transcript, transcript_of
 from pi_kernel.turn import Turn, TurnResult
 
@@ -52,7 +42,9 @@ from .dialogs import put_dialog
 from .images import ImageError, load_image
 from .kernel_tools import NotebookTools, Workbench
 from .prompt import check_prompt, check_variable_name, interpolate
+from .record_commands import RecordCommands
 from .render import TurnDisplay
+from .settings import PiSettings
 from .slash import terminal_command
 from .status import format_status
 from .subcommands import BY_NAME, HELP, NAMES, USAGE, usage_of
@@ -60,59 +52,16 @@ from .widgets import Picker
 
 
 @magics_class
-class PiMagics(Magics):
+class PiMagics(PiSettings, RecordCommands):
     """The ``%%pi`` cell magic and the ``%pi`` line magic."""
 
     subcommands = NAMES
     """What ``%pi`` takes (the Pi kernel completes them and writes its banner from here)."""
 
-    pi_path = Unicode(
-        None,
-        allow_none=True,
-        help="The Pi executable; when unset, PI_KERNEL_PI_PATH, then the project's npm "
-        "install, then `pi` on PATH.",
-    ).tag(config=True)
-    pi_args = List(
-        Unicode(),
-        default_value=[],
-        help="Extra arguments for `pi --mode rpc`, e.g. ['--no-session'].",
-    ).tag(config=True)
-    interpolate = Bool(
-        False, help="Replace {name} in prompts with Python variables in every cell."
-    ).tag(config=True)
-    prewarm = Bool(True, help="Start Pi when the extension loads.").tag(config=True)
-    kernel_tools = Unicode(
-        "all",
-        help="What Pi may do in this kernel: 'all' (run Python in the notebook's namespace, "
-        "read its history and variables, propose cells), 'read' (history and variables "
-        "only) or 'off'. A cell can choose with %%pi --tools.",
-    ).tag(config=True)
-
-    @validate("kernel_tools")
-    def _known_policy(self, proposal: Any) -> str:
-        try:
-            return check_policy(proposal["value"])
-        except ValueError as exc:
-            raise TraitError(f"PiMagics.kernel_tools: {exc}") from None
-
     @observe("kernel_tools")
     def _kernel_tools_changed(self, change: Any) -> None:
         if hasattr(self, "tools"):
             self.tools.policy = check_policy(self.kernel_tools)
-
-    discovery_timeout = Float(
-        DISCOVERY_TIMEOUT, help="Seconds the picker waits for Pi's models and levels."
-    ).tag(config=True)
-
-    @validate("discovery_timeout")
-    def _positive_seconds(self, proposal: Any) -> float:
-        seconds = float(proposal["value"])
-        if not math.isfinite(seconds) or seconds <= 0:
-            raise TraitError(
-                f"PiMagics.discovery_timeout is seconds above 0, not {seconds}: "
-                f"the default is {DISCOVERY_TIMEOUT:g}."
-            )
-        return seconds
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -144,21 +93,6 @@ class PiMagics(Magics):
             self.bridge.submit(self.session.prewarm)
         if shell is not None:
             shell.events.register("post_run_cell", self._after_cell)
-
-    def _cassette_from_environment(self) -> None:
-        record, replay = os.environ.get(RECORD_ENV), os.environ.get(REPLAY_ENV)
-        if record and replay:
-            self.cassettes.problem = f"Both {RECORD_ENV} and {REPLAY_ENV} are set: set only one."
-        elif record or replay:
-            try:
-                if record:
-                    self._pi_record([record])
-                else:
-                    self._pi_replay([replay or ""])
-            except UsageError as exc:
-                self.cassettes.problem = f"{RECORD_ENV if record else REPLAY_ENV}: {exc}"
-        if self.cassettes.problem is not None:
-            print(self.cassettes.problem)
 
     @observe("pi_path", "pi_args")
     def _settings_changed(self, change: Any) -> None:
@@ -470,52 +404,6 @@ class PiMagics(Magics):
         client = self.bridge.call(self.session.restart)
         print(f"Restarted Pi (pid {client.pid}).")
 
-    def _pi_record(self, rest: list[str]) -> None:
-        if rest == ["off"]:
-            recorder = self.cassettes.stop_recording()
-            if recorder is not None:
-                print(f"Stopped recording: {recorder.position} turns in {recorder.path.name}.")
-            elif not self._forget_cassette_problem():
-                raise UsageError("Not recording. Start with %pi record PATH.")
-            return
-        if len(rest) != 1:
-            raise UsageError(usage_of("record"))
-        path = notebook_path(rest[0])
-        replacing = " (the cassette there is replaced at the first turn)" if path.exists() else ""
-        try:
-            self.cassettes.record(path)
-        except CassetteError as exc:
-            raise UsageError(str(exc)) from None
-        print(f"Recording every Pi turn to {rest[0]}{replacing}.")
-
-    def _pi_replay(self, rest: list[str]) -> None:
-        if rest == ["off"]:
-            player = self.cassettes.stop_replaying()
-            if player is not None:
-                print(f"Stopped replaying {player.path.name}; cells ask Pi again.")
-            elif not self._forget_cassette_problem():
-                raise UsageError("Not replaying. Start with %pi replay PATH.")
-            return
-        live_on_miss = "--live-on-miss" in rest
-        paths = [word for word in rest if word != "--live-on-miss"]
-        if len(paths) != 1 or any(word.startswith("--") for word in paths):
-            raise UsageError(usage_of("replay"))
-        try:
-            player = self.cassettes.replay(notebook_path(paths[0]), live_on_miss=live_on_miss)
-        except CassetteError as exc:
-            raise UsageError(str(exc)) from None
-        after = "ask Pi" if live_on_miss else "are an error"
-        print(
-            f"Replaying {len(player.entries)} recorded turns from {paths[0]}: "
-            f"%%pi cells answer from it, in order; cells past its end {after}."
-        )
-
-    def _forget_cassette_problem(self) -> bool:
-        if not self.cassettes.forget_problem():
-            return False
-        print("No cassette: %%pi cells ask Pi.")
-        return True
-
     def _pi_resume(self, rest: list[str]) -> None:
         if len(rest) > 1:
             raise UsageError(f"{usage_of('resume')} (a session id or file)")
@@ -528,40 +416,6 @@ class PiMagics(Magics):
             f"{state.session_file}"
         )
 
-    def _pi_export(self, rest: list[str]) -> None:
-        replace = "--replace" in rest
-        paths = [word for word in rest if word != "--replace"]
-        if len(paths) != 1 or paths[0].startswith("--"):
-            raise UsageError(f"{usage_of('export')} (PATH ends in .md, .jsonl or .html)")
-        path = notebook_path(paths[0])
-        kind = path.suffix.lower()
-        if kind not in (".md", ".jsonl", ".html"):
-            raise UsageError(f"%pi export writes .md, .jsonl or .html files, not {path.name!r}.")
-        if self.cassettes.in_use(path):
-            raise UsageError(f"{path.name} is this notebook's cassette: export to another path.")
-        if kind == ".html":
-            if path.exists() and not replace:
-                raise UsageError(
-                    f"{path.name} exists: choose another name, or add --replace to overwrite it."
-                )
-            written = self.bridge.call(self.session.export_html, str(path))
-            print(
-                f"Pi exported its whole session as HTML to {written}. It is Pi's own page: "
-                "like Pi's session file it is not redacted (a credential a tool printed is in it)."
-            )
-            return
-        if not self.transcripts:
-            raise UsageError("Nothing to export yet: no Pi turn ran in this kernel.")
-        if kind == ".md":
-            text, ours = to_markdown(self.transcripts), is_markdown_export
-        else:
-            text, ours = to_jsonl(self.transcripts), is_jsonl_export
-        try:
-            write_file(path, text, ours=ours, replace=replace)
-        except FileRefused as exc:
-            raise UsageError(str(exc)) from None
-        print(f"Exported {len(self.transcripts)} turns to {paths[0]}.")
-
     def _print_models(self) -> None:
         models = self.bridge.call(partial(self.session.models, refresh=True))
         state = self.bridge.call(self.session.state)
@@ -573,16 +427,3 @@ class PiMagics(Magics):
             mark = "*" if model.ref == current else " "
             reasoning = "reasoning" if model.reasoning else "no reasoning"
             print(f"{mark} {model.ref:40} {model.name or ''} ({reasoning})")
-
-
-def notebook_path(text: str) -> Path:
-    """A path the user typed: relative to the notebook's directory (the kernel's working
-    directory), never to Pi's."""
-    try:
-        here = Path.cwd()
-    except FileNotFoundError:
-        raise UsageError(
-            "This notebook's directory no longer exists (moved or deleted): give an absolute "
-            "path, or restart the kernel from the notebook's new place."
-        ) from None
-    return here / Path(text).expanduser()

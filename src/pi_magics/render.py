@@ -14,7 +14,6 @@ Two layers:
 from __future__ import annotations
 
 import html
-import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -23,9 +22,6 @@ from typing import Any, Protocol
 
 from IPython import get_ipython
 from IPython.display import display as ipython_display
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import PythonLexer
 
 from pi_kernel.blocks import (
     Block,
@@ -36,25 +32,18 @@ from pi_kernel.blocks import (
     ThinkingBlock,
     ToolBlock,
 )
-from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON, TOOL_NAMES
 from pi_kernel.records.markdown import clean_text, paragraph_break, safe_markdown
 from pi_kernel.records.redaction import redact
 from pi_kernel.rpc.usage import UsageTally
 from pi_kernel.transcript import MIMETYPE as TRANSCRIPT_MIMETYPE
-from pi_kernel.transcript import Transcript, output_tail
+from pi_kernel.transcript import Transcript
 from pi_kernel.turn import Turn, tokens_text
 
-Bundle = dict[str, Any]
-"""A MIME bundle: ``{"text/markdown" or "text/html": ..., "text/plain": ...}``, and JSON
-data for the transcript."""
+from .tool_blocks import Bundle, shorten, tool_bundle
 
 EMPTY: Bundle = {"text/plain": ""}
 """What an output shows once its block is gone (a retried attempt's remains)."""
 
-KERNEL_TOOLS = frozenset(TOOL_NAMES)
-CODE_TOOLS = frozenset({PYTHON, PROPOSE_CELL})
-DIFF_OPEN_LINES = 30
-"""An edit's diff up to this many lines is shown open; a longer one starts collapsed."""
 MAX_UPDATES_PER_SECOND = 15
 """Display refreshes per second while streaming: smooth to the eye, light on the websocket."""
 FREEZE_AT = 1024
@@ -64,18 +53,9 @@ STREAM_BUDGET = 1.5
 """Refreshes of growing text may send at most this many times the bytes on screen..."""
 STREAM_ALLOWANCE = 256_000
 """...plus this many bytes, so the first quarter megabyte streams at the full refresh rate."""
-SUMMARY_MAX_CHARS = 80
-"""Length of the argument summary in a tool's header."""
 THINKING_PLAIN_MAX_CHARS = 200
 """Terminals get only the start of the thinking; it is collapsed in a notebook anyway."""
 
-_BADGES = {
-    "pending": ("pending", "var(--jp-ui-font-color2, #757575)"),
-    "running": ("running…", "var(--jp-ui-font-color2, #757575)"),
-    "ok": ("ok", "var(--jp-success-color1, #2e7d32)"),
-    "error": ("error", "var(--jp-error-color1, #c62828)"),
-    "interrupted": ("interrupted", "var(--jp-warn-color1, #ef6c00)"),
-}
 _NOTICE_STYLE = {
     "info": ("ℹ", "var(--jp-ui-font-color2, #757575)"),
     "warning": ("⚠", "var(--jp-warn-color1, #ef6c00)"),
@@ -83,11 +63,6 @@ _NOTICE_STYLE = {
 }
 
 # -- one block, one bundle --------------------------------------------------------------------
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def text_bundle(text: str) -> Bundle:
@@ -106,130 +81,8 @@ def thinking_bundle(block: ThinkingBlock) -> Bundle:
     style = "color: var(--jp-ui-font-color2, #757575); cursor: pointer"
     return {
         "text/html": f'<details><summary style="{style}">{title}</summary>{body}</details>',
-        "text/plain": f"[{title.lower()}] {_shorten(text, THINKING_PLAIN_MAX_CHARS)}".rstrip(),
+        "text/plain": f"[{title.lower()}] {shorten(text, THINKING_PLAIN_MAX_CHARS)}".rstrip(),
     }
-
-
-def tool_summary(block: ToolBlock) -> str:
-    """A short account of a tool's arguments: bash's command, else ``key=value`` pairs
-    (none for code run in the kernel: the block shows the code itself)."""
-    if kernel_code(block) is not None:
-        return ""
-    arguments = block.arguments
-    command, path, content = (arguments.get(key) for key in ("command", "path", "content"))
-    if block.name == "bash" and isinstance(command, str):
-        text = command
-    elif block.name == "edit" and isinstance(path, str):
-        text = path  # the block shows the diff
-    elif block.name == "write" and isinstance(path, str) and isinstance(content, str):
-        lines = content.count("\n") + (not content.endswith("\n") and bool(content))
-        text = f"{path} ({len(content.encode()):,} bytes, {lines:,} line{'s' * (lines != 1)})"
-    else:
-        text = ", ".join(
-            f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-            for key, value in block.arguments.items()
-        )
-    return _shorten(clean_text(text), SUMMARY_MAX_CHARS)
-
-
-def tool_bundle(block: ToolBlock) -> Bundle:
-    """A tool call: name, argument summary, state, how long it ran, the calls made inside it
-    (codemode), and the end of its output."""
-    return {"text/html": _tool_html(block), "text/plain": _tool_plain(block)}
-
-
-def _tool_parts(block: ToolBlock) -> tuple[str, str, str, str]:
-    """The name, argument summary, state badge (with the time it ran) and shown output."""
-    label, _ = _BADGES[block.state]
-    if block.duration_ms is not None:
-        label += f" in {_duration(block.duration_ms)}"
-    output, hidden = output_tail(clean_text(block.output).rstrip())
-    hidden += block.output_cut  # what a transcript had already cut (a replayed cell)
-    marker = f"… {hidden:,} more characters\n" if hidden and output else ""
-    return clean_text(block.name), tool_summary(block), label, marker + output
-
-
-def _duration(ms: float) -> str:
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
-
-
-def kernel_code(block: ToolBlock) -> str | None:
-    """The code of a kernel tool call that carries code (run, or proposed as a cell)."""
-    code = block.arguments.get("code")
-    return code if block.name in CODE_TOOLS and isinstance(code, str) else None
-
-
-def _tool_html(block: ToolBlock) -> str:
-    name, summary, label, output = _tool_parts(block)
-    header = f"<b>{html.escape(name)}</b>"
-    if summary:
-        header += f" <code>{html.escape(summary)}</code>"
-    header += f' <span style="color: {_BADGES[block.state][1]}">{html.escape(label)}</span>'
-    calls = "".join(_tool_html(call) for call in block.calls)
-    if calls:  # drawn inside the parent, indented under a rule
-        style = "margin: 0.2em 0 0 1em; padding-left: 0.6em; border-left: 2px solid #ccc"
-        calls = f'<div style="{style}">{calls}</div>'
-    code = kernel_code(block)
-    shown = _highlighted(code) if code is not None else ""
-    if block.diff:
-        shown += _diff_html(block.diff)
-    pre = ""
-    if output:
-        style = "margin: 0.2em 0 0 1em; max-height: 30em; overflow: auto; white-space: pre-wrap"
-        pre = f'<pre style="{style}">{html.escape(output)}</pre>'
-        if block.name in KERNEL_TOOLS:
-            # The code's own output is in the cell below the block (live); this is what Pi
-            # read, kept for the record and for a replayed cell.
-            pre = f"<details><summary>What Pi got back</summary>{pre}</details>"
-    return f"<div>{header}{calls}{shown}{pre}</div>"
-
-
-_DIFF_STYLES = {
-    "+": "color: #1a7f37; background: #e6ffec",
-    "-": "color: #cf222e; background: #ffebe9",
-    "@": "color: #6e7781",
-}
-
-
-def _diff_html(diff: str) -> str:
-    """An edit's diff, coloured by line (escaped text only); open when short."""
-    lines = clean_text(diff).rstrip("\n").split("\n")
-    body = []
-    added = removed = 0
-    for line in lines:
-        header = line.startswith(("+++", "---"))
-        added += line.startswith("+") and not header
-        removed += line.startswith("-") and not header
-        style = "font-weight: bold" if header else _DIFF_STYLES.get(line[:1], "")
-        body.append(
-            f'<span style="{style}">{html.escape(line)}</span>' if style else html.escape(line)
-        )
-    opened = " open" if len(lines) <= DIFF_OPEN_LINES else ""
-    style = "margin: 0.2em 0 0 1em; max-height: 30em; overflow: auto; white-space: pre"
-    summary = f"Diff: {added} line{'s' * (added != 1)} added, {removed} removed"
-    return f'<details{opened}><summary>{summary}</summary><pre style="{style}">' + (
-        "\n".join(body) + "</pre></details>"
-    )
-
-
-def _highlighted(code: str) -> str:
-    """Python, coloured with inline styles (no stylesheet needed; Pygments escapes it)."""
-    body = highlight(clean_text(code), PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True))
-    style = "margin: 0.2em 0 0 1em; padding: 0.3em; background: #f6f8fa; white-space: pre-wrap"
-    return f'<pre style="{style}">{body}</pre>'
-
-
-def _tool_plain(block: ToolBlock) -> str:
-    name, summary, label, output = _tool_parts(block)
-    plain = f"[tool {name}]" + (f" {summary}" if summary else "") + f" — {label}"
-    code = kernel_code(block)
-    lines = clean_text(code).splitlines() if code is not None else []
-    lines += clean_text(block.diff).splitlines()
-    lines += [line for call in block.calls for line in _tool_plain(call).splitlines()]
-    lines += output.splitlines()
-    if lines:
-        plain += "\n" + "\n".join(f"    {line}" if line else "" for line in lines)
-    return plain
 
 
 def notice_bundle(block: NoticeBlock) -> Bundle:

@@ -9,13 +9,13 @@ live call.  ``Cassettes`` is one notebook's state: recording, replaying, or neit
 
 from __future__ import annotations
 
-import fcntl
 from pathlib import Path
 from typing import IO
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..agent_dir import claim_file
+from ..agent_dir import try_claim
+from ..rpc.errors import PiError
 from ..transcript import Transcript
 from .export import FileRefused, write_file
 
@@ -58,7 +58,7 @@ class Recorder:
     After every turn the whole cassette is written anew (``export.write_file``: a
     temporary file, then a rename), so the file is always a complete cassette and nothing
     is replaced before the first turn.  A path that holds anything but a cassette is
-    refused, and a claim (``agent_dir.claim_file``) keeps a second kernel from recording to
+    refused, and a claim (``agent_dir.try_claim``) keeps a second kernel from recording to
     the same path.
     """
 
@@ -75,6 +75,8 @@ class Recorder:
         self.path = path
         self._lock = _claim(path)
         self._lines: list[str] = []
+        self._written: tuple[int, int, int] | None = None
+        """The file this recorder last wrote (inode, size, mtime): it may write over that."""
         self.position = 0
 
     def write(self, prompt: str, model: str | None, level: str | None, turn: Transcript) -> None:
@@ -84,30 +86,45 @@ class Recorder:
         entry = CassetteEntry(request=request, transcript=turn)
         lines = [*self._lines, entry.model_dump_json() + "\n"]
         try:
-            write_file(self.path, "".join(lines), ours=is_cassette)
+            write_file(self.path, "".join(lines), ours=self._ours)
         except FileRefused as exc:
             raise CassetteError(f"{exc} The turn was not recorded.") from None
+        self._written = _identity(self.path)
         self._lines = lines
         self.position += 1
 
+    def _ours(self, path: Path) -> bool:
+        """Before the first turn, any cassette; after it, only the file this recorder wrote
+        (not read again every turn; a file changed meanwhile by anyone else is refused)."""
+        if self._written is None:
+            return is_cassette(path)
+        return _identity(path) == self._written
+
     def close(self) -> None:
         self._lock.close()
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime_ns
 
 
 def _claim(path: Path) -> IO[bytes]:
     """An exclusive claim on the cassette's path, held while recording (the system releases
     it if the kernel dies)."""
     try:
-        handle = claim_file(path.resolve(), "cassette").open("wb")
+        handle = try_claim(path.resolve(), "cassette")
     except OSError as exc:
         raise CassetteError(f"Cannot claim the cassette {path}: {exc.strerror}.") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+    except PiError as exc:
+        raise CassetteError(f"Cannot claim the cassette {path}: {exc}") from None
+    if handle is None:
         raise CassetteError(
             f"Another kernel is recording to {path.name}: give this notebook its own cassette."
-        ) from None
+        )
     return handle
 
 

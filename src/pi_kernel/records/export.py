@@ -10,13 +10,12 @@ truncated because a path was mistyped.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from ..files import replace_file
 from ..transcript import (
     ErrorPart,
     NoticePart,
@@ -51,33 +50,9 @@ def write_file(
             "add --replace to overwrite it."
         )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-            # mkstemp makes the file 0600: give it the mode a plain write would have.
-            mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
-            os.chmod(temporary, mode)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        replace_file(path, text.encode("utf-8"))
     except OSError as exc:
         raise FileRefused(f"Cannot write {path}: {exc.strerror or exc}.") from None
-
-
-def _umask() -> int:
-    try:  # read without changing it (os.umask can only be read by setting it)
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def is_markdown_export(path: Path) -> bool:
