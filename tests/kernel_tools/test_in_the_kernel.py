@@ -219,11 +219,14 @@ def test_a_dataframe_is_summarised_with_its_shape_and_dtypes(
 ):
     setup = "import pandas as pd\ndf = pd.DataFrame({'price': [1.5, 2.0], 'item': ['a', 'b']})"
     assert kernel.execute(setup).status == "ok"
-    llm.enqueue(*call(VARIABLES))
+    llm.enqueue(script.tool_calls((VARIABLES, {}), (HISTORY, {"count": 1})), script.text("Ok."))
     assert kernel.execute("%%pi\nWhat is df?").status == "ok"
-    described = tool_result(llm.requests[1])
+    described, history = (
+        str(m["content"]) for m in llm.requests[1]["messages"] if m["role"] == "tool"
+    )
     assert "df: pandas.DataFrame, shape (2, 2), columns {price: float64, item:" in described
     assert "pd: " not in described  # a module is not a variable
+    assert setup in history  # the cell that made it
 
 
 def test_an_image_as_the_last_expression_goes_back_too(
