@@ -203,7 +203,8 @@ class Workbench:
         shell = self.shell
         count = _int_arg(args, "count", HISTORY_CELLS)
         first, last = _int_arg(args, "first", None), _int_arg(args, "last", None)
-        current = shell.execution_count  # the running cell's number
+        # The running cell's number: IPython (>= 9) counts a cell before running it.
+        current = shell.execution_count - 1
         if first is not None or last is not None:
             start, stop = first or 1, (last or current - 1) + 1
         else:
