@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,19 @@ def load_image(spec: str, namespace: dict[str, Any]) -> tuple[ImageContent, str]
     kind = image_type(data)
     if kind is None:
         raise ImageError(f"--image {spec}: not a PNG, JPEG, GIF or WebP image.")
-    digest = hashlib.sha256(data).hexdigest()[:12]
-    line = f"{spec} ({kind}, {_size(len(data))}, {digest})"
+    line = f"{spec} ({image_line(data, kind)})"
     return ImageContent(data=base64.b64encode(data).decode("ascii"), mime_type=kind), line
+
+
+def image_line(data: bytes, kind: str) -> str:
+    """An image as a cell and a transcript keep it instead of the image itself: its type,
+    size in pixels (PNG) and bytes, and the start of its SHA-256 (the same image, the same
+    line, whether sent with a prompt or shown by Pi's code)."""
+    pixels = ""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:  # IHDR: width, height
+        width, height = struct.unpack(">II", data[16:24])
+        pixels = f" {width}x{height}"
+    return f"{kind}{pixels}, {_size(len(data))}, {hashlib.sha256(data).hexdigest()[:12]}"
 
 
 def _image_bytes(value: Any, name: str) -> bytes:

@@ -10,9 +10,7 @@ beside the user's, and an interrupt reaches it as it would reach the user's own 
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
-import struct
 import sys
 import tokenize
 import traceback
@@ -37,6 +35,7 @@ from pi_kernel.kernel_tools.catalog import (
 )
 
 from .desk import Declined, Desk, Errand
+from .images import image_line
 
 NO_CELL = "no notebook cell is running: Pi's kernel tools work only while a %%pi cell runs"
 PART_LIMIT = 10_000
@@ -186,8 +185,7 @@ class Workbench:
         raw = data[kind]  # base64 text, or the bytes themselves (IPython's formatters give both)
         encoded = raw if isinstance(raw, str) else base64.b64encode(raw).decode("ascii")
         # Size and hash: the transcript keeps this line, not the image (notebooks stay small).
-        digest = hashlib.sha256(encoded.encode()).hexdigest()[:12]
-        image = f"{kind}{image_size(encoded)}, {len(encoded) * 3 // 4 // 1024:,} KB, {digest}"
+        image = image_line(base64.b64decode(encoded), kind)
         if not images():
             why = "not sent: this model takes no image input"
         elif len(encoded) > IMAGE_LIMIT:
@@ -249,16 +247,6 @@ def _image_of(shell: Any, value: Any) -> list[Mapping[str, Any]]:
     except Exception:  # the cell already showed what failed; Pi has the repr
         return []
     return [data] if any(kind in data for kind in IMAGE_TYPES) else []
-
-
-def image_size(encoded: str) -> str:
-    """`` WxH`` of a base64 PNG (its header says), else nothing."""
-    start = encoded[:64].replace("\n", "")[:32]  # 24 bytes: the signature and IHDR's size
-    head = base64.b64decode(start + "=" * (-len(start) % 4))
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
-        width, height = struct.unpack(">II", head[16:24])
-        return f" {width}x{height}"
-    return ""
 
 
 def _ends_with_semicolon(hook: Any, code: str) -> bool:
