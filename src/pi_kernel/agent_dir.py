@@ -163,15 +163,13 @@ class SessionClaim:
         if self._held is not None and self._held[0] == path:
             return False
         try:
-            handle = claim_file(path, "session").open("rb")
-        except OSError:  # no claim file: nobody claims it
+            handle = try_claim(path, "session")  # held a moment, then let go
+        except (OSError, PiError):  # no claim can be made here: none can be seen either
             return False
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return True
-            return False
+        if handle is None:
+            return True
+        handle.close()
+        return False
 
 
 def runtime_dir() -> Path:
