@@ -66,6 +66,7 @@ npm_ci .
 if [[ "${1:-}" == "--tests" ]]; then
   npm_ci tests/pi-0.87
   npm_ci tests/legacy
+  npm_ci tests/hub  # JupyterHub's proxy, for the deployment test
   # The browser tests drive Debian's Chromium (Playwright's own browser downloads are not
   # used): install it when missing, as root or through a password-less sudo.
   if [[ ! -x /usr/bin/chromium ]]; then
