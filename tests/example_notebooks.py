@@ -20,15 +20,15 @@ from nbclient import NotebookClient
 
 from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON, VARIABLES
 from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV
-from pi_kernel.rpc.launch import PROJECT_ROOT
 from pi_kernel.transcript import MIMETYPE
 from pi_magics.kernel_tools import MADE_BY_PI
 from tests import llm_server as script
 from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
+from tests.conftest import REPO
 from tests.kernel_harness import CELL_TIMEOUT, execute_notebook
 from tests.llm_server import Reply, ScriptedLLM
 
-NOTEBOOKS = PROJECT_ROOT / "notebooks"
+NOTEBOOKS = REPO / "notebooks"
 INTERRUPT_TAG = "interrupt"
 """A cell with this tag is interrupted while it streams when the notebook is recorded."""
 INTERRUPT_AFTER = 1.5

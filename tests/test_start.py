@@ -26,14 +26,13 @@ import pytest
 
 from pi_kernel.launcher import local_model
 from pi_kernel.launcher.start import DEFAULT_NOTEBOOK, STATE_DIR_ENV
-from pi_kernel.rpc.launch import PROJECT_ROOT
 from pi_kernel.transcript import Transcript, transcripts_in
 from tests.agent_dir import PiEnv
-from tests.conftest import is_pi, processes_of
+from tests.conftest import REPO, is_pi, processes_of
 from tests.llm_server import ScriptedLLM, text
 from tests.new_user import broken_weights, new_user_env
 
-START_SH = PROJECT_ROOT / "scripts" / "start.sh"
+START_SH = REPO / "scripts" / "start.sh"
 HEADLESS_TIMEOUT = 900
 """Seconds for a headless tour: Pi's start, the kernel's, eight cells on a 135M model."""
 LAB_TIMEOUT = 90.0

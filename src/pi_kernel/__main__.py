@@ -3,10 +3,11 @@
 ``start`` is the main command: JupyterLab with Pi on the tour notebook (``--headless``:
 execute the tour and say where the result is), with the local demo model when Pi has no
 credentials (see ``pi_kernel.launcher.start``).  ``install`` / ``uninstall`` put the Pi kernel's
-kernelspec where Jupyter finds it (options as ``python -m ipykernel install``).  ``doctor``
-starts the Pi that pi-kernel would use, the way a notebook would, and reports what it found:
-which Pi, whether it runs, and which models it offers.  It is the quickest answer to "why
-does my notebook say Pi is unavailable?".
+kernelspec where Jupyter finds it (options as ``python -m ipykernel install``; ``--pi PATH``
+records the Pi the kernel runs).  ``doctor`` starts the Pi that pi-kernel would use, the way a
+notebook would, and reports what it found: which Pi and why that one, whether it runs, which
+models it offers, and the Pi the installed kernelspec records.  It is the quickest answer to
+"why does my notebook say Pi is unavailable?".
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from .rpc import PiError, locate_pi, open_client
 
 
 async def _doctor(pi_path: str | None) -> int:
-    install = locate_pi(pi_path)
     print(f"pi-kernel {__version__}")
+    _report_kernelspec()
+    install = locate_pi(pi_path)
     print(f"Pi: {install.describe()}")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pi-kernel-doctor-") as cwd:
@@ -49,12 +51,33 @@ async def _doctor(pi_path: str | None) -> int:
     return 0
 
 
+def _report_kernelspec() -> None:
+    """The Pi kernel's kernelspec as Jupyter finds it, and the Pi it records (that one
+    wins in the Pi kernel; ``%%pi`` in another kernel finds Pi as below)."""
+    found = kernelspec.recorded_pi()
+    if found is None:
+        print(f"Kernelspec {kernelspec.KERNEL_NAME!r}: not installed (python -m pi_kernel install)")
+        return
+    where, pi = found
+    if pi is None:
+        print(f"Kernelspec {kernelspec.KERNEL_NAME!r} at {where}: records no Pi")
+        return
+    try:
+        recorded = locate_pi(pi).describe(why=False)
+        print(f"Kernelspec {kernelspec.KERNEL_NAME!r} at {where}: runs {recorded}")
+    except PiError as exc:
+        print(f"Kernelspec {kernelspec.KERNEL_NAME!r} at {where}: records a broken Pi: {exc}")
+
+
 def _install(args: argparse.Namespace) -> int:
     prefix = sys.prefix if args.sys_prefix else args.prefix
+    pi = locate_pi(args.pi_path) if args.pi_path else None  # a broken one: nothing installed
     path = kernelspec.install(
-        user=args.user, prefix=prefix, name=args.name, display_name=args.display_name
+        user=args.user, prefix=prefix, name=args.name, display_name=args.display_name, pi=pi
     )
     print(f"Installed kernelspec {args.name} in {path}")
+    if pi is not None:
+        print(f"It runs {pi.describe(why=False)}")
     return 0
 
 
@@ -73,7 +96,7 @@ def _uninstall(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     install = locate_pi(args.pi_path)
     options = start.Options(
-        notebook=Path(args.notebook),
+        notebook=Path(args.notebook) if args.notebook else None,
         headless=args.headless,
         output=Path(args.output) if args.output else None,
         open_browser=not args.no_browser,
@@ -98,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     begin.add_argument("--pi", dest="pi_path", help="the Pi executable to use")
     begin.add_argument(
-        "--notebook", default=str(start.DEFAULT_NOTEBOOK), help="the notebook to open or run"
+        "--notebook",
+        default=str(start.DEFAULT_NOTEBOOK) if start.DEFAULT_NOTEBOOK else None,
+        help="the notebook to open or run (default: the checkout's tour)",
     )
     begin.add_argument(
         "--headless", action="store_true", help="execute the notebook instead of opening Lab"
@@ -117,12 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     install.add_argument(
         "--display-name", default=kernelspec.DISPLAY_NAME, help="name shown in Jupyter"
     )
+    install.add_argument(
+        "--pi", dest="pi_path", help="the Pi the kernel runs (recorded in the kernelspec)"
+    )
     args = parser.parse_args(argv)
-    if args.command == "install":
-        return _install(args)
     if args.command == "uninstall":
         return _uninstall(args)
     try:
+        if args.command == "install":
+            return _install(args)
         if args.command == "start":
             return _start(args)
         return anyio.run(_doctor, args.pi_path)

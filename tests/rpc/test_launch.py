@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pi_kernel.rpc import ENV_PI_PATH, PiExited, PiInstall, PiNotFound, locate_pi, open_client
+from pi_kernel.rpc.launch import ENV_PI_RECORDED
 from tests.agent_dir import PiEnv
 from tests.conftest import REPO
 
@@ -57,12 +58,30 @@ def test_without_any_pi_the_error_says_what_was_looked_for(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
     monkeypatch.delenv(ENV_PI_PATH, raising=False)
-    monkeypatch.setattr("pi_kernel.rpc.launch.PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr("pi_kernel.rpc.launch.CHECKOUT", None)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(PiNotFound) as caught:
         locate_pi()
-    assert "no `pi` on PATH" in str(caught.value)
-    assert caught.value.hint
+    assert "no checkout (a wheel install), and no `pi` on PATH" in str(caught.value)
+    assert "python -m pi_kernel install --pi" in (caught.value.hint or "")
+
+
+def test_a_path_recorded_by_the_kernelspec_says_so(monkeypatch: pytest.MonkeyPatch):
+    pinned = str(REPO / "node_modules" / ".bin" / "pi")
+    monkeypatch.setenv(ENV_PI_PATH, pinned)
+    monkeypatch.setenv(ENV_PI_RECORDED, pinned)
+    install = locate_pi()
+    assert install.source == "kernelspec"
+    assert "recorded in the kernelspec" in install.describe()
+    # Set by hand over a recorded one (the user's own environment): that one is reported.
+    monkeypatch.setenv(ENV_PI_RECORDED, "/opt/elsewhere/pi")
+    assert locate_pi().source == "environment"
+
+
+def test_the_checkout_is_found_only_from_a_checkout():
+    from pi_kernel.rpc.launch import CHECKOUT
+
+    assert CHECKOUT == REPO  # the suite runs from an editable install
 
 
 @pytest.mark.anyio

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-from ..rpc.launch import PROJECT_ROOT
+from ..rpc.launch import CHECKOUT, ENV_PI_PATH, ENV_PI_RECORDED, PiInstall
 
 KERNEL_NAME = "pi"
 DISPLAY_NAME = "Pi"
@@ -26,7 +26,9 @@ DISPLAY_NAME = "Pi"
 def resources() -> Path:
     """The kernelspec files: packaged in a wheel, or the repository's in a checkout."""
     packaged = Path(__file__).parents[1] / "resources" / "kernelspec"
-    return packaged if packaged.is_dir() else PROJECT_ROOT / "kernelspec"
+    if packaged.is_dir() or CHECKOUT is None:
+        return packaged
+    return CHECKOUT / "kernelspec"
 
 
 def install(
@@ -35,8 +37,12 @@ def install(
     prefix: str | None = None,
     name: str = KERNEL_NAME,
     display_name: str = DISPLAY_NAME,
+    pi: PiInstall | None = None,
 ) -> Path:
-    """Install (or replace) the kernelspec; return the directory it went to."""
+    """Install (or replace) the kernelspec; return the directory it went to.
+
+    ``pi``: the Pi the kernel is to run, recorded in the spec's ``env`` (a wheel install has
+    no checkout to find one in, and a spawner's PATH may not lead to one)."""
     with tempfile.TemporaryDirectory(prefix="pi-kernelspec-") as staging:
         spec_dir = Path(staging) / name
         shutil.copytree(resources(), spec_dir)
@@ -44,11 +50,23 @@ def install(
         spec = json.loads(spec_file.read_text(encoding="utf-8"))
         spec["argv"][0] = sys.executable
         spec["display_name"] = display_name
+        if pi is not None:
+            spec["env"] = {ENV_PI_PATH: str(pi.path), ENV_PI_RECORDED: str(pi.path)}
         spec_file.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
         installed = KernelSpecManager().install_kernel_spec(
             str(spec_dir), kernel_name=name, user=user, prefix=prefix, replace=True
         )
     return Path(installed)
+
+
+def recorded_pi(name: str = KERNEL_NAME) -> tuple[Path, str | None] | None:
+    """Where Jupyter finds the kernelspec ``name`` and the Pi it records (None: none);
+    None when there is no such kernelspec."""
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        return None
+    return Path(spec.resource_dir), spec.env.get(ENV_PI_PATH)
 
 
 def uninstall(*, name: str = KERNEL_NAME, prefix: str | None = None) -> Path:

@@ -22,7 +22,7 @@ from traitlets import List
 
 from .. import __version__
 from ..rpc.errors import PiError
-from ..rpc.launch import PROJECT_ROOT
+from ..rpc.launch import CHECKOUT
 from ..rpc.protocol import ModelInfo
 from .routing import PYTHON_MARKER, cell_kind, completion_target, route_cell, token_at
 
@@ -37,8 +37,8 @@ Questions from Pi's extensions are asked here and answered at the input prompt."
 
 def _help_links() -> list[dict[str, str]]:
     links = [{"text": "Pi", "url": "https://pi.dev"}]
-    readme = PROJECT_ROOT / "README.md"
-    if readme.is_file():  # a checkout; an installed wheel has no README file to point to
+    readme = CHECKOUT / "README.md" if CHECKOUT is not None else None
+    if readme is not None and readme.is_file():  # an installed wheel has no README to point to
         links.insert(0, {"text": "pi-kernel README", "url": readme.as_uri()})
     return links
 

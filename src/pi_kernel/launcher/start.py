@@ -30,7 +30,7 @@ import anyio
 from ..agent_dir import AGENT_DIR_ENV, BACKEND_PROBLEM_ENV
 from ..kernel import kernelspec
 from ..rpc import PiInstall
-from ..rpc.launch import PROJECT_ROOT
+from ..rpc.launch import CHECKOUT
 from ..rpc.processes import kill_marked, new_marker, stop_group
 from ..transcript import transcripts_in
 from . import local_model
@@ -45,12 +45,13 @@ MARKER_ENV = "PI_KERNEL_MAIN"
 """Set to a value unique to one main command in everything it starts (see ``processes``)."""
 CELL_TIMEOUT = 600.0
 """Seconds one cell of a headless run may take (the tiny model answers in well under 60)."""
-DEFAULT_NOTEBOOK = PROJECT_ROOT / "notebooks" / "tour.ipynb"
+DEFAULT_NOTEBOOK = CHECKOUT / "notebooks" / "tour.ipynb" if CHECKOUT is not None else None
+"""The tour, which comes with the checkout (a wheel does not carry it)."""
 
 
 @dataclass(frozen=True)
 class Options:
-    notebook: Path = DEFAULT_NOTEBOOK
+    notebook: Path | None = DEFAULT_NOTEBOOK
     headless: bool = False
     output: Path | None = None
     """Headless: the directory to run the notebook in (default: a new one under runs/)."""
@@ -71,6 +72,11 @@ def state_dir(env: Mapping[str, str]) -> Path:
 
 def run(install: PiInstall, options: Options) -> int:
     """Run the main command; return its exit code."""
+    if options.notebook is None:
+        raise StartError(
+            "The tour notebook comes with the pi-kernel checkout, not the installed package; "
+            "pass --notebook FILE.ipynb."
+        )
     notebook = options.notebook.expanduser().absolute()
     if not notebook.is_file():
         raise StartError(f"There is no notebook {notebook}; pass an existing .ipynb file.")

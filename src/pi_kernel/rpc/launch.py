@@ -3,9 +3,11 @@
 Order (the first that is set wins, and a set one that is broken is an error, never a silent
 fallback to something else):
 
-1. an explicit path from the caller (the ``PiMagics.pi_path`` setting),
-2. the ``PI_KERNEL_PI_PATH`` environment variable,
-3. the project-local install made by ``npm ci`` next to this source tree,
+1. an explicit path from the caller (the ``PiMagics.pi_path`` setting, ``--pi``),
+2. the ``PI_KERNEL_PI_PATH`` environment variable (which ``python -m pi_kernel install --pi``
+   records in the kernelspec, so the Pi kernel of a wheel install finds the Pi it was given),
+3. the project-local install made by ``npm ci`` in the checkout, when this package is
+   installed from one (editable); an installed wheel has no checkout,
 4. ``pi`` on ``PATH``.
 
 Pi's launcher is a Node script (``#!/usr/bin/env node``).  Pi 0.87 needs Node >= 22.19, and
@@ -27,18 +29,43 @@ from .errors import PiExited, PiNotFound
 
 ENV_PI_PATH = "PI_KERNEL_PI_PATH"
 """Environment variable naming the Pi executable to use."""
+ENV_PI_RECORDED = "PI_KERNEL_PI_RECORDED"
+"""Set beside ``PI_KERNEL_PI_PATH`` in a kernelspec's ``env`` by ``install --pi``: when the two
+agree, the path came from the kernelspec (what ``%pi status`` and ``doctor`` then say)."""
 
 PI_PACKAGES = ("@earendil-works/pi-coding-agent", "@mariozechner/pi-coding-agent")
 """npm packages that ship Pi, newest name first."""
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-"""The source checkout this package was installed from (editable installs), if any."""
+
+def _checkout() -> Path | None:
+    """The source checkout this module runs from (an editable install), else None.
+
+    A wheel puts this file in ``site-packages/pi_kernel/rpc``: three folders up is the
+    interpreter's ``lib``, not a checkout, and its ``node_modules`` must not be looked at.
+    """
+    here = Path(__file__).resolve()
+    root = here.parents[3]
+    return root if (root / "src" / "pi_kernel" / "rpc" / here.name).resolve() == here else None
+
+
+CHECKOUT = _checkout()
+"""The pi-kernel source checkout this package runs from (editable installs); None otherwise."""
 
 INSTALL_HINT = (
-    f"Install Pi with `npm ci` in the pi-kernel checkout, or point {ENV_PI_PATH} at a working `pi`."
+    "Install Pi with `npm ci` in the pi-kernel checkout, record one with "
+    f"`python -m pi_kernel install --pi PATH`, or point {ENV_PI_PATH} at a working `pi`."
 )
 
-Source = Literal["setting", "environment", "project", "PATH"]
+Source = Literal["setting", "environment", "kernelspec", "project", "PATH"]
+
+SOURCE_REASONS: dict[Source, str] = {
+    "setting": "the pi_path setting or --pi",
+    "environment": f"{ENV_PI_PATH} in the environment",
+    "kernelspec": f"{ENV_PI_PATH} recorded in the kernelspec by `python -m pi_kernel install --pi`",
+    "project": "the checkout's `npm ci` install",
+    "PATH": f"`pi` on PATH (no {ENV_PI_PATH}, no checkout install)",
+}
+"""Why a Pi was chosen, as status and ``doctor`` say it."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +94,10 @@ class PiInstall:
         mine = self.version_tuple
         return mine is None or mine >= version
 
-    def describe(self) -> str:
-        label = f"{self.package or 'pi'} {self.version or '(version unknown)'}"
-        return f"{label} at {self.path} (from {self.source})"
+    def describe(self, *, why: bool = True) -> str:
+        """Which Pi, where, and (``why``) where that choice came from."""
+        label = f"{self.package or 'pi'} {self.version or '(version unknown)'} at {self.path}"
+        return f"{label} (from {SOURCE_REASONS[self.source]})" if why else label
 
 
 def locate_pi(explicit: str | os.PathLike[str] | None = None) -> PiInstall:
@@ -78,16 +106,17 @@ def locate_pi(explicit: str | os.PathLike[str] | None = None) -> PiInstall:
         return inspect_pi(Path(explicit).expanduser(), "setting")
     from_env = os.environ.get(ENV_PI_PATH)
     if from_env:
-        return inspect_pi(Path(from_env).expanduser(), "environment")
-    project_pi = PROJECT_ROOT / "node_modules" / ".bin" / "pi"
-    if project_pi.exists():
-        return inspect_pi(project_pi, "project")
+        recorded = os.environ.get(ENV_PI_RECORDED) == from_env
+        return inspect_pi(Path(from_env).expanduser(), "kernelspec" if recorded else "environment")
+    if CHECKOUT is not None and (CHECKOUT / "node_modules" / ".bin" / "pi").exists():
+        return inspect_pi(CHECKOUT / "node_modules" / ".bin" / "pi", "project")
     on_path = shutil.which("pi")
     if on_path:
         return inspect_pi(Path(on_path), "PATH")
+    checkout = "no checkout install" if CHECKOUT is not None else "no checkout (a wheel install)"
     raise PiNotFound(
         "pi",
-        f"no {ENV_PI_PATH}, no project-local install, and no `pi` on PATH",
+        f"no {ENV_PI_PATH}, {checkout}, and no `pi` on PATH",
         hint=INSTALL_HINT,
     )
 
