@@ -14,6 +14,7 @@ The wire: one JSON request line per connection, one JSON reply line back.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import logging
@@ -35,6 +36,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..agent_dir import runtime_dir
+from ..records.redaction import redact
+from ..rpc.environment import hidden_values
 from ..rpc.transport import task_group
 from .catalog import EXTENSION, ToolCall, ToolReply
 
@@ -162,7 +165,14 @@ class ToolChannel:
             # the log keeps the traceback.
             logger.exception("kernel tool %s failed", request.tool)
             return refusal(f"the kernel could not run {request.tool}: {exc}")
-        return reply.wire()
+        return _without_hidden(reply).wire()
+
+
+def _without_hidden(reply: ToolReply) -> ToolReply:
+    """Pi's code runs in the kernel, whose environment holds what Pi's own does not (the
+    hub's token): those values do not go back to Pi."""
+    text = redact(reply.text, hidden_values(os.environ))
+    return reply if text == reply.text else dataclasses.replace(reply, text=text)
 
 
 def _same_user(stream: SocketStream) -> bool:

@@ -24,6 +24,7 @@ from anyio.abc import ByteReceiveStream, Process, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import ValidationError
 
+from .environment import for_pi
 from .errors import PiNotFound, PiProtocolError
 from .processes import escalation, finish_group, kill_marked, new_marker, signal_group
 from .protocol import Record, parse_record
@@ -223,9 +224,10 @@ async def open_transport(
     """Start Pi with ``argv`` and yield its transport; stop it for certain on exit.
 
     ``name`` is how errors refer to Pi (the configured path); it defaults to ``argv[0]``.
+    ``env`` (default: ours) is given without what is not meant for Pi (``environment``).
     """
     marker = new_marker()
-    child_env = {**(os.environ if env is None else env), OWNER_ENV: marker}
+    child_env = {**for_pi(os.environ if env is None else env), OWNER_ENV: marker}
     try:
         process = await anyio.open_process(
             list(argv),
