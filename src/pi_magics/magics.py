@@ -252,7 +252,7 @@ class PiMagics(PiSettings, RecordCommands):
         if recorded is not None:
             return self._show_replayed(recorded, quiet=quiet, secrets=secrets)
         sent = self._load_images(images, request.model)
-        display = TurnDisplay(quiet=quiet, secrets=secrets)
+        display = TurnDisplay(quiet=quiet, secrets=secrets, heartbeat=self.heartbeat)
         work = None
         if self.workbench is not None:
             # Whether the model takes images is asked of Pi only when an image is there to

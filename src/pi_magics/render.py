@@ -39,7 +39,7 @@ from pi_kernel.transcript import MIMETYPE as TRANSCRIPT_MIMETYPE
 from pi_kernel.transcript import Transcript
 from pi_kernel.turn import Turn, tokens_text
 
-from .tool_blocks import Bundle, shorten, tool_bundle
+from .tool_blocks import Bundle, elapsed, shorten, tool_bundle
 
 EMPTY: Bundle = {"text/plain": ""}
 """What an output shows once its block is gone (a retried attempt's remains)."""
@@ -53,6 +53,11 @@ STREAM_BUDGET = 1.5
 """Refreshes of growing text may send at most this many times the bytes on screen..."""
 STREAM_ALLOWANCE = 256_000
 """...plus this many bytes, so the first quarter megabyte streams at the full refresh rate."""
+HEARTBEAT = 30.0
+"""Seconds a running turn may show nothing new before it shows how long Pi has been at it: a
+running tool's time, else a "still working" line.  Idle culling counts a kernel's output as
+activity, not its being busy (jupyterhub-idle-culler), so a long quiet tool run then still
+counts; culling after 60 s of silence or more never stops a server under a running turn."""
 THINKING_PLAIN_MAX_CHARS = 200
 """Terminals get only the start of the thinking; it is collapsed in a notebook anyway."""
 
@@ -209,6 +214,8 @@ class _Shown:
     """Text: how many of ``outputs`` are frozen segments; the next one is the live tail."""
     frozen: int = 0
     """Text: how many characters of the block those segments hold."""
+    since: float = 0.0
+    """When the block was first shown (a running tool's time is counted from it)."""
 
 
 def _kernel_display() -> tuple[Display, bool]:
@@ -227,9 +234,11 @@ class TurnDisplay:
         quiet: bool = False,
         clock: Callable[[], float] = time.monotonic,
         secrets: frozenset[str] = frozenset(),
+        heartbeat: float = HEARTBEAT,
     ) -> None:
         """``secrets``: credential values to replace wherever they appear (a tool printing
-        the environment must not put a key into the notebook)."""
+        the environment must not put a key into the notebook).  ``heartbeat``: see
+        ``HEARTBEAT``."""
         if display is None:
             display, streams = _kernel_display()
             quiet = quiet or not streams
@@ -237,6 +246,10 @@ class TurnDisplay:
         self._secrets = secrets
         self._quiet = quiet
         self._clock = clock
+        self._heartbeat = heartbeat
+        self._started = self._last_sent = clock()
+        self._waiting: _Shown | None = None
+        """The "still working" line while it shows."""
         self._last_refresh = -math.inf
         self._shown: dict[Block, _Shown] = {}
         self._newest: _Shown | None = None
@@ -264,7 +277,10 @@ class TurnDisplay:
         # Only a refresh that sent something holds the next one back: a first text delta
         # must not wait out the interval of a refresh that showed nothing (agent_start).
         if self.bytes_sent != sent:
-            self._last_refresh = clock
+            self._last_refresh = self._last_sent = clock
+            self._stop_waiting()
+        elif clock - self._last_sent >= self._heartbeat:
+            self._beat(turn, clock)
 
     def next_refresh_in(self) -> float:
         """Seconds until ``update`` may show something again (quiet: the refresh interval)."""
@@ -280,6 +296,7 @@ class TurnDisplay:
         self._finished = True
         self.pending = False
         self._render(turn, final=True)
+        self._stop_waiting()
         self._put(_Shown(), 0, footer_bundle(turn, transcript), force=True)
 
     def _render(self, turn: Turn, *, final: bool) -> None:
@@ -298,7 +315,7 @@ class TurnDisplay:
                     continue
                 if not creating:
                     continue
-                shown = self._shown[block] = _Shown()
+                shown = self._shown[block] = _Shown(since=self._clock())
             if (shown.final and shown.restated == block.restated) or (
                 shown.version == block.version and not final
             ):
@@ -307,6 +324,28 @@ class TurnDisplay:
             if self._show(block, shown, final=done):
                 shown.version, shown.final = block.version, done
                 shown.restated = block.restated
+
+    def _beat(self, turn: Turn, clock: float) -> None:
+        """Nothing new for ``heartbeat`` seconds: say how long Pi has been at it."""
+        running = [
+            (block, shown)
+            for block, shown in self._shown.items()
+            if isinstance(block, ToolBlock) and block.state == "running" and shown.outputs
+        ]
+        for block, shown in running:
+            self._put(shown, 0, tool_bundle(block, running_for=clock - shown.since), force=True)
+        if not running:
+            self._waiting = self._waiting or _Shown()
+            line = f"Pi is still working ({elapsed(clock - self._started)} so far)"
+            self._put(self._waiting, 0, _notice("info", line), force=True)
+        self._last_sent = clock
+
+    def _stop_waiting(self) -> None:
+        """Blank the "still working" line once something else shows (a later quiet spell
+        gets a new one, below what came since)."""
+        if self._waiting is not None:
+            self._blank(self._waiting)
+            self._waiting = None
 
     def _show(self, block: Block, shown: _Shown, *, final: bool) -> bool:
         """Send the block's current state; False when the budget deferred part of it."""

@@ -12,6 +12,8 @@ from traitlets import Bool, Float, List, TraitError, Unicode, validate
 from pi_kernel.kernel_tools.catalog import check_policy
 from pi_kernel.session import DISCOVERY_TIMEOUT
 
+from .render import HEARTBEAT
+
 
 class PiSettings(Magics):
     """``PiMagics``' configurable traits (the magics react to changes themselves)."""
@@ -48,13 +50,19 @@ class PiSettings(Magics):
     discovery_timeout = Float(
         DISCOVERY_TIMEOUT, help="Seconds the picker waits for Pi's models and levels."
     ).tag(config=True)
+    heartbeat = Float(
+        HEARTBEAT,
+        help="Seconds a running cell may show nothing new before it shows how long Pi has "
+        "been working (a running tool's time): output that idle culling counts as activity.",
+    ).tag(config=True)
 
-    @validate("discovery_timeout")
+    @validate("discovery_timeout", "heartbeat")
     def _positive_seconds(self, proposal: Any) -> float:
         seconds = float(proposal["value"])
         if not math.isfinite(seconds) or seconds <= 0:
+            name = proposal["trait"].name
             raise TraitError(
-                f"PiMagics.discovery_timeout is seconds above 0, not {seconds}: "
-                f"the default is {DISCOVERY_TIMEOUT:g}."
+                f"PiMagics.{name} is seconds above 0, not {seconds}: "
+                f"the default is {proposal['trait'].default_value:g}."
             )
         return seconds

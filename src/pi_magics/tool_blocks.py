@@ -65,17 +65,29 @@ def tool_summary(block: ToolBlock) -> str:
     return shorten(clean_text(text), SUMMARY_MAX_CHARS)
 
 
-def tool_bundle(block: ToolBlock) -> Bundle:
-    """A tool call: name, argument summary, state, how long it ran, the calls made inside it
-    (codemode), and the end of its output."""
-    return {"text/html": _tool_html(block), "text/plain": _tool_plain(block)}
+def tool_bundle(block: ToolBlock, *, running_for: float | None = None) -> Bundle:
+    """A tool call: name, argument summary, state, how long it ran (``running_for``: seconds
+    it has been running so far), the calls made inside it (codemode), and the end of its
+    output."""
+    return {
+        "text/html": _tool_html(block, running_for),
+        "text/plain": _tool_plain(block, running_for),
+    }
 
 
-def _tool_parts(block: ToolBlock) -> tuple[str, str, str, str]:
+def elapsed(seconds: float) -> str:
+    """``45 s``, ``2 min 5 s``: how long something has been going on."""
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+def _tool_parts(block: ToolBlock, running_for: float | None) -> tuple[str, str, str, str]:
     """The name, argument summary, state badge (with the time it ran) and shown output."""
     label, _ = _BADGES[block.state]
     if block.duration_ms is not None:
         label += f" in {_duration(block.duration_ms)}"
+    elif running_for is not None and block.state == "running":
+        label += f" {elapsed(running_for)}"
     output, hidden = output_tail(clean_text(block.output).rstrip())
     hidden += block.output_cut  # what a transcript had already cut (a replayed cell)
     marker = f"… {hidden:,} more characters\n" if hidden and output else ""
@@ -92,8 +104,8 @@ def kernel_code(block: ToolBlock) -> str | None:
     return code if block.name in CODE_TOOLS and isinstance(code, str) else None
 
 
-def _tool_html(block: ToolBlock) -> str:
-    name, summary, label, output = _tool_parts(block)
+def _tool_html(block: ToolBlock, running_for: float | None = None) -> str:
+    name, summary, label, output = _tool_parts(block, running_for)
     header = f"<b>{html.escape(name)}</b>"
     if summary:
         header += f" <code>{html.escape(summary)}</code>"
@@ -152,8 +164,8 @@ def _highlighted(code: str) -> str:
     return f'<pre style="{style}">{body}</pre>'
 
 
-def _tool_plain(block: ToolBlock) -> str:
-    name, summary, label, output = _tool_parts(block)
+def _tool_plain(block: ToolBlock, running_for: float | None = None) -> str:
+    name, summary, label, output = _tool_parts(block, running_for)
     plain = f"[tool {name}]" + (f" {summary}" if summary else "") + f" — {label}"
     code = kernel_code(block)
     lines = clean_text(code).splitlines() if code is not None else []

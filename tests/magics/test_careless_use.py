@@ -124,6 +124,7 @@ def test_a_pi_that_never_answers_holds_nothing_once_the_settings_change(
         ("x = 1", "%%pi --interpolate\nPad {x:>30000000}", "not {name:>30000000}"),
         ("bad = '\\ud800'", "%%pi --interpolate\nSay {bad}", "('\\ud800' at position 4)"),
         ("", "%config PiMagics.discovery_timeout = float('nan')", "seconds above 0, not nan"),
+        ("", "%config PiMagics.heartbeat = 0", "PiMagics.heartbeat is seconds above 0, not 0.0"),
     ],
 )
 def test_careless_input_is_one_short_message_and_asks_no_model(

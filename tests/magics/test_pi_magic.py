@@ -31,6 +31,23 @@ def test_the_answer_streams_into_the_cell_as_markdown(kernel: KernelHarness, llm
     assert "42" in run.text("text/plain")
 
 
+def test_a_long_quiet_tool_run_shows_its_time_at_each_heartbeat(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    """Output is what idle culling counts as activity; a busy kernel alone is not."""
+    assert kernel.execute("%config PiMagics.heartbeat = 0.5").status == "ok"
+    llm.enqueue(*script.tool_then_answer(command="sleep 3", answer="Slept."))
+    run = kernel.execute("%%pi\nSleep for a while.")
+    assert run.status == "ok", run.outputs
+    updates = [
+        message["content"]["data"]["text/plain"]
+        for message in run.messages
+        if message["msg_type"] == "update_display_data"
+    ]
+    times = {found.group(1) for text in updates if (found := re.search(r"running… (\d+ s)", text))}
+    assert {"1 s", "2 s"} <= times, updates
+
+
 def test_a_thinking_answer_shows_a_collapsed_thinking_block(
     kernel: KernelHarness, llm: ScriptedLLM
 ):

@@ -27,6 +27,7 @@ from pi_kernel.turn import Turn
 from pi_magics.render import (
     EMPTY,
     FREEZE_AT,
+    HEARTBEAT,
     MAX_UPDATES_PER_SECOND,
     TurnDisplay,
     _freeze_point,
@@ -336,6 +337,46 @@ def test_a_removed_block_is_cleared_once():
     display.finish(turn)
     assert frontend.outputs[0].bundles[1:] == [EMPTY]
     assert frontend.plain()[:-1] == ["stays"]
+
+
+def test_a_quiet_running_tool_shows_its_time_at_every_heartbeat():
+    """Idle culling counts output, not a busy kernel: a long quiet tool run shows progress."""
+    frontend = Frontend()
+    clock = Clock()
+    display = TurnDisplay(frontend, clock=clock)
+    tool = ToolBlock(call_id="c1", name="bash", arguments={"command": "make"}, state="running")
+    turn = turn_of(TextBlock(text="Building.", done=True), tool)
+    display.update(turn)
+    sends = frontend.sends
+    for second in range(1, 3 * int(HEARTBEAT) + 1):  # the pump calls update all the time
+        clock.now = float(second)
+        display.update(turn)
+    assert frontend.sends == sends + 3  # one heartbeat each HEARTBEAT seconds, no more
+    labels = [bundle["text/plain"].split(" — ")[1] for bundle in frontend.outputs[1].bundles]
+    assert labels == ["running…", "running… 30 s", "running… 1 min 0 s", "running… 1 min 30 s"]
+    tool.state, tool.duration_ms = "ok", 95_000.0
+    tool.touch()
+    display.finish(turn)
+    assert frontend.outputs[1].bundle["text/plain"] == "[tool bash] make — ok in 95.0 s"
+
+
+def test_a_quiet_model_shows_a_still_working_line_that_goes_when_text_comes():
+    frontend = Frontend()
+    clock = Clock()
+    display = TurnDisplay(frontend, clock=clock)
+    text = TextBlock()
+    turn = turn_of(text)
+    clock.now = HEARTBEAT - 1
+    display.update(turn)
+    assert frontend.outputs == []  # quiet, but not for long yet
+    clock.now = HEARTBEAT + 0.5
+    display.update(turn)
+    assert frontend.plain() == ["[info] Pi is still working (30 s so far)"]
+    clock.now += 1.0
+    text.text = "Here it is."
+    text.touch()
+    display.update(turn)
+    assert frontend.plain() == ["Here it is."]  # the line is blanked once the answer shows
 
 
 def long_answer(tokens: int) -> Iterator[str]:
