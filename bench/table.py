@@ -8,11 +8,12 @@ Runs ``bench/kernel_life.py`` (first cell vs warm cells, kernel RSS over 200 tur
 ``bench/latency.py`` (time to the first answer text, and a cold first cell, against Pi alone),
 ``bench/magic_stream.py`` (``%%pi`` against reading Pi's stdout for a 100 000-token answer,
 and the frontend bytes it sends) and ``bench/parse_throughput.py`` (the RPC client's parse
-against ``json.loads``) and ``bench/kernel_tools.py`` (a kernel tool call against Pi's bash
-running ``true``), each measuring its sides in the same run; then prints the table the
-README shows and writes ``bench/results/table.json``.  ``--quick`` runs fewer rounds and
-turns (a smoke run, not figures to publish).  Nothing else should run on the machine
-meanwhile: the figures are ratios, but two cores are easily disturbed.
+against ``json.loads``), ``bench/kernel_tools.py`` (a kernel tool call against Pi's bash
+running ``true``) and ``bench/notebook_memory.py`` (an open Pi notebook's kernel and Pi beside
+a python3 notebook's kernel; a figure, no target), each measuring its sides in the same run;
+then prints the table the README shows and writes ``bench/results/table.json``.  ``--quick``
+runs fewer rounds and turns (a smoke run, not figures to publish).  Nothing else should run on
+the machine meanwhile: the figures are ratios, but two cores are easily disturbed.
 """
 
 from __future__ import annotations
@@ -29,11 +30,19 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import kernel_life, kernel_tools, latency, magic_stream, parse_throughput  # noqa: E402
+from bench import (  # noqa: E402
+    kernel_life,
+    kernel_tools,
+    latency,
+    magic_stream,
+    notebook_memory,
+    parse_throughput,
+)
 from bench.parse_throughput import RESULTS, write_report  # noqa: E402
 
 
-def row(measure: str, value: str, target: str, met: bool) -> dict[str, Any]:
+def row(measure: str, value: str, target: str, met: bool | None) -> dict[str, Any]:
+    """``met`` None: a figure without a target."""
     return {"measure": measure, "value": value, "target": target, "met": met}
 
 
@@ -44,6 +53,8 @@ def rows() -> list[dict[str, Any]]:
     stream = json.loads((RESULTS / "magic_stream.json").read_text())
     parse = json.loads((RESULTS / "parse_throughput.json").read_text())
     tools = json.loads((RESULTS / "kernel_tools.json").read_text())
+    notebook = json.loads((RESULTS / "notebook_memory.json").read_text())
+    pi_mb, python_mb = notebook["median_mb"], notebook["python_median_mb"]
     first, memory = life["first_cell"], life["memory"]
     paced = next(p for p in stream["passes"] if p["rate_tokens_per_second"])
     flat = next(p for p in stream["passes"] if not p["rate_tokens_per_second"])
@@ -110,13 +121,22 @@ def rows() -> list[dict[str, Any]]:
             f"< {memory['target_growth_mb']:g} MB",
             memory["target_met"],
         ),
+        row(
+            f"memory per open Pi notebook ({notebook['notebooks']} open), kernel + Pi / "
+            "a python3 notebook's kernel",
+            f"{pi_mb['rss']:.0f} MB RSS (kernel {pi_mb['kernel_rss']:.0f} + Pi "
+            f"{pi_mb['pi_rss']:.0f}), {pi_mb['pss']:.0f} MB PSS / {python_mb['rss']:.0f} MB "
+            f"RSS, {python_mb['pss']:.0f} MB PSS",
+            "(a figure for sizing servers)",
+            None,
+        ),
     ]
 
 
 def markdown(table: Sequence[dict[str, Any]]) -> str:
     lines = ["| measure | value | target | |", "|---|---|---|---|"]
     for entry in table:
-        met = "met" if entry["met"] else "**missed**"
+        met = {True: "met", False: "**missed**", None: "—"}[entry["met"]]
         lines.append(f"| {entry['measure']} | {entry['value']} | {entry['target']} | {met} |")
     return "\n".join(lines)
 
@@ -132,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     magic_stream.main(["--rounds", "1", "--tokens", "20000"] if quick else ["--rounds", "3"])
     parse_throughput.main(["--rounds", "2"] if quick else [])
     kernel_tools.main(["--rounds", "4"] if quick else [])
+    notebook_memory.main(["--notebooks", "2"] if quick else [])
     table = rows()
     machine = magic_stream.machine_info()
     print()
@@ -145,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine,
         "quick": quick,
         "rows": table,
-        "all_met": all(entry["met"] for entry in table),
+        "all_met": all(entry["met"] is not False for entry in table),
         "total_seconds": time.perf_counter() - started,
     }
     return write_report("table.json", report)
