@@ -97,6 +97,21 @@ def test_the_wheel_runs_without_a_checkout(installed: Path, pi_env: PiEnv):
     assert "no checkout (a wheel install), and no `pi` on PATH" in doctor.stderr
     assert "Traceback" not in doctor.stderr
 
+    # Pi on PATH (a symlink, as npm -g makes one), or named by the variable: both work.
+    on_path = installed.parent / "bin"
+    on_path.mkdir(exist_ok=True)
+    (on_path / "pi").unlink(missing_ok=True)
+    (on_path / "pi").symlink_to(CURRENT_PI.executable)
+    found = _in(
+        installed, "-m", "pi_kernel", "doctor", env={**env, "PATH": f"{on_path}:{env['PATH']}"}
+    )
+    assert found.returncode == 0, found.stderr
+    assert f"at {on_path / 'pi'} (from `pi` on PATH" in found.stdout
+    named = {**env, ENV_PI_PATH: str(CURRENT_PI.executable)}
+    found = _in(installed, "-m", "pi_kernel", "doctor", env=named)
+    assert found.returncode == 0, found.stderr
+    assert f"(from {ENV_PI_PATH} in the environment)" in found.stdout
+
 
 def test_install_records_the_pi_and_the_kernel_runs_it(
     installed: Path, pi_env: PiEnv, llm: ScriptedLLM, monkeypatch: pytest.MonkeyPatch
