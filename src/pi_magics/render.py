@@ -238,10 +238,13 @@ class TurnDisplay:
     ) -> None:
         """``secrets``: credential values to replace wherever they appear (a tool printing
         the environment must not put a key into the notebook).  ``heartbeat``: see
-        ``HEARTBEAT``."""
+        ``HEARTBEAT``; a ``quiet`` turn in a notebook shows the "still working" line too (a
+        terminal, where nothing is replaced, does not)."""
+        streams = True
         if display is None:
             display, streams = _kernel_display()
             quiet = quiet or not streams
+        self._beats = streams
         self._display = display
         self._secrets = secrets
         self._quiet = quiet
@@ -264,9 +267,13 @@ class TurnDisplay:
     def update(self, turn: Turn, *, now: bool = False) -> None:
         """Show what changed, unless the last refresh was less than 1/15 s ago (``now``:
         show it anyway, as before a question to the user)."""
-        if self._quiet or self._finished:
+        if self._finished:
             return
         clock = self._clock()
+        if self._quiet:
+            if self._beats and clock - self._last_sent >= self._heartbeat:
+                self._beat(turn, clock)
+            return
         # A clock ticking at exactly the limit must not lose every other refresh to rounding.
         if not now and clock - self._last_refresh < 1 / MAX_UPDATES_PER_SECOND - 1e-9:
             self.pending = True

@@ -379,6 +379,22 @@ def test_a_quiet_model_shows_a_still_working_line_that_goes_when_text_comes():
     assert frontend.plain() == ["Here it is."]  # the line is blanked once the answer shows
 
 
+def test_a_quiet_turn_shows_only_the_still_working_line_until_it_ends():
+    frontend = Frontend()
+    clock = Clock()
+    display = TurnDisplay(frontend, clock=clock, quiet=True)
+    tool = ToolBlock(call_id="c1", name="bash", arguments={"command": "make"}, state="running")
+    turn = turn_of(tool)
+    clock.now = 2 * HEARTBEAT
+    display.update(turn)
+    assert frontend.plain() == ["[info] Pi is still working (1 min 0 s so far)"]
+    tool.state = "ok"
+    tool.touch()
+    turn.finish(RunOutcome(status="completed"))
+    display.finish(turn)
+    assert frontend.plain()[0] == "[tool bash] make — ok"  # the line is gone, the end shown
+
+
 def long_answer(tokens: int) -> Iterator[str]:
     """Deltas of a long Markdown answer: paragraphs, lists, and code with blank lines in it."""
     words = ("the", "model", "writes", "a", "long", "answer", "with", "code", "<b>", "&")
