@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from pi_kernel.__main__ import main
+from pi_kernel.launcher import start
 from pi_kernel.rpc import PiInstall
 from tests.agent_dir import PiEnv, isolated_env
 
@@ -47,3 +51,11 @@ def test_doctor_with_a_missing_pi_says_which_path_failed(pi_env: PiEnv, tmp_path
     assert result.returncode == 2
     assert str(missing) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_start_without_a_checkout_asks_for_a_notebook(
+    pi_install: PiInstall, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setattr(start, "DEFAULT_NOTEBOOK", None)  # a wheel install carries no tour
+    assert main(["start", "--pi", str(pi_install.path), "--headless"]) == 2
+    assert "The tour notebook comes with the pi-kernel checkout" in capsys.readouterr().err

@@ -312,7 +312,7 @@ def test_the_pi_path_setting_is_honoured(
     kernel.execute(f"%config PiMagics.pi_path = {str(pi_install.path)!r}")
     llm.enqueue(script.text("Found it."))
     assert "Found it." in kernel.execute("%%pi\nhello").text("text/markdown")
-    assert "(from setting)" in kernel.execute("%pi status").text()
+    assert "(from the pi_path setting or --pi)" in kernel.execute("%pi status").text()
 
 
 def test_unloading_the_extension_stops_pi(kernel: KernelHarness):

@@ -60,8 +60,8 @@ def install(
 
 
 def recorded_pi(name: str = KERNEL_NAME) -> tuple[Path, str | None] | None:
-    """Where Jupyter finds the kernelspec ``name`` and the Pi it records (None: none);
-    None when there is no such kernelspec."""
+    """Where Jupyter finds the kernelspec ``name``, and the Pi its ``env`` records (None
+    when it records none); None when Jupyter finds no such kernelspec."""
     try:
         spec = KernelSpecManager().get_kernel_spec(name)
     except NoSuchKernel:
