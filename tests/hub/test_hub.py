@@ -37,6 +37,10 @@ CULL_WAIT = 30.0
 """Seconds for the culler to find the idle server and the hub to stop it."""
 LONG_TOOL = "sleep 617"
 """A command still running when its server is stopped (an unusual number, to find it by)."""
+QUIET_TOOL = f"sleep {3 * IDLE_TIMEOUT}"
+"""A tool that prints nothing for three idle limits: only the heartbeat shows activity."""
+HEARTBEAT = 1
+"""``PiMagics.heartbeat`` for the culled user's kernel: well inside the idle limit."""
 
 
 @pytest.fixture
@@ -92,13 +96,13 @@ def test_each_users_pi_uses_their_own_key_and_never_sends_the_hub_token(hub: Hub
         assert not leaked, f"{user.name}'s hub token was sent to the LLM in requests {leaked}"
 
 
-def test_a_server_stopped_mid_turn_and_a_culled_idle_one_leave_no_pi_behind(
+def test_a_stopped_server_and_a_culled_one_leave_no_pi_and_a_quiet_turn_is_not_culled(
     hub: Hub, llm: ScriptedLLM
 ):
     stopped, idle = hub.add_user("alice"), hub.add_user("bob")
     hub.start_servers(stopped, idle)
     kernel = hub.start_kernel(stopped)
-    hub.start_kernel(idle)
+    idle_kernel = hub.start_kernel(idle)
     hub.wait_for_pi(idle)  # the kernel starts Pi before its first cell
 
     # Alice's server is stopped while her Pi runs a tool: Pi and the tool must go with it.
@@ -110,6 +114,19 @@ def test_a_server_stopped_mid_turn_and_a_culled_idle_one_leave_no_pi_behind(
     assert_none_left(stopped.root)
     assert idle.pis(), "stopping one user's server stopped the other user's Pi"
 
-    hub.start_culler(timeout=IDLE_TIMEOUT, every=1)
+    # Bob's long quiet tool run outlives the culler: the heartbeat's output is activity.
+    set_heartbeat = hub.execute(idle, idle_kernel, f"%config PiMagics.heartbeat = {HEARTBEAT}")
+    assert set_heartbeat.status == "ok", set_heartbeat.shown
+    llm.enqueue(*script.tool_then_answer(QUIET_TOOL, "Slept through it."))
+    with hub.channels(idle, idle_kernel) as channels:
+        sent = channels.send("Wait quietly.")
+        hub.wait_for_command(idle, QUIET_TOOL)
+        hub.start_culler(timeout=IDLE_TIMEOUT, every=1)
+        run = channels.finish(sent)
+    assert run.status == "ok", run.shown
+    assert "Slept through it." in run.shown
+    assert "running… 2 s" in run.shown  # the heartbeat it lived on
+
+    # Once idle, the server is culled, and its Pi goes with it.
     hub.wait_until_stopped(idle, CULL_WAIT)
     assert_none_left(idle.root)
