@@ -9,8 +9,10 @@ started by it may still run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,3 +183,12 @@ def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
     with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
         assert kernel.execute("%load_ext pi_magics").status == "ok"
         yield kernel
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 (held together, so never the same twice)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]

@@ -55,18 +55,19 @@ def _report_kernelspec() -> None:
     """The Pi kernel's kernelspec as Jupyter finds it, and the Pi it records (that one
     wins in the Pi kernel; ``%%pi`` in another kernel finds Pi as below)."""
     found = kernelspec.recorded_pi()
+    label = f"Kernelspec {kernelspec.KERNEL_NAME!r}"
     if found is None:
-        print(f"Kernelspec {kernelspec.KERNEL_NAME!r}: not installed (python -m pi_kernel install)")
+        print(f"{label}: not installed (python -m pi_kernel install)")
         return
     where, pi = found
     if pi is None:
-        print(f"Kernelspec {kernelspec.KERNEL_NAME!r} at {where}: records no Pi")
-        return
-    try:
-        recorded = locate_pi(pi).describe(why=False)
-        print(f"Kernelspec {kernelspec.KERNEL_NAME!r} at {where}: runs {recorded}")
-    except PiError as exc:
-        print(f"Kernelspec {kernelspec.KERNEL_NAME!r} at {where}: records a broken Pi: {exc}")
+        what = "records no Pi"
+    else:
+        try:
+            what = f"runs {locate_pi(pi).describe(why=False)}"
+        except PiError as exc:
+            what = f"records a broken Pi: {exc}"
+    print(f"{label} at {where}: {what}")
 
 
 def _install(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import nbformat
 
 from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
+from tests.conftest import free_ports
 from tests.kernel_harness import install_pi_kernelspec
 from tests.llm_server import ScriptedLLM
 
@@ -93,12 +93,6 @@ class Lab:
                 self.process.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def start_lab(base: Path, llm: ScriptedLLM) -> Lab:
     """Start JupyterLab under ``base`` (notebooks in ``base/notebooks``) and wait for it."""
     pi_env = isolated_env(base, write_agent_dir(base / "agent", llm.base_url))
@@ -108,7 +102,7 @@ def start_lab(base: Path, llm: ScriptedLLM) -> Lab:
     config = base / "jupyter-config"
     config.mkdir()
     token = secrets.token_hex(16)
-    port = _free_port()
+    (port,) = free_ports(1)
     settings = {
         "ServerApp": {
             "ip": "127.0.0.1",

@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,7 +37,7 @@ import psutil
 import websocket
 
 from tests.agent_dir import write_agent_dir
-from tests.conftest import CURRENT_PI, is_pi, processes_of
+from tests.conftest import CURRENT_PI, free_ports, is_pi, processes_of
 from tests.kernel_harness import pi_kernel_cli
 
 HERE = Path(__file__).resolve().parent
@@ -166,7 +165,7 @@ class Hub:
         self.users_root = root / "users"
         self.state.mkdir(parents=True)
         self.users_root.mkdir()
-        self.port, self.hub_port, proxy_api_port = _free_ports(3)
+        self.port, self.hub_port, proxy_api_port = free_ports(3)
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"http://127.0.0.1:{self.hub_port}/hub/api"
         self.token = secrets.token_hex(32)
@@ -459,15 +458,6 @@ def _clean_environ() -> dict[str, str]:
     in a JupyterHub server, or with the user's Pi settings)."""
     dropped = ("PI_", "JUPYTERHUB_", "JPY_", "CONFIGPROXY_", "JUPYTER_")
     return {name: value for name, value in os.environ.items() if not name.startswith(dropped)}
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free on 127.0.0.1 (held together, so never the same twice)."""
-    with contextlib.ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def _kill_group(pid: int) -> None:

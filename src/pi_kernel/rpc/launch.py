@@ -108,8 +108,9 @@ def locate_pi(explicit: str | os.PathLike[str] | None = None) -> PiInstall:
     if from_env:
         recorded = os.environ.get(ENV_PI_RECORDED) == from_env
         return inspect_pi(Path(from_env).expanduser(), "kernelspec" if recorded else "environment")
-    if CHECKOUT is not None and (CHECKOUT / "node_modules" / ".bin" / "pi").exists():
-        return inspect_pi(CHECKOUT / "node_modules" / ".bin" / "pi", "project")
+    project_pi = CHECKOUT / "node_modules" / ".bin" / "pi" if CHECKOUT is not None else None
+    if project_pi is not None and project_pi.exists():
+        return inspect_pi(project_pi, "project")
     on_path = shutil.which("pi")
     if on_path:
         return inspect_pi(Path(on_path), "PATH")
