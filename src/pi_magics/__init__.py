@@ -7,7 +7,7 @@ from typing import Any
 
 from .magics import PiMagics
 
-__all__ = ["PiMagics", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["PiMagics", "load_ipython_extension", "loaded_magics", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -28,3 +28,12 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics.close()
     for kind in ("cell", "line"):
         ipython.magics_manager.magics[kind].pop("pi", None)
+
+
+def loaded_magics(ipython: Any) -> PiMagics:
+    """This shell's ``PiMagics``, loading the extension first as ``%load_ext pi_magics`` would
+    (so a later ``%load_ext`` finds it loaded).  The Pi kernel drives the magics through it."""
+    ipython.extension_manager.load_extension(__name__)
+    magics = ipython.magics_manager.registry["PiMagics"]
+    assert isinstance(magics, PiMagics)
+    return magics

@@ -28,7 +28,13 @@ from pi_kernel.records.cassette import CassetteError, Cassettes
 from pi_kernel.records.redaction import redact, secret_values
 from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.errors import PiError, PiExited
-from pi_kernel.rpc.protocol import CACHE_WARM, ImageContent, SessionState
+from pi_kernel.rpc.protocol import (
+    CACHE_WARM,
+    ImageContent,
+    ModelInfo,
+    SessionState,
+    SlashCommand,
+)
 from pi_kernel.rpc.usage import UsageTally
 from pi_kernel.session import PiSession
 from pi_kernel.transcript import Transcript, transcript_of
@@ -133,6 +139,22 @@ class PiMagics(PiSettings, RecordCommands):
         if self.picker is not None:
             self.picker.follow()
 
+    # -- what the Pi kernel uses (its whole view of the magics) ---------------------------
+
+    def use_python_marker(self, marker: str) -> None:
+        """Cells are prompts in this shell; ``marker`` as a first line makes one Python, so
+        Pi's own code is run with it (else it would become a prompt for Pi)."""
+        if self.workbench is not None:
+            self.workbench.python_marker = marker
+
+    def list_models(self) -> list[ModelInfo]:
+        """The models Pi offers (asked once, then remembered): for completion and inspection."""
+        return self.bridge.call(self.session.models)
+
+    def list_commands(self) -> list[SlashCommand]:
+        """Pi's slash commands (its own, its extensions', templates and skills)."""
+        return self.bridge.call(self.session.commands)
+
     # -- %%pi --------------------------------------------------------------------------------
 
     @magic_arguments()
@@ -222,7 +244,7 @@ class PiMagics(PiSettings, RecordCommands):
 
     def _known_to_pi(self, name: str) -> bool:
         """Whether Pi has a command of this name (an extension's, a template's, a skill's)."""
-        return any(command.name == name for command in self.bridge.call(self.session.commands))
+        return any(command.name == name for command in self.list_commands())
 
     def run_prompt(
         self,

@@ -6,8 +6,9 @@ through exactly the magic's path (one session per kernel, the same renderer and 
 Magics and shell lines work as in IPython, and Python is one marker away: a cell starting
 with a ``%%py`` line runs the rest as ordinary IPython code.
 
-The magics are loaded by extension name, as a user would with ``%load_ext``: the notebook
-face depends on the engine, and this module only asks IPython for it.
+The kernel sits above the magics it drives: it loads them as ``%load_ext pi_magics`` would
+and uses their small public surface (``use_python_marker``, ``list_models``,
+``list_commands``, ``subcommands``), typed.
 
 Run with ``python -m pi_kernel.kernel -f CONNECTION_FILE`` (what the kernelspec does).
 Which lines are prompts, and what completion completes, is decided in ``routing``.
@@ -19,6 +20,8 @@ from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
 from traitlets import List
+
+from pi_magics import PiMagics, loaded_magics
 
 from .. import __version__
 from ..rpc.errors import PiError
@@ -84,15 +87,9 @@ class PiKernel(IPythonKernel):
         assert self.shell is not None
         # First in the pipeline: before IPython strips prompts or reads cell magics.
         self.shell.input_transformers_cleanup.insert(0, route_cell)
-        self.shell.extension_manager.load_extension("pi_magics")
-        workbench = self._magics().workbench
-        if workbench is not None:  # Pi's Python must not become a prompt for Pi
-            workbench.python_marker = PYTHON_MARKER
-        self.banner = BANNER.replace("{subcommands}", ", ".join(self._magics().subcommands))
-
-    def _magics(self) -> Any:
-        assert self.shell is not None
-        return self.shell.magics_manager.registry["PiMagics"]
+        self.magics: PiMagics = loaded_magics(self.shell)
+        self.magics.use_python_marker(PYTHON_MARKER)  # Pi's Python must not become a prompt
+        self.banner = BANNER.replace("{subcommands}", ", ".join(self.magics.subcommands))
 
     # IPythonKernel answers completion synchronously; the base class declares it async.
     def do_complete(  # type: ignore[override]
@@ -143,12 +140,11 @@ class PiKernel(IPythonKernel):
             )
             return reply
         token = token_at(code, cursor)
-        magics = self._magics()
         nothing: dict[str, Any] = {"status": "ok", "found": False, "data": {}, "metadata": {}}
         if "/" not in token:
             return nothing
         try:
-            models = magics.bridge.call(magics.session.models)
+            models = self.magics.list_models()
         except PiError as exc:
             return {**nothing, "metadata": {"pi_error": str(exc)}}
         for model in models:
@@ -158,12 +154,10 @@ class PiKernel(IPythonKernel):
         return nothing
 
     def _candidates(self, kind: str) -> list[str]:
-        magics = self._magics()
         if kind == "subcommand":
-            return list(magics.subcommands)
+            return list(self.magics.subcommands)
         if kind == "slash":
-            commands = magics.bridge.call(magics.session.commands)
-            return sorted(f"/{command.name}" for command in commands)
+            return sorted(f"/{command.name}" for command in self.magics.list_commands())
         if kind == "model":
-            return sorted(model.ref for model in magics.bridge.call(magics.session.models))
+            return sorted(model.ref for model in self.magics.list_models())
         return []  # prose for Pi: nothing to complete
