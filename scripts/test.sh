@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: install (the locked .venv, the compatibility Pis, Chromium), lint,
-# type-check, check the layering, then pytest.  Extra arguments go to pytest.  Exits non-zero
-# on any failure, including "no tests ran".
+# type-check, check the layering, then pytest with a per-test timeout (pyproject.toml) and the
+# 25 slowest tests listed.  Extra arguments go to pytest.  Exits non-zero on any failure,
+# including "no tests ran".
+#
+#   --fast     the edit loop: the same checks, and only the tests that start no kernel and no
+#              Pi (pytest --fast; tests/conftest.py fails one that does).  Under a minute.
 #
 # The drift check (not part of CI; see the README): the same suite in a throwaway environment
 #   --latest   the newest release of every package that pyproject.toml allows (.venv-latest)
@@ -13,15 +17,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=locked
-if [[ "${1:-}" == --latest || "${1:-}" == --lowest ]]; then
+if [[ "${1:-}" == --latest || "${1:-}" == --lowest || "${1:-}" == --fast ]]; then
   mode=${1#--}
   shift
 fi
-bash scripts/install.sh --tests
+tier=(--durations=25)
+if [[ $mode == fast ]]; then
+  bash scripts/install.sh  # the fast tier needs no compatibility Pi and no browser
+  tier=(--fast --durations=10)
+else
+  bash scripts/install.sh --tests
+fi
 
 venv=.venv
 markers=()
-if [[ $mode != locked ]]; then
+if [[ $mode == latest || $mode == lowest ]]; then
   venv=.venv-$mode
   printf '\n== drift check: a throwaway environment in %s (%s versions)\n' "$venv" "$mode"
   rm -rf "$venv"
@@ -55,7 +65,7 @@ printf '\n== ruff\n'
 "$venv/bin/ruff" format --check src tests bench scripts
 printf '\n== mypy --strict\n'
 typed=0
-if [[ $mode == locked ]]; then
+if [[ $mode == locked || $mode == fast ]]; then
   "$venv/bin/mypy"
 else
   # Other versions of our dependencies carry other annotations: say so, and still run the
@@ -66,7 +76,7 @@ printf '\n== import-linter (the layering contracts in pyproject.toml)\n'
 "$venv/bin/lint-imports" --no-cache
 printf '\n== pytest\n'
 status=0
-"$venv/bin/python" -m pytest "${markers[@]}" "$@" || status=$?
+"$venv/bin/python" -m pytest "${tier[@]}" "${markers[@]}" "$@" || status=$?
 if [[ $status -eq 5 ]]; then
   echo "test: pytest collected no tests; that is a failure here" >&2
   exit 1

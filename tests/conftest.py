@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
@@ -70,6 +72,67 @@ COMPAT_PIS = (PinnedPi(REPO / "tests" / "pi-0.87"), PinnedPi(REPO / "tests" / "l
 """Older Pis people still run: the ``contract`` tests run on each of them as well."""
 LEGACY_PI = COMPAT_PIS[-1]
 """The oldest: no ``agent_settled``, snapshot-heavy ``message_update`` records."""
+
+
+LIVE_FIXTURES = frozenset(
+    {"pi_install", "legacy_install", "kernel", "kernels_prefix", "lab", "page", "start_kernel"}
+)
+"""A test that uses one of these starts a Pi or a kernel: it is ``live``."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast tier: only tests that start no kernel and no Pi (and fail one that does)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that start a kernel or a Pi ``live``; ``--fast`` leaves them out."""
+    for item in items:
+        if LIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
+    if config.getoption("fast"):
+        live = [item for item in items if item.get_closest_marker("live")]
+        config.hook.pytest_deselected(items=live)
+        items[:] = [item for item in items if not item.get_closest_marker("live")]
+
+
+def starts_pi_or_kernel(argv: Sequence[str]) -> bool:
+    """Whether a command line starts a Pi, a Jupyter kernel or server, or the main command."""
+    words = [str(word) for word in argv]
+    return (
+        "--mode" in words  # pi --mode rpc
+        or ("-m" in words and "pi_kernel" in words and "start" in words)
+        or any(
+            (Path(word).name == "pi" and shutil.which(word) is not None)
+            or "pi-coding-agent" in word
+            or word.endswith(("ipykernel_launcher", "start.sh"))
+            or word in ("pi_kernel.kernel", "jupyterlab", "jupyterhub")
+            for word in words
+        )
+    )
+
+
+def _guard_the_fast_tier() -> None:
+    """Under ``--fast``, a test that starts a Pi, a kernel or the main command fails at once
+    (it belongs in the ``live`` tier: use a live fixture or mark it), so the fast tier stays
+    what it says.  Set for the whole session, so class-level set-ups are guarded too."""
+    start = subprocess.Popen.__init__
+
+    def guarded(self: subprocess.Popen[bytes], args: Any, *rest: Any, **kw: Any) -> None:
+        argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+        if starts_pi_or_kernel([os.fsdecode(word) for word in argv]):
+            pytest.fail(f"a fast-tier test started a Pi or a kernel: {argv}; mark it live")
+        start(self, args, *rest, **kw)
+
+    subprocess.Popen.__init__ = guarded  # type: ignore[method-assign]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("fast"):
+        _guard_the_fast_tier()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -32,6 +32,9 @@ from tests.conftest import REPO, is_pi, processes_of
 from tests.llm_server import ScriptedLLM, text
 from tests.new_user import broken_weights, new_user_env
 
+# The main command: JupyterLab or nbclient, kernels, Pi, the model server.
+pytestmark = pytest.mark.live
+
 START_SH = REPO / "scripts" / "start.sh"
 HEADLESS_TIMEOUT = 900
 """Seconds for a headless tour: Pi's start, the kernel's, eight cells on a 135M model."""
@@ -70,6 +73,7 @@ def answers(notebook: Path) -> list[Transcript]:
     return [t for cell in document.cells for t in transcripts_in(cell.get("outputs", []))]
 
 
+@pytest.mark.timeout(HEADLESS_TIMEOUT + 60)
 def test_without_credentials_the_headless_tour_runs_on_the_local_model(tmp_path: Path):
     env = new_user_env(tmp_path)
     home = Path(env["HOME"])
@@ -97,6 +101,7 @@ def test_without_credentials_the_headless_tour_runs_on_the_local_model(tmp_path:
     assert not (home / ".pi").exists()
 
 
+@pytest.mark.timeout(HEADLESS_TIMEOUT + 60)
 def test_with_credentials_the_headless_tour_uses_them_and_no_local_model(
     pi_env: PiEnv, llm: ScriptedLLM, tmp_path: Path
 ):
@@ -117,6 +122,7 @@ def test_with_credentials_the_headless_tour_uses_them_and_no_local_model(
     assert "without encryption" not in result.stdout + result.stderr
 
 
+@pytest.mark.timeout(HEADLESS_TIMEOUT + 60)
 def test_when_the_local_model_cannot_start_the_notebook_says_why(tmp_path: Path):
     env = {**new_user_env(tmp_path), "PYTHONPATH": str(broken_weights(tmp_path))}
     result, notebook = start_headless(env)

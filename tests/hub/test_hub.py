@@ -29,6 +29,8 @@ from tests.conftest import assert_none_left
 from tests.hub.hub import Hub, running_hub
 from tests.llm_server import ScriptedLLM
 
+pytestmark = pytest.mark.live  # a real hub, its servers, their kernels and Pis
+
 REDACTED = "[redacted]"
 IDLE_TIMEOUT = 3
 """The culler's idle limit, in seconds: longer than the 1 s between a server's activity

@@ -25,6 +25,8 @@ from tests.conftest import assert_none_left
 from tests.kernel_harness import KERNEL_READY_TIMEOUT, install_pi_kernelspec
 from tests.llm_server import ScriptedLLM
 
+pytestmark = pytest.mark.live  # jupyter_kernel_test starts a Pi kernel per class
+
 PY = f"{PYTHON_MARKER}\n"
 
 

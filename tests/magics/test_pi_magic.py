@@ -221,6 +221,7 @@ def test_a_missing_pi_names_the_path(pi_env: PiEnv, tmp_path: Path):
     assert str(tmp_path / "missing" / "pi") in "\n".join(run.error["traceback"])
 
 
+@pytest.mark.live  # a python3 kernel with an empty agent dir
 def test_no_credentials_says_how_to_log_in(tmp_path: Path):
     empty = isolated_env(tmp_path, tmp_path / "empty-agent")
     with running_kernel(env=empty.env, cwd=empty.cwd) as kernel:

@@ -115,6 +115,7 @@ def test_the_levels_are_those_of_the_selected_model(start_kernel: Any):
     assert state["levels_disabled"]
 
 
+@pytest.mark.live  # a python3 kernel with an empty agent dir
 def test_without_credentials_the_picker_is_disabled_and_says_how_to_log_in(
     tmp_path: Path,
 ):

@@ -24,6 +24,7 @@ from tests.example_notebooks import (
 RECORD_AGAIN = "if the change is meant, run scripts/record_notebooks.py and commit the result"
 
 
+@pytest.mark.live  # a python3 kernel replays each notebook
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda example: example.name)
 def test_replay_shows_the_committed_outputs_without_the_model(example: Example, tmp_path: Path):
     committed = nbformat.read(NOTEBOOKS / example.notebook, as_version=4)
