@@ -5,7 +5,7 @@ Usage, from the repository root::
     .venv/bin/python bench/kernel_life.py [--rounds N] [--turns N]
 
 Against the scripted LLM of the test suite and the pinned Pi, in real IPython kernels
-(``tests.kernel_harness``), every cell a short ``%%pi`` answer:
+(``tests.support.kernels``), every cell a short ``%%pi`` answer:
 
 * **first cell**: a fresh kernel loads the extension (which starts Pi in the background),
   the user waits ``--think`` seconds (default 2), then runs a cell; timed from the execute
@@ -46,8 +46,8 @@ from bench.magic_stream import (  # noqa: E402
 from bench.parse_throughput import CURRENT_PI, write_report  # noqa: E402
 from bench.parse_throughput import _read_until as read_until  # noqa: E402
 from bench.parse_throughput import _stop_process as stop_process  # noqa: E402
-from tests.kernel_harness import CellRun, KernelHarness, running_kernel  # noqa: E402
-from tests.llm_server import text  # noqa: E402
+from tests.support.kernels import CellRun, KernelHarness, running_kernel  # noqa: E402
+from tests.support.scripted_llm import text  # noqa: E402
 
 from pi_kernel.rpc.launch import locate_pi  # noqa: E402
 

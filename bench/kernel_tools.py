@@ -33,8 +33,8 @@ if str(REPO) not in sys.path:
 
 from bench.magic_stream import leftover_processes, machine_info, pi_sandbox  # noqa: E402
 from bench.parse_throughput import CURRENT_PI, write_report  # noqa: E402
-from tests.kernel_harness import running_kernel  # noqa: E402
-from tests.llm_server import text, tool_calls  # noqa: E402
+from tests.support.kernels import running_kernel  # noqa: E402
+from tests.support.scripted_llm import text, tool_calls  # noqa: E402
 
 from pi_kernel.kernel_tools.catalog import PYTHON  # noqa: E402
 from pi_kernel.rpc.launch import locate_pi  # noqa: E402

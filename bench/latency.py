@@ -48,9 +48,9 @@ from bench.magic_stream import (  # noqa: E402
 from bench.parse_throughput import CURRENT_PI, write_report  # noqa: E402
 from bench.parse_throughput import _read_until as read_until  # noqa: E402
 from bench.parse_throughput import _stop_process as stop_process  # noqa: E402
-from tests.agent_dir import PiEnv  # noqa: E402
-from tests.kernel_harness import KernelHarness, install_pi_kernelspec  # noqa: E402
-from tests.llm_server import ScriptedLLM, text  # noqa: E402
+from tests.support.kernels import KernelHarness, install_pi_kernelspec  # noqa: E402
+from tests.support.pi_env import PiEnv  # noqa: E402
+from tests.support.scripted_llm import ScriptedLLM, text  # noqa: E402
 
 from pi_kernel.rpc.launch import locate_pi  # noqa: E402
 

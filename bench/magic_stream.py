@@ -11,7 +11,7 @@ fresh conversation (``new_session`` / ``%pi new``, untimed) so context never pil
 
 * the baseline: the project's pinned Pi run as a plain subprocess in RPC mode; timed from
   writing the ``prompt`` command to reading the ``agent_settled`` line from its stdout;
-* the magic: a real IPython kernel (``tests.kernel_harness``) with ``%load_ext pi_magics``;
+* the magic: a real IPython kernel (``tests.support.kernels``) with ``%load_ext pi_magics``;
   timed from sending ``%%pi`` as an execute request to the kernel going idle, with every
   iopub message received and the display updates applied, as a frontend would.
 
@@ -67,10 +67,10 @@ from bench.parse_throughput import (  # noqa: E402
 from bench.parse_throughput import _read_until as read_until  # noqa: E402
 from bench.parse_throughput import _stop_process as stop_process  # noqa: E402
 from bench.parse_throughput import machine_info as parse_machine_info  # noqa: E402
-from tests.agent_dir import PiEnv, isolated_env, write_agent_dir  # noqa: E402
-from tests.conftest import processes_of  # noqa: E402
-from tests.kernel_harness import CellRun, KernelHarness, running_kernel  # noqa: E402
-from tests.llm_server import Reply, ScriptedLLM, long_text, text  # noqa: E402
+from tests.support.kernels import CellRun, KernelHarness, running_kernel  # noqa: E402
+from tests.support.pi_env import PiEnv, isolated_env, write_agent_dir  # noqa: E402
+from tests.support.processes import processes_of  # noqa: E402
+from tests.support.scripted_llm import Reply, ScriptedLLM, long_text, text  # noqa: E402
 
 from pi_kernel.rpc.launch import PiInstall, locate_pi  # noqa: E402
 

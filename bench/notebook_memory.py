@@ -36,8 +36,8 @@ if str(REPO) not in sys.path:
 import psutil  # noqa: E402
 from bench.magic_stream import leftover_processes, machine_info, pi_sandbox  # noqa: E402
 from bench.parse_throughput import CURRENT_PI, write_report  # noqa: E402
-from tests.kernel_harness import KernelHarness, install_pi_kernelspec, running_kernel  # noqa: E402
-from tests.llm_server import text  # noqa: E402
+from tests.support.kernels import KernelHarness, install_pi_kernelspec, running_kernel  # noqa: E402
+from tests.support.scripted_llm import text  # noqa: E402
 
 from pi_kernel.rpc.launch import locate_pi  # noqa: E402
 

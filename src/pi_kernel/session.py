@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from .agent_dir import PiSessionNotFound, SessionClaim, agent_dir, find_session, settings_kept
 from .choices import Choices, PiChoiceError, PiNoModels, parse_model_ref
-from .kernel_tools.channel import ChannelStats, KernelTools, ToolChannel
+from .kernel_tools.channel import ChannelStats, ToolHandler, ToolChannel
 from .rpc.client import (
     ClientEvent,
     PiClient,
@@ -87,9 +87,9 @@ class PiSession:
         env: Mapping[str, str] | None = None,
         ui_handler: UIHandler = cancel_dialog,
         discovery_timeout: float = DISCOVERY_TIMEOUT,
-        kernel_tools: KernelTools | None = None,
+        tools: ToolHandler | None = None,
     ) -> None:
-        """``kernel_tools``: the notebook's tools for Pi (run Python in the kernel, ...); each
+        """``tools``: the notebook's tools for Pi (run Python in the kernel, ...); each
         Pi started then loads the extension that offers them, with a channel of its own."""
         self.pi_path = pi_path
         self.args = tuple(args)
@@ -97,7 +97,7 @@ class PiSession:
         self.env = env
         self.ui_handler = ui_handler
         self.discovery_timeout = discovery_timeout
-        self.kernel_tools = kernel_tools
+        self.tools = tools
         self.chosen_model: str | None = None
         """The notebook's model (``provider/id``), chosen in the picker: a new Pi gets it too."""
         self.chosen_level: str | None = None
@@ -230,9 +230,9 @@ class PiSession:
             async with AsyncExitStack() as stack:
                 args, env = self.args, self.env
                 channel = None
-                if self.kernel_tools is not None:
+                if self.tools is not None:
                     # A channel per Pi process: a new Pi gets a new secret.
-                    channel = await stack.enter_async_context(ToolChannel(self.kernel_tools))
+                    channel = await stack.enter_async_context(ToolChannel(self.tools))
                     args = (*channel.args, *args)
                     env = {**(os.environ if env is None else env), **channel.env}
                 client = await stack.enter_async_context(

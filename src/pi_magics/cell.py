@@ -16,20 +16,20 @@ from concurrent.futures import Future
 from contextlib import suppress
 from typing import Any, NamedTuple
 
-from pi_kernel.kernel_tools.catalog import ToolCall, ToolReply
+from pi_kernel.kernel_tools.catalog import KernelToolCall, ToolReply
 from pi_kernel.rpc.client import ClientEvent, DialogDeclined
 from pi_kernel.turn import Turn, TurnResult
 
 from .desk import Desk, Errand
 from .dialogs import Dialog, Reader, ask
-from .kernel_tools import KernelCall
+from .workbench import KernelCall
 from .render import TurnDisplay
 
 Item = ClientEvent | Errand[Any] | None
 Inbox = queue.SimpleQueue[Item]
 """What a running cell reads: Pi's events, its errands (dialogs, kernel tool calls), and
 None when the turn is over."""
-Work = Callable[[ToolCall], ToolReply]
+Work = Callable[[KernelToolCall], ToolReply]
 """Runs a kernel tool call on the main thread: ``Workbench.run``."""
 INTERRUPTED_REPLY = ToolReply(
     "KeyboardInterrupt: the user interrupted this code; the turn is being aborted.",

@@ -46,7 +46,7 @@ from .cell import CellTurn, Request
 from .desk import Desk
 from .dialogs import put_dialog
 from .images import ImageError, load_image
-from .kernel_tools import NotebookTools, Workbench
+from .workbench import NotebookTools, Workbench
 from .prompt import check_prompt, check_variable_name, interpolate
 from .record_commands import RecordCommands
 from .render import TurnDisplay
@@ -82,7 +82,7 @@ class PiMagics(PiSettings, RecordCommands):
                 args=self.pi_args,
                 ui_handler=partial(put_dialog, self.desk),
                 discovery_timeout=self.discovery_timeout,
-                kernel_tools=self.tools if self.workbench is not None else None,
+                tools=self.tools if self.workbench is not None else None,
             )
         )
         self.picker: Picker | None = None

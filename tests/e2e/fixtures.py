@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import REPO, assert_none_left
-from tests.e2e.lab import CHROMIUM, CHROMIUM_ARGS, Lab, start_lab
-from tests.llm_server import ScriptedLLM
+from tests.support.lab import CHROMIUM, CHROMIUM_ARGS, Lab, start_lab
+from tests.support.pis import REPO
+from tests.support.processes import assert_none_left
+from tests.support.scripted_llm import ScriptedLLM
 
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 

@@ -9,10 +9,10 @@ from playwright.sync_api import Locator, Page, expect
 
 from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON
 from pi_kernel.transcript import transcripts_in
-from tests import llm_server as script
-from tests.e2e.lab import Lab
-from tests.e2e.notebook_page import NotebookPage
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.lab import Lab
+from tests.support.notebook_page import NotebookPage
+from tests.support.scripted_llm import ScriptedLLM
 
 SLOW_ANSWER = "Hello there: this answer is **streamed** in a dozen small pieces, one at a time."
 FOOTER = "tokens"  # the footer line ("… 12 in / 34 out tokens …") comes last

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -21,17 +20,18 @@ from pi_kernel.transcript import (
     Transcript,
     transcripts_in,
 )
-from tests import llm_server as script
-from tests.agent_dir import PiEnv
-from tests.kernel_harness import (
+from tests.support import scripted_llm as script
+from tests.support.kernels import (
     DISPLAY_MESSAGES,
     CellRun,
     KernelHarness,
     running_kernel,
 )
-from tests.llm_server import ScriptedLLM
+from tests.support.pi_env import PiEnv
+from tests.support.pis import DATA
+from tests.support.scripted_llm import ScriptedLLM
 
-EXTENSIONS = Path(__file__).parents[1] / "data" / "extensions"
+EXTENSIONS = DATA / "extensions"
 DRILL_TIMEOUT = 30.0
 """Seconds any one drill cell may take; past that the drill fails instead of hanging."""
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests import llm_server as script
-from tests.conftest import is_pi, processes_of
-from tests.e2e.lab import Lab
-from tests.e2e.notebook_page import NotebookPage
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.lab import Lab
+from tests.support.notebook_page import NotebookPage
+from tests.support.processes import is_pi, processes_of
+from tests.support.scripted_llm import ScriptedLLM
 
 
 def test_two_notebooks_keep_two_pis_and_two_conversations(

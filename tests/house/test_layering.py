@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.pis import REPO
+
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 FLOORS = "The floors:"
 ROOMS = "pi_kernel's rooms:"

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import llm_server as script
-from tests.conftest import assert_none_left
-from tests.hub.hub import Hub, running_hub
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.hub import Hub, running_hub
+from tests.support.processes import assert_none_left
+from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = pytest.mark.live  # a real hub, its servers, their kernels and Pis
 

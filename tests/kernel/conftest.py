@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent_dir import PiEnv
-from tests.kernel_harness import KernelHarness, pi_kernel_cli, running_kernel
+from tests.support.kernels import KernelHarness, pi_kernel_cli, running_kernel
+from tests.support.pi_env import PiEnv
 
 
 @pytest.fixture

@@ -19,11 +19,11 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from pi_kernel.kernel.routing import PYTHON_MARKER
-from tests import llm_server as script
-from tests.agent_dir import isolated_env, write_agent_dir
-from tests.conftest import assert_none_left
-from tests.kernel_harness import KERNEL_READY_TIMEOUT, install_pi_kernelspec
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.kernels import KERNEL_READY_TIMEOUT, install_pi_kernelspec
+from tests.support.pi_env import isolated_env, write_agent_dir
+from tests.support.processes import assert_none_left
+from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = pytest.mark.live  # jupyter_kernel_test starts a Pi kernel per class
 

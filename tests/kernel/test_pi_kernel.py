@@ -13,16 +13,17 @@ import pytest
 
 from pi_kernel.kernel.routing import PYTHON_MARKER, completion_target, route_cell
 from pi_magics.subcommands import NAMES
-from tests import llm_server as script
-from tests.agent_dir import PiEnv
-from tests.kernel_harness import (
+from tests.support import scripted_llm as script
+from tests.support.kernels import (
     INTERRUPT_BOUND,
     KernelHarness,
     pi_kernel_cli,
     run_notebook,
     running_kernel,
 )
-from tests.llm_server import ScriptedLLM
+from tests.support.pi_env import PiEnv
+from tests.support.pis import DATA
+from tests.support.scripted_llm import ScriptedLLM
 
 
 def test_install_is_listed_harmless_twice_and_uninstall_removes_it(tmp_path: Path, pi_env: PiEnv):
@@ -202,7 +203,7 @@ def test_inspecting_a_model_id_shows_what_pi_reports(kernel: KernelHarness):
     assert not missing["content"]["found"]
 
 
-EXTENSIONS = Path(__file__).parents[1] / "data" / "extensions"
+EXTENSIONS = DATA / "extensions"
 
 
 def give_pi_extension(kernel: KernelHarness, name: str) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pi_kernel.rpc.launch import ENV_PI_PATH
-from tests.agent_dir import PiEnv
-from tests.kernel_harness import running_kernel, short_failure
+from tests.support.kernels import running_kernel, short_failure
+from tests.support.pi_env import PiEnv
 
 
 @pytest.mark.parametrize(

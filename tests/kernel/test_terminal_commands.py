@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import llm_server as script
-from tests.agent_dir import PiEnv
-from tests.kernel_harness import CellRun, KernelHarness, running_kernel, short_failure
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.kernels import CellRun, KernelHarness, running_kernel, short_failure
+from tests.support.pi_env import PiEnv
+from tests.support.scripted_llm import ScriptedLLM
 
 
 def test_new_starts_a_fresh_conversation_without_asking_the_model(

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from pi_kernel.rpc.launch import ENV_PI_PATH
-from tests.agent_dir import PiEnv
-from tests.conftest import CURRENT_PI, REPO
-from tests.kernel_harness import running_kernel
-from tests.llm_server import ScriptedLLM, text
+from tests.support.kernels import running_kernel
+from tests.support.pi_env import PiEnv
+from tests.support.pis import CURRENT_PI, REPO
+from tests.support.scripted_llm import ScriptedLLM, text
 
 BUILD_TIMEOUT = 120
 PIP = (sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check")

@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from pi_kernel.kernel_tools.catalog import EXTENSION, PYTHON, TOOL_NAMES, ToolCall, ToolReply
+from pi_kernel.kernel_tools.catalog import EXTENSION, PYTHON, TOOL_NAMES, KernelToolCall, ToolReply
 from pi_kernel.kernel_tools.channel import SECRET_ENV, SOCKET_ENV, ToolChannel
 
 NOBODY = 65534
@@ -28,12 +28,12 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 class Recorder:
     def __init__(self) -> None:
-        self.calls: list[ToolCall] = []
+        self.calls: list[KernelToolCall] = []
 
     def offered(self) -> Sequence[str]:
         return [PYTHON]
 
-    async def call(self, call: ToolCall) -> ToolReply:
+    async def call(self, call: KernelToolCall) -> ToolReply:
         self.calls.append(call)
         return ToolReply(f"ran {call.args['code']}")
 
@@ -58,7 +58,7 @@ async def test_a_call_with_the_secret_reaches_the_tools_and_comes_back():
         reply = await anyio.to_thread.run_sync(ask, path, {**request, "args": {"code": "1"}})
     assert offer == {"ok": True, "tools": [PYTHON]}
     assert reply == {"ok": True, "content": [{"type": "text", "text": "ran 1"}], "isError": False}
-    assert tools.calls == [ToolCall(PYTHON, "c1", {"code": "1"})]
+    assert tools.calls == [KernelToolCall(PYTHON, "c1", {"code": "1"})]
     assert (channel.offers, channel.calls, channel.refused) == (1, 1, 0)
 
 

@@ -12,11 +12,10 @@ import json
 
 from pi_kernel.kernel_tools.catalog import PYTHON
 from pi_kernel.rpc.environment import ENV_HIDE
-from tests import llm_server as script
-from tests.agent_dir import PiEnv
-from tests.kernel_harness import running_kernel
-from tests.kernel_tools.test_in_the_kernel import call, tool_result
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.kernels import running_kernel
+from tests.support.pi_env import PiEnv
+from tests.support.scripted_llm import ScriptedLLM, call, tool_result
 
 HIDDEN = {
     "JUPYTERHUB_API_TOKEN": "hub-token-5f0c2a9e77d1",

@@ -11,34 +11,18 @@ from typing import Any
 import pytest
 
 from pi_kernel.kernel_tools.catalog import HISTORY, PROPOSE_CELL, PYTHON, TOOL_NAMES, VARIABLES
-from pi_magics.kernel_tools import MADE_BY_PI
-from tests import llm_server as script
-from tests.agent_dir import PiEnv, add_vision_model
-from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness
-from tests.llm_server import ScriptedLLM
-
-
-def offered(request: dict[str, Any]) -> list[str]:
-    return [tool["function"]["name"] for tool in request.get("tools", [])]
-
-
-def tool_result(request: dict[str, Any]) -> str:
-    """The last tool result in a request Pi sent (the text the model reads)."""
-    message = [m for m in request["messages"] if m["role"] == "tool"][-1]
-    content = message["content"]
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content)
-    return str(content)
-
-
-def llm_call_id(llm: ScriptedLLM, request: int) -> str:
-    """The id of the tool call the scripted LLM answered request ``request`` with."""
-    (message,) = [m for m in llm.requests[request + 1]["messages"] if m.get("tool_calls")][-1:]
-    return str(message["tool_calls"][0]["id"])
-
-
-def call(tool: str, answer: str = "Done.", **arguments: Any) -> list[script.Reply]:
-    return [script.tool_calls((tool, arguments)), script.text(answer)]
+from pi_magics.workbench import MADE_BY_PI
+from tests.support import scripted_llm as script
+from tests.support.kernels import INTERRUPT_BOUND, KernelHarness
+from tests.support.pi_env import PiEnv, add_vision_model
+from tests.support.scripted_llm import (
+    ScriptedLLM,
+    call,
+    images_in,
+    llm_call_id,
+    offered,
+    tool_result,
+)
 
 
 @pytest.mark.contract
@@ -173,17 +157,6 @@ def test_an_interrupt_stops_pis_code_and_aborts_the_turn(kernel: KernelHarness, 
 
 
 PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('prices')"
-
-
-def images_in(request: dict[str, Any]) -> list[str]:
-    """The image URLs of every message part of a request (however Pi places them)."""
-    found = []
-    for message in request["messages"]:
-        content = message.get("content")
-        for part in content if isinstance(content, list) else []:
-            if part.get("type") == "image_url":
-                found.append(part["image_url"]["url"])
-    return found
 
 
 def test_a_plot_shows_in_the_cell_and_reaches_a_vision_model_as_an_image(

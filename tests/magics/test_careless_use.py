@@ -15,10 +15,10 @@ import psutil
 import pytest
 
 from pi_kernel.rpc.launch import ENV_PI_PATH, PiInstall
-from tests import llm_server as script
-from tests.agent_dir import PiEnv
-from tests.kernel_harness import KernelHarness, running_kernel, short_failure
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.kernels import KernelHarness, running_kernel, short_failure
+from tests.support.pi_env import PiEnv
+from tests.support.scripted_llm import ScriptedLLM
 
 
 def works(kernel: KernelHarness, llm: ScriptedLLM) -> None:

@@ -13,7 +13,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -30,9 +29,10 @@ from pi_magics.cell import INTERRUPT_GRACE, CellTurn, Post, Request
 from pi_magics.desk import Desk
 from pi_magics.dialogs import put_dialog
 from pi_magics.render import TurnDisplay
-from tests.magics.fake_frontend import Frontend, Output
+from tests.support.fake_frontend import Frontend, Output
+from tests.support.pis import DATA
 
-TRACES = Path(__file__).resolve().parents[2] / "tests" / "data" / "traces" / "087"
+TRACES = DATA / "traces" / "087"
 REQUEST = Request("Say hello", "scripted/model-a", "low")
 
 

@@ -7,10 +7,10 @@ import pytest
 
 from pi_kernel.blocks import DIFF_LIMIT, edit_diff
 from pi_kernel.transcript import ToolPart, transcripts_in
-from tests import llm_server as script
-from tests.agent_dir import PiEnv
-from tests.kernel_harness import KernelHarness
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.kernels import KernelHarness
+from tests.support.pi_env import PiEnv
+from tests.support.scripted_llm import ScriptedLLM
 
 EDIT = {"path": "a.py", "edits": [{"oldText": "y = 2", "newText": "y = 20\nw = 5"}]}
 

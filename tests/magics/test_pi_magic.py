@@ -14,10 +14,10 @@ import pytest
 
 from pi_kernel.rpc import PiInstall
 from pi_kernel.transcript import ToolPart, transcripts_in
-from tests import llm_server as script
-from tests.agent_dir import PiEnv, add_cached_model, isolated_env
-from tests.kernel_harness import INTERRUPT_BOUND, KernelHarness, running_kernel
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.kernels import INTERRUPT_BOUND, KernelHarness, running_kernel
+from tests.support.pi_env import PiEnv, add_cached_model, isolated_env
+from tests.support.scripted_llm import ScriptedLLM
 
 KILL_BOUND = 2.0
 

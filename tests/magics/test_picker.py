@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 
 from pi_kernel.rpc import PiInstall
-from tests import llm_server as script
-from tests.agent_dir import GATED_KEY_ENV, PiEnv, add_gated_provider, isolated_env
-from tests.conftest import REPO
-from tests.kernel_harness import CellRun, KernelHarness, running_kernel
-from tests.llm_server import ScriptedLLM
-from tests.magics.test_saved_notebook import execute
+from tests.support import scripted_llm as script
+from tests.support.kernels import CellRun, KernelHarness, run_notebook, running_kernel
+from tests.support.pi_env import GATED_KEY_ENV, PiEnv, add_gated_provider, isolated_env
+from tests.support.pis import REPO
+from tests.support.scripted_llm import ScriptedLLM
 
 MAGICS = 'get_ipython().magics_manager.registry["PiMagics"]'
 PICKER = f"{MAGICS}.picker"
@@ -311,7 +310,9 @@ def test_the_user_s_settings_json_is_unchanged_by_a_notebook_s_choices(
 
 
 def test_a_headless_run_stores_the_picker_s_widget_state(pi_env: PiEnv, tmp_path: Path):
-    saved = execute(["%load_ext pi_magics", "%pi picker"], pi_env, tmp_path / "picker.ipynb")
+    saved = run_notebook(
+        ["%load_ext pi_magics", "%pi picker"], env=pi_env.env, path=tmp_path / "picker.ipynb"
+    )
     assert not [out for cell in saved.cells for out in cell.outputs if "ename" in out]
     state = saved.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
     dropdowns = [m["state"] for m in state.values() if m["model_name"] == "DropdownModel"]

@@ -12,7 +12,6 @@ import html
 import random
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -36,10 +35,10 @@ from pi_magics.render import (
     footer_bundle,
     tool_bundle,
 )
-from tests.magics.fake_frontend import Clock, Frontend
-from tests.magics.html_safety import PAYLOADS, active_content, marked
+from tests.support.fake_frontend import Clock, Frontend
+from tests.support.html_safety import PAYLOADS, active_content, marked
+from tests.support.pis import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TRACES = REPO / "tests" / "data" / "traces" / "087"
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import nbformat
 
-from tests import llm_server as script
-from tests.agent_dir import PiEnv
-from tests.kernel_harness import run_notebook
-from tests.llm_server import ScriptedLLM
-from tests.magics.html_safety import active_content
+from tests.support import scripted_llm as script
+from tests.support.html_safety import active_content
+from tests.support.kernels import run_notebook
+from tests.support.pi_env import PiEnv
+from tests.support.scripted_llm import ScriptedLLM
 
 PAYLOAD = (
     'Look: <script>window.pwned = 1</script> and <img src=x onerror="window.pwned = 1"> '

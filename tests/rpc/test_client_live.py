@@ -36,27 +36,15 @@ from pi_kernel.rpc.protocol import (
     ToolExecutionUpdate,
     extension_ui_response,
 )
-from tests import llm_server as script
-from tests.agent_dir import PiEnv
-from tests.conftest import REPO
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.clients import PLAIN, client_for, collect
+from tests.support.pi_env import PiEnv
+from tests.support.pis import REPO
+from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = [pytest.mark.anyio, pytest.mark.contract]
 
 EXTENSIONS = REPO / "tests" / "data" / "extensions"
-PLAIN = ("--provider", "scripted", "--model", "plain", "--no-session")
-
-
-def client_for(install: PiInstall, pi_env: PiEnv, *args: str) -> Any:
-    return open_client(install, args=args or PLAIN, cwd=str(pi_env.cwd), env=pi_env.env)
-
-
-async def collect(client: PiClient, prompt: str) -> tuple[list[Any], Any]:
-    events = []
-    async with client.prompt(prompt) as run:
-        async for event in run:
-            events.append(event)
-    return events, run.outcome
 
 
 async def test_models_are_exactly_those_of_models_json(pi_install: PiInstall, pi_env: PiEnv):

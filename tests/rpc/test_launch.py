@@ -10,8 +10,8 @@ import pytest
 
 from pi_kernel.rpc import ENV_PI_PATH, PiExited, PiInstall, PiNotFound, locate_pi, open_client
 from pi_kernel.rpc.launch import ENV_PI_RECORDED
-from tests.agent_dir import PiEnv
-from tests.conftest import REPO
+from tests.support.pi_env import PiEnv
+from tests.support.pis import REPO
 
 
 def test_the_project_install_runs_with_its_own_node(pi_install: PiInstall):

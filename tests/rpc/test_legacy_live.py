@@ -6,10 +6,10 @@ import pytest
 
 from pi_kernel.rpc import PiCommandError, PiInstall
 from pi_kernel.rpc.protocol import MessageUpdate, TextDelta, ToolExecutionEnd
-from tests import llm_server as script
-from tests.agent_dir import PiEnv
-from tests.llm_server import ScriptedLLM
-from tests.rpc.test_client_live import client_for, collect
+from tests.support import scripted_llm as script
+from tests.support.clients import client_for, collect
+from tests.support.pi_env import PiEnv
+from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = [pytest.mark.anyio, pytest.mark.legacy]
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 from pi_kernel.rpc import PiInstall
-from tests.agent_dir import PiEnv
-from tests.llm_server import ScriptedLLM, text
+from tests.support.pi_env import PiEnv
+from tests.support.scripted_llm import ScriptedLLM, text
 
 SECRET_PROMPT = "my card number is 4111 1111 1111 1111"
 SCRIPT = """

@@ -26,8 +26,9 @@ from pi_kernel.rpc.protocol import (
     parse_record,
     thinking_levels_for,
 )
+from tests.support.pis import DATA
 
-TRACES = Path(__file__).resolve().parents[1] / "data" / "traces"
+TRACES = DATA / "traces"
 RECORDED = sorted(
     path for path in TRACES.glob("*/*.jsonl") if not path.name.endswith(".commands.jsonl")
 )

@@ -1,7 +1,7 @@
 """``Run``'s settle and abort logic on what real Pis wrote, without Node.
 
 Each conversation in ``tests/data/conversations`` was recorded from the client and a real
-pinned Pi (see ``tests.rpc.conversations``).  Replayed, the run must end as it ended live,
+pinned Pi (see ``tests.support.conversations``).  Replayed, the run must end as it ended live,
 and the client must send Pi exactly what it sent then: the idle checks of a Pi without
 ``agent_settled``, the courtesy ``abort``, nothing more.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rpc.conversations import CONVERSATIONS, SCENARIOS, lines_of, outcome_record, replay
+from tests.support.conversations import CONVERSATIONS, SCENARIOS, lines_of, outcome_record, replay
 
 pytestmark = pytest.mark.anyio
 

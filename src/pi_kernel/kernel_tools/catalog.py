@@ -45,7 +45,7 @@ def check_policy(value: str) -> Policy:
 
 
 @dataclass(frozen=True)
-class ToolCall:
+class KernelToolCall:
     """One call of a kernel tool, as Pi's extension forwarded it."""
 
     tool: str

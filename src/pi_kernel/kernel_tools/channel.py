@@ -39,7 +39,7 @@ from ..agent_dir import runtime_dir
 from ..records.redaction import redact
 from ..rpc.environment import hidden_values
 from ..rpc.transport import task_group
-from .catalog import EXTENSION, ToolCall, ToolReply
+from .catalog import EXTENSION, KernelToolCall, ToolReply
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +58,14 @@ class ChannelStats(NamedTuple):
     refused: int
 
 
-class KernelTools(Protocol):
+class ToolHandler(Protocol):
     """What the notebook face lends the session: the tools, as the running cell allows them."""
 
     def offered(self) -> Sequence[str]:
         """The tools to offer Pi for the run about to start."""
         ...
 
-    async def call(self, call: ToolCall) -> ToolReply:
+    async def call(self, call: KernelToolCall) -> ToolReply:
         """Run one call (on the kernel's main thread) and say what happened."""
         ...
 
@@ -88,7 +88,7 @@ class ToolChannel:
     """The socket for one Pi process.  ``async with ToolChannel(tools) as channel``; give Pi
     ``channel.args`` and ``channel.env``."""
 
-    def __init__(self, tools: KernelTools) -> None:
+    def __init__(self, tools: ToolHandler) -> None:
         self.tools = tools
         self._secret = secrets.token_urlsafe(32)
         self._folder: Path | None = None
@@ -157,7 +157,7 @@ class ToolChannel:
             self.offers += 1
             return {"ok": True, "tools": list(self.tools.offered())}
         self.calls += 1
-        call = ToolCall(request.tool, request.call_id, request.args)
+        call = KernelToolCall(request.tool, request.call_id, request.args)
         try:
             reply = await self.tools.call(call)
         except Exception as exc:

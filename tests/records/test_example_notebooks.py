@@ -10,9 +10,8 @@ import pytest
 from nbconvert import HTMLExporter
 
 from pi_kernel.transcript import transcripts_in
-from pi_magics.kernel_tools import MADE_BY_PI
-from tests.agent_dir import API_KEY
-from tests.example_notebooks import (
+from pi_magics.workbench import MADE_BY_PI
+from tests.support.example_notebooks import (
     EXAMPLES,
     NOTEBOOKS,
     Example,
@@ -20,6 +19,7 @@ from tests.example_notebooks import (
     copy_examples,
     replay,
 )
+from tests.support.pi_env import API_KEY
 
 RECORD_AGAIN = "if the change is meant, run scripts/record_notebooks.py and commit the result"
 

@@ -21,12 +21,12 @@ from nbclient import NotebookClient
 from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON, VARIABLES
 from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV
 from pi_kernel.transcript import MIMETYPE
-from pi_magics.kernel_tools import MADE_BY_PI
-from tests import llm_server as script
-from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
-from tests.conftest import REPO
-from tests.kernel_harness import CELL_TIMEOUT, execute_notebook
-from tests.llm_server import Reply, ScriptedLLM
+from pi_magics.workbench import MADE_BY_PI
+from tests.support import scripted_llm as script
+from tests.support.kernels import CELL_TIMEOUT, execute_notebook
+from tests.support.pi_env import PiEnv, isolated_env, write_agent_dir
+from tests.support.pis import REPO
+from tests.support.scripted_llm import Reply, ScriptedLLM
 
 NOTEBOOKS = REPO / "notebooks"
 INTERRUPT_TAG = "interrupt"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 from pi_kernel.records.cassette import RECORD_ENV, read_cassette
-from tests import llm_server as script
-from tests.agent_dir import PiEnv
-from tests.kernel_harness import KernelHarness, running_kernel, short_failure
-from tests.llm_server import ScriptedLLM
-from tests.magics.html_safety import PAYLOADS, active_content
+from tests.support import scripted_llm as script
+from tests.support.html_safety import PAYLOADS, active_content
+from tests.support.kernels import KernelHarness, running_kernel, short_failure
+from tests.support.pi_env import PiEnv
+from tests.support.scripted_llm import ScriptedLLM
 
 NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 SECRET = "tok-prompt-8e41c2d9f0"

@@ -11,7 +11,7 @@ import pytest
 from pi_kernel.__main__ import main
 from pi_kernel.launcher import start
 from pi_kernel.rpc import PiInstall
-from tests.agent_dir import PiEnv, isolated_env
+from tests.support.pi_env import PiEnv, isolated_env
 
 DOCTOR_TIMEOUT = 60
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pi_kernel.kernel_tools.catalog import HISTORY, PYTHON, ToolCall
+from pi_kernel.kernel_tools.catalog import HISTORY, PYTHON, KernelToolCall
 from pi_magics.desk import Desk
-from pi_magics.kernel_tools import NO_CELL, PART_LIMIT, NotebookTools, cut, summary_of
+from pi_magics.workbench import NO_CELL, PART_LIMIT, NotebookTools, cut, summary_of
 
 
 @pytest.mark.anyio
 async def test_a_call_with_no_cell_running_is_refused_with_the_reason():
-    reply = await NotebookTools(Desk()).call(ToolCall(PYTHON, "c1", {"code": "1"}))
+    reply = await NotebookTools(Desk()).call(KernelToolCall(PYTHON, "c1", {"code": "1"}))
     assert reply.is_error
     assert NO_CELL in reply.text
 
@@ -20,7 +20,7 @@ async def test_a_call_with_no_cell_running_is_refused_with_the_reason():
 async def test_a_tool_the_policy_does_not_offer_is_refused_before_it_reaches_the_cell():
     tools = NotebookTools(Desk(), "read")
     assert list(tools.offered()) == [HISTORY, "notebook_variables"]
-    reply = await tools.call(ToolCall(PYTHON, "c1", {"code": "1"}))
+    reply = await tools.call(KernelToolCall(PYTHON, "c1", {"code": "1"}))
     assert reply.is_error
     assert "not allowed in this cell (kernel tools: 'read')" in reply.text
     tools.cell_policy = "off"

@@ -10,7 +10,7 @@ replay checks both how ``Run`` settles and aborts on what a real Pi wrote, and t
 still asks Pi the same things at the same points.
 
 Record again (after a change to what the client sends, or for a new Pi) with
-``.venv/bin/python -m tests.rpc.conversations``: it runs each scenario against the three
+``.venv/bin/python -m tests.support.conversations``: it runs each scenario against the three
 pinned Pis and the scripted LLM.
 """
 
@@ -35,10 +35,11 @@ from pi_kernel.rpc.launch import PiInstall
 from pi_kernel.rpc.protocol import MessageUpdate, Record, parse_record
 from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import Connection, StderrTail, open_transport
-from tests import llm_server as script
-from tests.llm_server import Reply, ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.pis import DATA
+from tests.support.scripted_llm import Reply, ScriptedLLM
 
-CONVERSATIONS = Path(__file__).resolve().parents[1] / "data" / "conversations"
+CONVERSATIONS = DATA / "conversations"
 ARGS = ("--provider", "scripted", "--model", "plain", "--no-session")
 REPLAY_TIMEOUT = 10.0
 """Seconds a replayed scenario may take (it takes milliseconds; more means it is stuck)."""
@@ -228,7 +229,7 @@ async def recorded_client(
 
 
 async def record(install: PiInstall, name: str, scenario: Scenario, root: Path) -> Path:
-    from tests.agent_dir import isolated_env, write_agent_dir
+    from tests.support.pi_env import isolated_env, write_agent_dir
 
     with ScriptedLLM() as llm:
         llm.enqueue(*scenario.replies())
@@ -249,7 +250,7 @@ async def record(install: PiInstall, name: str, scenario: Scenario, root: Path) 
 
 
 async def record_all() -> None:
-    from tests.conftest import COMPAT_PIS, CURRENT_PI
+    from tests.support.pis import COMPAT_PIS, CURRENT_PI
 
     with tempfile.TemporaryDirectory() as root:
         for pinned in (CURRENT_PI, *COMPAT_PIS):

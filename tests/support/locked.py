@@ -8,7 +8,9 @@ from pathlib import Path
 from packaging.markers import Marker
 from packaging.utils import canonicalize_name
 
-LOCK = Path(__file__).resolve().parents[1] / "requirements.lock"
+from tests.support.pis import REPO
+
+LOCK = REPO / "requirements.lock"
 PIN = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+?)\s*(;(?P<marker>[^\\]+))?\s*\\?$"
 )

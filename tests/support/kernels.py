@@ -24,7 +24,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from tests.conftest import is_pi
+from tests.support.processes import is_pi
 
 KERNEL_READY_TIMEOUT = 60.0
 """Seconds for a kernel to start and answer kernel_info on a busy 2-core machine."""

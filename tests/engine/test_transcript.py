@@ -23,7 +23,7 @@ from pi_kernel.transcript import (
 )
 from pi_kernel.turn import Turn
 from pi_magics.render import tool_bundle
-from tests.magics.html_safety import PAYLOADS, active_content
+from tests.support.html_safety import PAYLOADS, active_content
 
 
 def finished_turn(output: str = "hello") -> Turn:

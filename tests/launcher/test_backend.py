@@ -9,9 +9,9 @@ import pytest
 from pi_kernel.agent_dir import AGENT_DIR_ENV
 from pi_kernel.launcher.backend import choose_backend
 from pi_kernel.rpc import PiInstall
-from tests.agent_dir import PiEnv, write_agent_dir
-from tests.llm_server import ScriptedLLM
-from tests.new_user import new_user_env
+from tests.support.new_user import new_user_env
+from tests.support.pi_env import PiEnv, write_agent_dir
+from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = pytest.mark.anyio
 

@@ -10,10 +10,10 @@ import nbformat
 
 from pi_kernel.rpc import PiInstall
 from pi_kernel.transcript import TextPart, ThinkingPart, ToolPart, Transcript, transcripts_in
-from tests import llm_server as script
-from tests.agent_dir import PiEnv, write_agent_dir
-from tests.kernel_harness import run_notebook
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.kernels import run_notebook
+from tests.support.pi_env import PiEnv, write_agent_dir
+from tests.support.scripted_llm import ScriptedLLM
 
 ENV_SECRET = "tok-env-3c1f9a7e2b55"
 MODELS_JSON_SECRET = "sk-models-json-5d8e2a1c77"

@@ -8,7 +8,7 @@ import time
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.lab import Lab
+from tests.support.lab import Lab
 
 KERNEL_READY_TIMEOUT = 60_000
 """Milliseconds for the notebook to show and its kernel to be idle (Pi is started too)."""

@@ -27,10 +27,11 @@ import pytest
 from pi_kernel.launcher import local_model
 from pi_kernel.launcher.start import DEFAULT_NOTEBOOK, STATE_DIR_ENV
 from pi_kernel.transcript import Transcript, transcripts_in
-from tests.agent_dir import PiEnv
-from tests.conftest import REPO, is_pi, processes_of
-from tests.llm_server import ScriptedLLM, text
-from tests.new_user import broken_weights, new_user_env
+from tests.support.new_user import broken_weights, new_user_env
+from tests.support.pi_env import PiEnv
+from tests.support.pis import REPO
+from tests.support.processes import is_pi, processes_of
+from tests.support.scripted_llm import ScriptedLLM, text
 
 # The main command: JupyterLab or nbclient, kernels, Pi, the model server.
 pytestmark = pytest.mark.live

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from pi_kernel.launcher import local_model
-from tests.new_user import broken_weights
+from tests.support.new_user import broken_weights
 
 REQUEST_TIMEOUT = 60
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pi_kernel.blocks import ErrorBlock, NoticeBlock, TextBlock, ThinkingBlock, ToolBlock
 from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.protocol import Response
@@ -11,8 +9,9 @@ from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line
 from pi_kernel.transcript import CUT_OFF_LABEL, NoticePart, transcript_of
 from pi_kernel.turn import Turn
+from tests.support.pis import DATA
 
-TRACES = Path(__file__).resolve().parent / "data" / "traces"
+TRACES = DATA / "traces"
 
 
 def fold(trace: str, prompt: str = "prompt") -> Turn:

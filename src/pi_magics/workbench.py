@@ -1,7 +1,7 @@
 """Pi's tools in the kernel: run Python in the user's namespace, read the kernel's history and
 variables, propose a cell.
 
-``NotebookTools`` is what the session lends Pi's channel (the engine's ``KernelTools``): it
+``NotebookTools`` is what the session lends Pi's channel (the engine's ``ToolHandler``): it
 says which tools the running cell allows and posts each call to that cell as an errand.  The
 cell's loop, on the kernel's main thread, hands it to ``Workbench.run``: Pi's code never runs
 beside the user's, and an interrupt reaches it as it would reach the user's own code.
@@ -30,7 +30,7 @@ from pi_kernel.kernel_tools.catalog import (
     VARIABLES,
     Image,
     Policy,
-    ToolCall,
+    KernelToolCall,
     ToolReply,
 )
 
@@ -63,7 +63,7 @@ TakesImages = Callable[[], bool]
 class KernelCall(Errand[ToolReply]):
     """A kernel tool call waiting for the running cell."""
 
-    def __init__(self, call: ToolCall) -> None:
+    def __init__(self, call: KernelToolCall) -> None:
         super().__init__()
         self.call = call
 
@@ -85,7 +85,7 @@ class NotebookTools:
     def offered(self) -> Sequence[str]:
         return OFFERED[self.effective]
 
-    async def call(self, call: ToolCall) -> ToolReply:
+    async def call(self, call: KernelToolCall) -> ToolReply:
         policy = self.effective
         if call.tool not in OFFERED[policy]:
             return ToolReply(
@@ -124,7 +124,7 @@ class Workbench:
         if error is not None and count is not None:
             self.errors[count] = cut(format_error(error))
 
-    def run(self, call: ToolCall, *, images: TakesImages = lambda: False) -> ToolReply:
+    def run(self, call: KernelToolCall, *, images: TakesImages = lambda: False) -> ToolReply:
         """Do ``call``; ``images`` says whether the model takes image input (asked only when
         there is an image: figures then go back as images).  Raises KeyboardInterrupt when
         the user interrupted Pi's code (it was shown, and Pi is told by the caller)."""
@@ -316,7 +316,7 @@ def _safe_repr(value: Any) -> str:
         return f"<{type(value).__name__}: repr failed: {exc}>"
 
 
-def _text_arg(call: ToolCall, name: str) -> str:
+def _text_arg(call: KernelToolCall, name: str) -> str:
     value = call.args.get(name)
     return value if isinstance(value, str) else ""
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from pi_kernel.kernel_tools.catalog import HISTORY, PYTHON, VARIABLES
-from tests import llm_server as script
-from tests.kernel_harness import KernelHarness
-from tests.kernel_tools.test_in_the_kernel import call, tool_result
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.kernels import KernelHarness
+from tests.support.scripted_llm import ScriptedLLM, call, tool_result
 
 
 @pytest.mark.contract

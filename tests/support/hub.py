@@ -9,8 +9,8 @@ users' servers through the proxy, as a frontend does: REST for kernels, the kern
 for cells.
 
 Every process of the deployment carries ``PI_CODING_AGENT_DIR`` under the test's directory,
-the hub and its proxy too (a directory no Pi uses), so ``tests.conftest.processes_of`` finds
-them all: ``Hub.close`` stops the hub, then kills the process group of whatever is left.
+the hub and its proxy too (a directory no Pi uses), so ``processes_of`` (tests.support.processes)
+finds them all: ``Hub.close`` stops the hub, then kills the process group of whatever is left.
 """
 
 from __future__ import annotations
@@ -36,11 +36,14 @@ from typing import Any, TypeVar
 import psutil
 import websocket
 
-from tests.agent_dir import write_agent_dir
-from tests.conftest import CURRENT_PI, free_ports, is_pi, processes_of
-from tests.kernel_harness import pi_kernel_cli
+from tests.support.kernels import pi_kernel_cli
+from tests.support.pi_env import write_agent_dir
+from tests.support.pis import CURRENT_PI, TESTS
+from tests.support.ports import free_ports
+from tests.support.processes import is_pi, processes_of
 
-HERE = Path(__file__).resolve().parent
+HERE = TESTS / "hub"
+"""The hub test's folder: its config, and its proxy installed by npm ci."""
 CONFIG = HERE / "jupyterhub_config.py"
 SETTINGS_ENV = "PI_KERNEL_TEST_HUB_SETTINGS"
 """Names the JSON file ``jupyterhub_config.py`` reads (the same literal is written there)."""
@@ -76,7 +79,7 @@ CULLER = "idle-culler"
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 """What jupyterhub-idle-culler's README asks for (without --cull-users)."""
 
-# A Pi that never goes online beyond the scripted LLM (as tests.agent_dir.isolated_env).
+# A Pi that never goes online beyond the scripted LLM (as tests.support.pi_env.isolated_env).
 PI_QUIET = {"PI_OFFLINE": "1", "PI_SKIP_VERSION_CHECK": "1", "PI_TELEMETRY": "0"}
 
 T = TypeVar("T")

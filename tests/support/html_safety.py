@@ -12,9 +12,8 @@ import re
 import subprocess
 from collections.abc import Mapping
 from html.parser import HTMLParser
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.pis import REPO
 
 # What model or tool text may try: each must stay inert wherever pi-kernel shows or writes it.
 PAYLOADS = [

@@ -13,8 +13,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import REPO
-from tests.locked import drift, locked
+from tests.support.locked import drift, locked
+from tests.support.pis import REPO
 
 pytestmark = pytest.mark.lock
 

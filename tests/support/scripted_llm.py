@@ -1,6 +1,6 @@
 """A scripted OpenAI-compatible chat-completions server: the one test double of the suite.
 
-Tests queue replies, point Pi at ``base_url`` (see ``tests.agent_dir``) and assert on the
+Tests queue replies, point Pi at ``base_url`` (see ``tests.support.pi_env``) and assert on the
 request bodies Pi sent. Each ``POST /v1/chat/completions`` pops the next reply; an empty queue
 answers HTTP 400, which Pi does not retry, so a forgotten reply fails at once.
 
@@ -56,7 +56,7 @@ _JOIN_TIMEOUT_S = 2.0
 _WRITE_BATCH_BYTES = 64 * 1024
 
 JSONDict = dict[str, Any]
-ToolCall = tuple[str, JSONDict] | tuple[str, JSONDict, str]
+ScriptedCall = tuple[str, JSONDict] | tuple[str, JSONDict, str]
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def _call_id(index: int, name: str, arguments: str) -> str:
     return f"call_{index}_{digest.hexdigest()[:8]}"
 
 
-def tool_calls(*calls: ToolCall, text: str = "", delay: float = 0.0) -> Reply:
+def tool_calls(*calls: ScriptedCall, text: str = "", delay: float = 0.0) -> Reply:
     """One assistant message calling tools; two or more calls are parallel tool calls.
 
     A call is ``(name, arguments)`` or ``(name, arguments, id)``; the default id is derived
@@ -506,3 +506,40 @@ class ScriptedLLM:
         with self._changed:
             self._cut_streams += 1
             self._changed.notify_all()
+
+
+# -- reading what Pi sent, and the tool turns the kernel tools tests script ---------------
+
+
+def offered(request: dict[str, Any]) -> list[str]:
+    return [tool["function"]["name"] for tool in request.get("tools", [])]
+
+
+def tool_result(request: dict[str, Any]) -> str:
+    """The last tool result in a request Pi sent (the text the model reads)."""
+    message = [m for m in request["messages"] if m["role"] == "tool"][-1]
+    content = message["content"]
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content)
+    return str(content)
+
+
+def llm_call_id(llm: ScriptedLLM, request: int) -> str:
+    """The id of the tool call the scripted LLM answered request ``request`` with."""
+    (message,) = [m for m in llm.requests[request + 1]["messages"] if m.get("tool_calls")][-1:]
+    return str(message["tool_calls"][0]["id"])
+
+
+def call(tool: str, answer: str = "Done.", **arguments: Any) -> list[Reply]:
+    return [tool_calls((tool, arguments)), text(answer)]
+
+
+def images_in(request: dict[str, Any]) -> list[str]:
+    """The image URLs of every message part of a request (however Pi places them)."""
+    found = []
+    for message in request["messages"]:
+        content = message.get("content")
+        for part in content if isinstance(content, list) else []:
+            if part.get("type") == "image_url":
+                found.append(part["image_url"]["url"])
+    return found

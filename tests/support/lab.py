@@ -19,10 +19,10 @@ from typing import Any
 
 import nbformat
 
-from tests.agent_dir import PiEnv, isolated_env, write_agent_dir
-from tests.conftest import free_ports
-from tests.kernel_harness import install_pi_kernelspec
-from tests.llm_server import ScriptedLLM
+from tests.support.kernels import install_pi_kernelspec
+from tests.support.pi_env import PiEnv, isolated_env, write_agent_dir
+from tests.support.ports import free_ports
+from tests.support.scripted_llm import ScriptedLLM
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -15,9 +15,9 @@ from pi_kernel.choices import PiChoiceError, PiNoModels
 from pi_kernel.rpc import PiExited, PiInstall, PiNotFound
 from pi_kernel.rpc.protocol import MessageUpdate
 from pi_kernel.session import PiSession
-from tests import llm_server as script
-from tests.agent_dir import PiEnv, isolated_env
-from tests.llm_server import ScriptedLLM
+from tests.support import scripted_llm as script
+from tests.support.pi_env import PiEnv, isolated_env
+from tests.support.scripted_llm import ScriptedLLM
 
 pytestmark = pytest.mark.anyio
 
