@@ -23,15 +23,10 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from .agent_dir import PiSessionNotFound, SessionClaim, agent_dir, find_session, settings_kept
 from .choices import Choices, PiChoiceError, PiNoModels, parse_model_ref
-from .kernel_tools.channel import ChannelStats, ToolHandler, ToolChannel
-from .rpc.client import (
-    ClientEvent,
-    PiClient,
-    UIHandler,
-    cancel_dialog,
-    open_client,
-)
+from .kernel_tools.channel import ChannelStats, ToolChannel, ToolHandler
+from .rpc.client import PiClient, UIHandler, cancel_dialog, open_client
 from .rpc.errors import PiCommandError, PiError, PiExited, PiNotFound, PiTimeout
+from .rpc.feed import ClientEvent
 from .rpc.launch import PiInstall, locate_pi
 from .rpc.protocol import ImageContent, ModelInfo, SessionState, SessionStats, SlashCommand
 from .rpc.transport import task_group

@@ -36,7 +36,7 @@ from .blocks import (
     ToolBlock,
     edit_diff,
 )
-from .rpc.client import ClientEvent, ClientNotice
+from .rpc.feed import ClientEvent, ClientNotice
 from .rpc.protocol import (
     AgentEnd,
     AssistantMessage,

@@ -17,13 +17,14 @@ from contextlib import suppress
 from typing import Any, NamedTuple
 
 from pi_kernel.kernel_tools.catalog import KernelToolCall, ToolReply
-from pi_kernel.rpc.client import ClientEvent, DialogDeclined
+from pi_kernel.rpc.client import DialogDeclined
+from pi_kernel.rpc.feed import ClientEvent
 from pi_kernel.turn import Turn, TurnResult
 
 from .desk import Desk, Errand
 from .dialogs import Dialog, Reader, ask
-from .workbench import KernelCall
 from .render import TurnDisplay
+from .workbench import KernelCall
 
 Item = ClientEvent | Errand[Any] | None
 Inbox = queue.SimpleQueue[Item]

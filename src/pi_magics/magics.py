@@ -26,8 +26,8 @@ from pi_kernel.agent_dir import no_models_hint
 from pi_kernel.kernel_tools.catalog import POLICIES, Policy, check_policy
 from pi_kernel.records.cassette import CassetteError, Cassettes
 from pi_kernel.records.redaction import redact, secret_values
-from pi_kernel.rpc.client import ClientNotice
 from pi_kernel.rpc.errors import PiError, PiExited
+from pi_kernel.rpc.feed import ClientNotice
 from pi_kernel.rpc.protocol import (
     CACHE_WARM,
     ImageContent,
@@ -46,7 +46,6 @@ from .cell import CellTurn, Request
 from .desk import Desk
 from .dialogs import put_dialog
 from .images import ImageError, load_image
-from .workbench import NotebookTools, Workbench
 from .prompt import check_prompt, check_variable_name, interpolate
 from .record_commands import RecordCommands
 from .render import TurnDisplay
@@ -55,6 +54,7 @@ from .slash import terminal_command
 from .status import format_status
 from .subcommands import BY_NAME, HELP, NAMES, USAGE, usage_of
 from .widgets import Picker
+from .workbench import NotebookTools, Workbench
 
 
 @magics_class

@@ -29,8 +29,8 @@ from pi_kernel.kernel_tools.catalog import (
     PYTHON,
     VARIABLES,
     Image,
-    Policy,
     KernelToolCall,
+    Policy,
     ToolReply,
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pi_kernel.blocks import ErrorBlock, NoticeBlock, TextBlock, ThinkingBlock, ToolBlock
-from pi_kernel.rpc.client import ClientNotice
+from pi_kernel.rpc.feed import ClientNotice
 from pi_kernel.rpc.protocol import Response
 from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line

@@ -32,15 +32,17 @@ from tests.support.scripted_llm import ScriptedLLM
 pytestmark = pytest.mark.live  # a real hub, its servers, their kernels and Pis
 
 REDACTED = "[redacted]"
-IDLE_TIMEOUT = 3
-"""The culler's idle limit, in seconds: longer than the 1 s between a server's activity
-reports, so an idle Pi kernel that still looked active to the hub would not be culled."""
-CULL_WAIT = 30.0
+IDLE_TIMEOUT = 10
+"""The culler's idle limit, in seconds.  Activity travels kernel output -> the server's
+``last_activity`` -> a report to the hub every second -> the culler's check every second; on a
+busy 2-core machine any hop can lag by seconds, so the limit leaves about eight seconds of
+slack over the heartbeat (a 3 s limit failed one run in three)."""
+CULL_WAIT = 40.0
 """Seconds for the culler to find the idle server and the hub to stop it."""
 LONG_TOOL = "sleep 617"
 """A command still running when its server is stopped (an unusual number, to find it by)."""
-QUIET_TOOL = f"sleep {3 * IDLE_TIMEOUT}"
-"""A tool that prints nothing for three idle limits: only the heartbeat shows activity."""
+QUIET_TOOL = f"sleep {2 * IDLE_TIMEOUT}"
+"""A tool that prints nothing for two idle limits: only the heartbeat shows activity."""
 HEARTBEAT = 1
 """``PiMagics.heartbeat`` for the culled user's kernel: well inside the idle limit."""
 

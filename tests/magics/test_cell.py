@@ -18,8 +18,9 @@ from typing import Any
 import anyio
 import pytest
 
-from pi_kernel.rpc.client import ClientEvent, ClientNotice, DialogDeclined
+from pi_kernel.rpc.client import DialogDeclined
 from pi_kernel.rpc.errors import PiCommandError
+from pi_kernel.rpc.feed import ClientEvent, ClientNotice
 from pi_kernel.rpc.protocol import ExtensionUIRequest, Response
 from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line

@@ -1,8 +1,6 @@
 """An async client for Pi's RPC mode (``pi --mode rpc``): JSON lines over stdin/stdout."""
 
 from .client import (
-    ClientEvent,
-    ClientNotice,
     DialogDeclined,
     PiClient,
     Subscription,
@@ -11,6 +9,7 @@ from .client import (
     open_client,
 )
 from .errors import PiCommandError, PiError, PiExited, PiNotFound, PiProtocolError, PiTimeout
+from .feed import ClientEvent, ClientNotice
 from .launch import ENV_PI_PATH, PiInstall, locate_pi
 from .protocol import THINKING_LEVELS, ModelInfo, SessionState
 from .run import Run, RunOutcome

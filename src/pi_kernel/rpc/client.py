@@ -17,24 +17,23 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import re
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import anyio
 from anyio.abc import TaskGroup
 
 from .errors import PiCommandError, PiError, PiExited, PiProtocolError, PiTimeout
+from .feed import ClientEvent, ClientNotice, Feed
 from .launch import PiInstall, startup_failure
 from .protocol import (
     COMMANDS_ADAPTER,
     MODELS_ADAPTER,
     EntryAppended,
-    Event,
     ExtensionUIRequest,
     ModelInfo,
     Response,
@@ -42,17 +41,20 @@ from .protocol import (
     SessionStats,
     SessionSwitch,
     SlashCommand,
-    WireModel,
     command,
     extension_ui_response,
     thinking_levels_for,
 )
-from .run import ABORT_TIMEOUT, COMMAND_TIMEOUT, Run
+from .run import Run
 from .transport import Connection, open_transport, receive_without_checkpoint, task_group
 from .usage import UsageTally
 
 logger = logging.getLogger(__name__)
 
+COMMAND_TIMEOUT = 10.0
+"""Seconds for an ordinary command; Pi answers state queries in milliseconds."""
+ABORT_TIMEOUT = 5.0
+"""Seconds for ``abort`` to answer; Pi answers once the run has wound down."""
 STARTUP_TIMEOUT = 30.0
 """Seconds for Pi's first answer: Node loads Pi's modules for 1-2 s, longer on a busy machine."""
 EXIT_REAP_TIMEOUT = 2.0
@@ -68,17 +70,6 @@ THINKING_LEVELS_SINCE = (0, 81, 0)
 _TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 """An ANSI control sequence (colours) in Pi's stderr."""
 
-
-class ClientNotice(WireModel):
-    """Something the client did on the user's behalf that the user should see."""
-
-    type: Literal["client_notice"] = "client_notice"
-    level: Literal["info", "warning", "error"] = "info"
-    message: str
-
-
-ClientEvent = Event | ExtensionUIRequest | ClientNotice
-"""What subscribers receive: Pi's events, its extension UI requests, and client notices."""
 
 UIHandler = Callable[[ExtensionUIRequest], Awaitable[Mapping[str, Any]]]
 """Answers a dialog request with an ``extension_ui_response`` record, or raises
@@ -110,21 +101,10 @@ class _Pending:
         self.done.set()
 
 
-_Item = ClientEvent | Response
-
-
-class _Subscriber:
-    """An unbounded, ordered feed of events, plus the responses to ids it watches."""
-
-    def __init__(self) -> None:
-        self.send, self.receive = anyio.create_memory_object_stream[_Item](math.inf)
-        self.watched: set[str] = set()
-
-
 class Subscription:
     """Every event Pi emits from now until the subscription is closed."""
 
-    def __init__(self, client: PiClient, subscriber: _Subscriber) -> None:
+    def __init__(self, client: PiClient, subscriber: Feed) -> None:
         self._client = client
         self._subscriber = subscriber
 
@@ -141,7 +121,7 @@ class Subscription:
                 return item
 
     def close(self) -> None:
-        self._client._unsubscribe(self._subscriber)
+        self._client.unsubscribe(self._subscriber)
 
 
 class PiClient:
@@ -162,13 +142,17 @@ class PiClient:
         self._tasks = tasks
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
-        self._subscribers: list[_Subscriber] = []
+        self._subscribers: list[Feed] = []
         self.commands_sent: Counter[str] = Counter()
         """How many commands of each type went to Pi (shows what discovery really costs)."""
         self.side_usage: dict[str, UsageTally] = {}
         """Usage outside assistant messages since this Pi started, by kind (``cache_warm``)."""
         self._gone = anyio.Event()
         """Set once the dispatcher has seen Pi's stdout end and ``exit_error`` says how."""
+        self.command_timeout = COMMAND_TIMEOUT
+        """Seconds any command may take unless it says otherwise (a run's idle check too)."""
+        self.abort_timeout = ABORT_TIMEOUT
+        """Seconds ``abort`` may take (a run's courtesy abort on the way out too)."""
 
     # -- connection facts ------------------------------------------------------------------
 
@@ -194,12 +178,14 @@ class PiClient:
         unread.clear()
         return taken
 
-    # -- plumbing --------------------------------------------------------------------------
+    # -- the seam a Run uses (RunClient) ---------------------------------------------------
 
-    def _next_id(self) -> str:
+    def next_id(self) -> str:
+        """A fresh request id (the seam a ``Run`` uses, as the rest below)."""
         return f"pk-{next(self._ids)}"
 
-    async def _send(self, record: Mapping[str, Any]) -> None:
+    async def send_record(self, record: Mapping[str, Any]) -> None:
+        """Write one record to Pi; ``PiExited`` (with Pi's last words) when Pi is gone."""
         if self.exit_error is not None:
             raise self.exit_error
         try:
@@ -212,15 +198,17 @@ class PiClient:
             raise self.exit_error or PiExited("Pi's stdin is closed: Pi has exited") from None
         self.commands_sent[str(record.get("type"))] += 1
 
-    def _subscribe(self) -> _Subscriber:
-        subscriber = _Subscriber()
+    def subscribe(self) -> Feed:
+        """A feed of every event from now on (closed at once when Pi has exited)."""
+        subscriber = Feed()
         if self.exit_error is not None:
             subscriber.send.close()
         else:
             self._subscribers.append(subscriber)
         return subscriber
 
-    def _unsubscribe(self, subscriber: _Subscriber) -> None:
+    def unsubscribe(self, subscriber: Feed) -> None:
+        """Stop and close a feed from ``subscribe``."""
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
         subscriber.send.close()
@@ -310,7 +298,7 @@ class PiClient:
             if answer.get("cancelled"):
                 self._broadcast(ClientNotice(level="info", message=f"{asked}; it was cancelled."))
         with suppress(PiError):  # Pi is gone; its exit already reached every waiter
-            await self._send(answer)
+            await self.send_record(answer)
 
     async def _closed(self, *, reap: bool) -> None:
         # Only a Pi whose stdout ended is exiting: waiting for the exit code of one that is
@@ -333,14 +321,16 @@ class PiClient:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def request(self, type_: str, *, timeout: float = COMMAND_TIMEOUT, **fields: Any) -> Any:
-        """Send one command and return its ``data``; Pi's ``success: false`` raises."""
-        request_id = self._next_id()
+    async def request(self, type_: str, *, timeout: float | None = None, **fields: Any) -> Any:
+        """Send one command and return its ``data``; Pi's ``success: false`` raises.
+        ``timeout``: seconds for the answer (``command_timeout`` when left out)."""
+        timeout = self.command_timeout if timeout is None else timeout
+        request_id = self.next_id()
         pending = _Pending(type_)
         self._pending[request_id] = pending
         sent = anyio.current_time()
         try:
-            await self._send({**command(type_, **fields), "id": request_id})
+            await self.send_record({**command(type_, **fields), "id": request_id})
             with anyio.fail_after(timeout):
                 await pending.done.wait()
         except TimeoutError:
@@ -369,11 +359,11 @@ class PiClient:
     @asynccontextmanager
     async def events(self) -> AsyncIterator[Subscription]:
         """Every event from now on, as an async iterator, until the block ends."""
-        subscriber = self._subscribe()
+        subscriber = self.subscribe()
         try:
             yield Subscription(self, subscriber)
         finally:
-            self._unsubscribe(subscriber)
+            self.unsubscribe(subscriber)
 
     async def steer(self, message: str) -> None:
         """Queue a message for the running agent, delivered before its next LLM call."""
@@ -385,7 +375,7 @@ class PiClient:
 
     async def abort(self) -> None:
         """Stop the current run; returns once Pi is idle."""
-        await self.request("abort", timeout=ABORT_TIMEOUT)
+        await self.request("abort", timeout=self.abort_timeout)
 
     async def get_state(self) -> SessionState:
         return SessionState.model_validate(await self.request("get_state"))

@@ -6,8 +6,8 @@ compaction and queued follow-ups start new agent runs after it).  Pi >= 1 says i
 prompt's response whether a run started at all (``disposition``), and in ``agent_settled``
 whether it was aborted; older Pis are asked (``get_state``) and judged by the last message.
 
-A ``Run`` reaches its client only through ``RunClient``: ids, sending, a feed of events and
-responses, and what the client knows of Pi.  ``PiClient`` is one.
+A ``Run`` reaches its client only through ``RunClient``, all public: ids, sending, a feed of
+events and responses, the client's timeouts, and what it knows of Pi.  ``PiClient`` is one.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 import anyio
 
 from .errors import PiCommandError, PiExited, PiTimeout
+from .feed import ClientEvent, Feed, FeedItem
 from .protocol import (
     AgentEnd,
     AgentMessage,
@@ -38,15 +39,7 @@ from .protocol import (
 )
 from .transport import receive_without_checkpoint
 
-if TYPE_CHECKING:
-    from .client import ClientEvent, _Item, _Subscriber
-
 logger = logging.getLogger(__name__)
-
-COMMAND_TIMEOUT = 10.0
-"""Seconds for an ordinary command; Pi answers state queries in milliseconds."""
-ABORT_TIMEOUT = 5.0
-"""Seconds for ``abort`` to answer; Pi answers once the run has wound down."""
 
 
 class RunClient(Protocol):
@@ -58,10 +51,14 @@ class RunClient(Protocol):
     def exit_error(self) -> PiExited | None: ...
     @property
     def settles_with_event(self) -> bool: ...
-    def _next_id(self) -> str: ...
-    async def _send(self, record: Mapping[str, Any]) -> None: ...
-    def _subscribe(self) -> _Subscriber: ...
-    def _unsubscribe(self, subscriber: _Subscriber) -> None: ...
+
+    command_timeout: float
+    abort_timeout: float
+
+    def next_id(self) -> str: ...
+    async def send_record(self, record: Mapping[str, Any]) -> None: ...
+    def subscribe(self) -> Feed: ...
+    def unsubscribe(self, subscriber: Feed) -> None: ...
 
 
 RunStatus = Literal["completed", "failed", "aborted"]
@@ -101,7 +98,7 @@ class Run:
         self._client = client
         self._message = message
         self._images = images
-        self._subscriber: _Subscriber | None = None
+        self._subscriber: Feed | None = None
         self._prompt_id = ""
         self._check_id: str | None = None
         self._check_deadline = math.inf
@@ -119,14 +116,14 @@ class Run:
         return self.outcome is not None
 
     async def __aenter__(self) -> Self:
-        self._subscriber = self._client._subscribe()
-        self._prompt_id = self._client._next_id()
+        self._subscriber = self._client.subscribe()
+        self._prompt_id = self._client.next_id()
         self._subscriber.watched.add(self._prompt_id)
         record = command("prompt", message=self._message, images=self._images)
         try:
-            await self._client._send({**record, "id": self._prompt_id})
+            await self._client.send_record({**record, "id": self._prompt_id})
         except BaseException:
-            self._client._unsubscribe(self._subscriber)
+            self._client.unsubscribe(self._subscriber)
             raise
         logger.debug("run %s: prompt sent (%d characters)", self._prompt_id, len(self._message))
         return self
@@ -139,11 +136,12 @@ class Run:
     ) -> None:
         try:
             if not self.done and self._client.alive:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(ABORT_TIMEOUT):
+                deadline = anyio.move_on_after(self._client.abort_timeout)
+                with anyio.CancelScope(shield=True), deadline:
                     await self._abort_and_drain()
         finally:
             if self._subscriber is not None:
-                self._client._unsubscribe(self._subscriber)
+                self._client.unsubscribe(self._subscriber)
 
     def __aiter__(self) -> Self:
         return self
@@ -165,7 +163,7 @@ class Run:
         assert self.outcome is not None
         return self.outcome
 
-    async def _receive(self) -> _Item:
+    async def _receive(self) -> FeedItem:
         assert self._subscriber is not None, "use the run as an async context manager"
         try:
             if self._check_id is None:
@@ -175,7 +173,9 @@ class Run:
             with anyio.fail_after(max(0.0, self._check_deadline - anyio.current_time())):
                 return await self._subscriber.receive.receive()
         except TimeoutError:
-            raise PiTimeout("the idle check after the run (get_state)", COMMAND_TIMEOUT) from None
+            raise PiTimeout(
+                "the idle check after the run (get_state)", self._client.command_timeout
+            ) from None
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise self._client.exit_error or PiExited("Pi stopped during the run") from None
 
@@ -250,10 +250,10 @@ class Run:
         if self._check_id is not None or self.done:
             return
         assert self._subscriber is not None
-        self._check_id = self._client._next_id()
+        self._check_id = self._client.next_id()
         self._subscriber.watched.add(self._check_id)
-        self._check_deadline = anyio.current_time() + COMMAND_TIMEOUT
-        await self._client._send({"type": "get_state", "id": self._check_id})
+        self._check_deadline = anyio.current_time() + self._client.command_timeout
+        await self._client.send_record({"type": "get_state", "id": self._check_id})
 
     def _finish_from_messages(self, *, aborted: bool | None = None) -> None:
         """How the run ended, from its last assistant message; ``aborted`` is Pi's own word
@@ -284,9 +284,9 @@ class Run:
         precedes the answer in stdout and none can leak into the next run.
         """
         assert self._subscriber is not None
-        abort_id = self._client._next_id()
+        abort_id = self._client.next_id()
         self._subscriber.watched.add(abort_id)
-        await self._client._send({"type": "abort", "id": abort_id})
+        await self._client.send_record({"type": "abort", "id": abort_id})
         while True:
             item = await self._subscriber.receive.receive()
             if isinstance(item, Response) and item.id == abort_id:
