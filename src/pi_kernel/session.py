@@ -1,10 +1,9 @@
-"""One Pi process for one notebook: start, pre-warm, restart, discovery, and running turns.
+"""One Pi for one notebook: its choices (model, thinking level), discovery, conversations
+and turns.
 
-``PiSession`` is an async context manager that owns a task group; each Pi process lives in
-a task of that group, inside ``open_client``, until the session stops it.  A Pi that died is
-replaced by the next call that needs one, and a failed start leaves nothing behind: the
-next call simply tries again.  At most one Pi runs per session: a restart waits until the
-old process is gone before starting the new one.
+``PiSession`` is an async context manager; the Pi process itself (start, stop, restart, at
+most one at a time) is its ``PiSupervisor``'s.  A new Pi gets the notebook's model and level
+before anyone uses it; a Pi let go releases the session file this notebook claimed.
 """
 
 from __future__ import annotations
@@ -12,25 +11,24 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, AsyncExitStack, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
 
 from .agent_dir import PiSessionNotFound, SessionClaim, agent_dir, find_session, settings_kept
 from .choices import Choices, PiChoiceError, PiNoModels, parse_model_ref
-from .kernel_tools.channel import ChannelStats, ToolChannel, ToolHandler
-from .rpc.client import PiClient, UIHandler, cancel_dialog, open_client
-from .rpc.errors import PiCommandError, PiError, PiExited, PiNotFound, PiTimeout
+from .kernel_tools.channel import ChannelStats, ToolHandler
+from .rpc.client import PiClient, UIHandler, cancel_dialog
+from .rpc.errors import PiCommandError, PiError, PiExited, PiTimeout
 from .rpc.feed import ClientEvent
-from .rpc.launch import PiInstall, locate_pi
+from .rpc.launch import PiInstall
 from .rpc.protocol import ImageContent, ModelInfo, SessionState, SessionStats, SlashCommand
-from .rpc.transport import task_group
 from .rpc.usage import UsageTally
+from .supervisor import PiSupervisor
 from .turn import TurnResult
 
 logger = logging.getLogger(__name__)
@@ -60,16 +58,6 @@ class SessionStatus:
     """What the kernel tools' channel of this Pi served (None: no kernel tools)."""
 
 
-@dataclass(eq=False)
-class _Process:
-    """One Pi process: its client, and the events that stop it and tell it is gone."""
-
-    client: PiClient
-    stop: anyio.Event
-    gone: anyio.Event
-    channel: ToolChannel | None = None
-
-
 class PiSession:
     """One Pi for one notebook.  Use ``async with PiSession(...) as session``."""
 
@@ -86,35 +74,30 @@ class PiSession:
     ) -> None:
         """``tools``: the notebook's tools for Pi (run Python in the kernel, ...); each
         Pi started then loads the extension that offers them, with a channel of its own."""
-        self.pi_path = pi_path
-        self.args = tuple(args)
-        self.cwd = cwd or os.getcwd()
-        self.env = env
-        self.ui_handler = ui_handler
+        self._claim = SessionClaim()
+        """The session file this notebook's Pi writes, claimed against other kernels."""
+        self.pi = PiSupervisor(
+            pi_path=pi_path,
+            args=args,
+            cwd=cwd,
+            env=env,
+            ui_handler=ui_handler,
+            tools=tools,
+            on_start=self._on_start,
+            on_stop=self._claim.release,
+        )
+        """The Pi process: its launch settings (``pi.pi_path``, ``pi.args``, ...) and life."""
         self.discovery_timeout = discovery_timeout
-        self.tools = tools
         self.chosen_model: str | None = None
         """The notebook's model (``provider/id``), chosen in the picker: a new Pi gets it too."""
         self.chosen_level: str | None = None
         """The notebook's thinking level, likewise."""
-        self.install: PiInstall | None = None
-        self.starts = 0
-        """How many Pi processes this session has started (a new one has a new state)."""
-        self.last_error: str | None = None
-        self._process: _Process | None = None
-        self._start_lock = anyio.Lock()
-        self._starting: anyio.CancelScope | None = None
-        """The start under way, if any: ``stop`` cancels it."""
-        self._claim = SessionClaim()
-        """The session file this notebook's Pi writes, claimed against other kernels."""
         self._turn_lock = anyio.Lock()
         """Held while a turn runs: one prompt at a time per notebook."""
         self._models: list[ModelInfo] | None = None
-        self._stack = AsyncExitStack()
-        self._tasks: TaskGroup | None = None
 
     async def __aenter__(self) -> Self:
-        self._tasks = await self._stack.enter_async_context(task_group())
+        await self.pi.__aenter__()
         return self
 
     async def __aexit__(
@@ -123,53 +106,53 @@ class PiSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._stop_process()
-        if self._tasks is not None:
-            # A start still under way (the pre-warm) has no process to stop yet; cancelling
-            # it makes open_client stop the Pi it was starting instead of waiting forever.
-            self._tasks.cancel_scope.cancel()
-        await self._stack.aclose()
+        await self.pi.__aexit__(exc_type, exc, tb)
 
-    # -- the process -----------------------------------------------------------------------
+    # -- the process (the supervisor's), as the notebook sees it ---------------------------
+
+    @property
+    def cwd(self) -> str:
+        return self.pi.cwd
+
+    @property
+    def env(self) -> Mapping[str, str] | None:
+        return self.pi.env
+
+    @property
+    def install(self) -> PiInstall | None:
+        return self.pi.install
+
+    @property
+    def starts(self) -> int:
+        return self.pi.starts
+
+    @property
+    def last_error(self) -> str | None:
+        return self.pi.last_error
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.client.alive
+        return self.pi.running
 
     async def client(self) -> PiClient:
         """The live client, starting Pi first if none runs (or the last one died)."""
-        async with self._start_lock:
-            if self._process is not None and self._process.client.alive:
-                return self._process.client
-            if self._process is not None:
-                logger.info("this notebook's Pi has exited; starting a new one")
-            await self._stop_process()
-            try:
-                self.install = self._locate()
-                assert self._tasks is not None, "use PiSession as an async context manager"
-                with anyio.CancelScope() as self._starting:
-                    self._process = await self._tasks.start(self._serve, self.install)
-            except PiError as exc:
-                self.last_error = str(exc)
-                logger.info("Pi did not start: %s", exc)
-                raise
-            if self._process is None:  # stop() cancelled the start (it stopped what it began)
-                raise PiError("Pi's start was stopped: its settings changed meanwhile.")
-            self._models = None
-            self.last_error = None
-            self.starts += 1
-            await self._apply_choices(self._process.client)
-            return self._process.client
+        return await self.pi.client()
 
-    def _locate(self) -> PiInstall:
-        try:
-            return locate_pi(self.pi_path)
-        except PiNotFound as exc:
-            # In a notebook the path is also a setting of the magics.
-            notebook = "In a notebook: %config PiMagics.pi_path = '/path/to/pi'."
-            exc.hint = f"{exc.hint} {notebook}" if exc.hint else notebook
-            raise
+    async def _on_start(self, client: PiClient) -> None:
+        self._models = None
+        await self._apply_choices(client)
+
+    async def prewarm(self) -> None:
+        """Start Pi in the background; a failure is kept and shown by the first real use."""
+        with suppress(PiError):
+            await self.client()
+
+    async def stop(self) -> None:
+        """Stop Pi now, or the start under way; the next call that needs it starts a new one."""
+        await self.pi.stop()
+
+    async def restart(self) -> PiClient:
+        return await self.pi.restart()
 
     async def _apply_choices(self, client: PiClient) -> None:
         """Give a new Pi the notebook's model and level; a refusal clears them, loudly."""
@@ -183,14 +166,14 @@ class PiSession:
             self.chosen_model = self.chosen_level = None
             state = await client.get_state()
             now = state.model_ref or "no model"
-            self.last_error = (
+            self.pi.last_error = (
                 f"The new Pi refused the notebook's choice (model {model}, thinking {level}): "
                 f"{exc.pi_message}. It runs {now}, thinking {state.thinking_level}, now."
             )
-            raise PiChoiceError(self.last_error, hint="Choose again with %pi picker.") from None
+            raise PiChoiceError(self.pi.last_error, hint="Choose again with %pi picker.") from None
 
     def _settings_kept(self) -> AbstractContextManager[None]:
-        return settings_kept(agent_dir(self.env or os.environ) / "settings.json")
+        return settings_kept(agent_dir(self.pi.env or os.environ) / "settings.json")
 
     # The commands themselves, with the user's global settings kept as they were.
 
@@ -201,51 +184,6 @@ class PiSession:
     async def _send_level(self, client: PiClient, level: str) -> None:
         with self._settings_kept():
             await client.set_thinking_level(level)
-
-    async def prewarm(self) -> None:
-        """Start Pi in the background; a failure is kept and shown by the first real use."""
-        with suppress(PiError):
-            await self.client()
-
-    async def stop(self) -> None:
-        """Stop Pi now, or the start under way; the next call that needs it starts a new one."""
-        if self._starting is not None:  # a silent Pi would hold the start for its timeout
-            self._starting.cancel()
-        async with self._start_lock:
-            await self._stop_process()
-
-    async def restart(self) -> PiClient:
-        logger.info("restarting this notebook's Pi")
-        await self.stop()
-        return await self.client()
-
-    async def _serve(self, install: PiInstall, *, task_status: TaskStatus[_Process]) -> None:
-        stop, gone = anyio.Event(), anyio.Event()
-        try:
-            async with AsyncExitStack() as stack:
-                args, env = self.args, self.env
-                channel = None
-                if self.tools is not None:
-                    # A channel per Pi process: a new Pi gets a new secret.
-                    channel = await stack.enter_async_context(ToolChannel(self.tools))
-                    args = (*channel.args, *args)
-                    env = {**(os.environ if env is None else env), **channel.env}
-                client = await stack.enter_async_context(
-                    open_client(
-                        install, args=args, cwd=self.cwd, env=env, ui_handler=self.ui_handler
-                    )
-                )
-                task_status.started(_Process(client, stop, gone, channel))
-                await stop.wait()
-        finally:
-            gone.set()
-
-    async def _stop_process(self) -> None:
-        self._claim.release()
-        process, self._process = self._process, None
-        if process is not None:
-            process.stop.set()
-            await process.gone.wait()
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -266,12 +204,12 @@ class PiSession:
     async def status(self) -> SessionStatus:
         """What runs and with which settings; never starts Pi just to answer."""
         status = SessionStatus(self.install, self.cwd, self.running, last_error=self.last_error)
-        if self._process is not None:
-            client = self._process.client
+        if self.pi.current is not None:
+            client = self.pi.current.client
             status.pid = client.pid
             status.side_usage = {kind: replace(t) for kind, t in client.side_usage.items()}
-            if self._process.channel is not None:
-                status.tools = self._process.channel.stats()
+            if self.pi.current.channel is not None:
+                status.tools = self.pi.current.channel.stats()
             if client.alive:
                 status.state = await client.get_state()
                 with suppress(PiCommandError):  # a Pi without the command: no totals
@@ -282,14 +220,14 @@ class PiSession:
 
     async def take_diagnostics(self) -> list[str]:
         """What the running Pi wrote on stderr since this was last asked (its diagnostics)."""
-        return self._process.client.take_diagnostics() if self._process is not None else []
+        return self.pi.current.client.take_diagnostics() if self.pi.current is not None else []
 
     async def side_usage(self, kind: str) -> tuple[int | None, UsageTally]:
         """The running Pi's pid and a copy of its usage of ``kind`` outside the answers
         (``cache_warm``: idle prompt-cache refreshes); never starts Pi to answer."""
-        if self._process is None:
+        if self.pi.current is None:
             return None, UsageTally()
-        client = self._process.client
+        client = self.pi.current.client
         return client.pid, replace(client.side_usage.get(kind, UsageTally()))
 
     async def choices(self, *, refresh: bool = False, state: SessionState | None = None) -> Choices:
@@ -404,8 +342,8 @@ class PiSession:
 
     async def abort(self) -> None:
         if self.running:
-            assert self._process is not None
-            await self._process.client.abort()
+            assert self.pi.current is not None
+            await self.pi.current.client.abort()
 
     # -- turns -----------------------------------------------------------------------------
 

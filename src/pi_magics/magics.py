@@ -104,8 +104,8 @@ class PiMagics(PiSettings, RecordCommands):
     def _settings_changed(self, change: Any) -> None:
         if not hasattr(self, "session"):
             return  # configuration applied while __init__ runs: the session reads it itself
-        self.session.pi_path = self.pi_path
-        self.session.args = tuple(self.pi_args)
+        self.session.pi.pi_path = self.pi_path
+        self.session.pi.args = tuple(self.pi_args)
         self.bridge.call(self.session.stop)  # the next cell starts the Pi now configured
 
     @observe("discovery_timeout")
