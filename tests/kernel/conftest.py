@@ -1,5 +1,6 @@
-"""The Pi kernel's fixtures: its kernelspec installed under a temporary prefix, and a
-running Pi kernel in the test's Pi environment (it replaces the python3 ``kernel``)."""
+"""The Pi kernel's fixtures: its kernelspec installed once for the session under a temporary
+prefix, and a running Pi kernel in the test's Pi environment (it replaces the python3
+``kernel``)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kernels import KernelHarness, pi_kernel_cli, running_kernel
+from tests.support.kernels import KernelHarness, install_pi_kernelspec, running_kernel
 from tests.support.pi_env import PiEnv
 
 
+@pytest.fixture(scope="session")
+def _pi_kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``python -m pi_kernel install --prefix`` once: no test changes what it writes."""
+    prefix = tmp_path_factory.mktemp("kernelspec") / "prefix"
+    install_pi_kernelspec(prefix)
+    return prefix
+
+
 @pytest.fixture
-def kernels_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pi_env: PiEnv) -> Path:
-    """The kernelspec installed under a temporary prefix that Jupyter searches."""
-    prefix = tmp_path / "prefix"
-    installed = pi_kernel_cli("install", "--prefix", str(prefix))
-    assert installed.returncode == 0, installed.stderr
-    jupyter_path = str(prefix / "share" / "jupyter")
+def kernels_prefix(_pi_kernelspec: Path, monkeypatch: pytest.MonkeyPatch, pi_env: PiEnv) -> Path:
+    """The prefix the Pi kernelspec is installed under, on JUPYTER_PATH for this test."""
+    jupyter_path = str(_pi_kernelspec / "share" / "jupyter")
     monkeypatch.setenv("JUPYTER_PATH", jupyter_path)
     pi_env.env["JUPYTER_PATH"] = jupyter_path
-    return prefix
+    return _pi_kernelspec
 
 
 @pytest.fixture

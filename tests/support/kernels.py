@@ -302,9 +302,6 @@ def execute_notebook(
 
 def install_pi_kernelspec(prefix: Path) -> str:
     """Install the Pi kernelspec under ``prefix``; the directory to put on JUPYTER_PATH."""
-    subprocess.run(
-        [sys.executable, "-m", "pi_kernel", "install", "--prefix", str(prefix)],
-        check=True,
-        capture_output=True,
-    )
+    installed = pi_kernel_cli("install", "--prefix", str(prefix))
+    assert installed.returncode == 0, installed.stderr
     return str(prefix / "share" / "jupyter")
