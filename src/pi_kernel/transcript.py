@@ -189,22 +189,23 @@ class Transcript(_Record):
 
     def to_turn(self) -> Turn:
         """The turn this transcript records, finished, ready to render."""
-        turn = Turn(self.prompt)
-        turn.blocks = [_block(part) for part in self.blocks]
-        turn.status = self.status
-        turn.error = self.errors[-1] if self.errors else None
-        turn.provider, turn.model = self.provider, self.model
-        turn.thinking_level = self.thinking_level
-        turn.message_levels = list(self.message_levels)
-        turn.stop_reason = self.stop_reason
-        turn.usage = _tally(self.usage)
-        if self.cache_warming is not None:
-            turn.cache_warming = _tally(self.cache_warming, self.cache_warming.refreshes)
-        turn.started = self.started.timestamp()
-        if self.ended is not None:
-            turn.ended = self.ended.timestamp()
-            turn.elapsed = turn.ended - turn.started
-        return turn
+        warming = self.cache_warming
+        return Turn.restored(
+            self.prompt,
+            [_block(part) for part in self.blocks],
+            status=self.status,
+            error=self.errors[-1] if self.errors else None,
+            provider=self.provider,
+            model=self.model,
+            thinking_level=self.thinking_level,
+            message_levels=list(self.message_levels),
+            stop_reason=self.stop_reason,
+            usage=_tally(self.usage),
+            cache_warming=None if warming is None else _tally(warming, warming.refreshes),
+            started=self.started.timestamp(),
+            ended=None if self.ended is None else self.ended.timestamp(),
+            replayed_from=self.replayed_from,
+        )
 
 
 CUT_OFF_LABEL = "Cut off when the attempt failed (Pi retried):"

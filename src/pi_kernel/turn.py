@@ -17,7 +17,10 @@ happened.  The rules come from how Pi really streams (the recorded sessions in
 * A tool called inside another tool (a codemode script's calls, ``parentToolCallId``) is
   drawn inside its parent's block, not beside it.
 
-No I/O and no IPython: the renderer reads ``blocks`` and each block's ``version``.
+No I/O and no IPython: the renderer reads ``blocks`` and each block's ``version``.  A turn
+has one writer, itself: callers give it events (``apply``), what it was asked with, how it
+ended (``finish``) and the cache warming before it; a transcript rebuilds one through
+``Turn.restored``.
 """
 
 from __future__ import annotations
@@ -129,6 +132,38 @@ class Turn:
         self._last_message_blocks: list[Block] = []
         self._tools: dict[str, ToolBlock] = {}
 
+    @classmethod
+    def restored(
+        cls,
+        prompt: str,
+        blocks: list[Block],
+        *,
+        status: TurnStatus,
+        error: str | None,
+        provider: str | None,
+        model: str | None,
+        thinking_level: str | None,
+        message_levels: list[str],
+        stop_reason: str | None,
+        usage: UsageTally,
+        cache_warming: UsageTally | None,
+        started: float,
+        ended: float | None,
+        replayed_from: str | None,
+    ) -> Turn:
+        """A finished turn as a record kept it (a transcript replayed or resumed)."""
+        turn = cls(prompt)
+        turn.blocks = blocks
+        turn.status, turn.error = status, error
+        turn.provider, turn.model, turn.thinking_level = provider, model, thinking_level
+        turn.message_levels = message_levels
+        turn.stop_reason = stop_reason
+        turn.usage, turn.cache_warming = usage, cache_warming
+        turn.started, turn.ended = started, ended
+        turn.elapsed = None if ended is None else ended - started
+        turn.replayed_from = replayed_from
+        return turn
+
     # -- reading ---------------------------------------------------------------------------
 
     @property
@@ -208,10 +243,34 @@ class Turn:
         elif isinstance(event, AgentEnd):
             self._message = None
 
-    def finish(self, outcome: RunOutcome | None, *, interrupted: bool = False) -> None:
-        """Close the turn: mark open blocks done and record how it ended."""
+    def asked_with(self, model_ref: str | None, level: str | None) -> None:
+        """What the turn was asked with.  Pi names the model at the end of its first
+        message; a turn without one (interrupted or failed early, an extension command) still
+        ran on the model it was asked of, and its footer and transcript say so."""
+        self.thinking_level = level
+        if self.model is None and model_ref and "/" in model_ref:
+            self.provider, _, self.model = model_ref.partition("/")
+
+    def count_cache_warming(self, tally: UsageTally | None) -> None:
+        """Pi's idle prompt-cache refreshes since the previous cell, shown with this turn."""
+        self.cache_warming = tally
+
+    def finish(
+        self,
+        outcome: RunOutcome | None,
+        *,
+        interrupted: bool = False,
+        error: str | None = None,
+        level: str | None = None,
+    ) -> None:
+        """Close the turn: mark open blocks done and record how it ended (``error``: why
+        it failed outside Pi's stream; ``level``: the thinking level Pi says it ran with)."""
         self.ended = time.time()
         self.elapsed = time.monotonic() - self._clock
+        if error is not None:
+            self.error = error
+        if level is not None:
+            self.thinking_level = level
         if interrupted:
             self.status = "interrupted"
         elif outcome is None:
@@ -237,12 +296,6 @@ class Turn:
                 block.touch()
         if interrupted:
             self._notice("warning", "Interrupted: Pi was asked to stop this turn.", done=True)
-
-    def fail(self, message: str) -> None:
-        """Close the turn on an error outside Pi's stream (Pi exited, timed out)."""
-        self.error = message
-        self._add(ErrorBlock(message=message, done=True))
-        self.finish(None)
 
     # -- internals -------------------------------------------------------------------------
 

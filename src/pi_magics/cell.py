@@ -116,23 +116,16 @@ class CellTurn:
         """Close the turn as its run ended: the run's result, None when interrupted;
         the run's error is raised after the turn has recorded it."""
         turn, request = self.turn, self.request
-        turn.thinking_level = request.level
-        # Pi names the model at the end of its first message; a turn without one (interrupted
-        # or failed early, an extension command) still ran on the model it was asked of, and
-        # its footer and transcript say so.
-        if turn.model is None and request.model and "/" in request.model:
-            turn.provider, _, turn.model = request.model.partition("/")
+        turn.asked_with(request.model, request.level)
         if self.interrupted:
             turn.finish(None, interrupted=True)
             return None
         error = future.exception()
         if error is not None:
-            turn.error = str(error)
-            turn.finish(None)
+            turn.finish(None, error=str(error))
             raise error
         result = future.result()
-        turn.thinking_level = result.thinking_level
-        turn.finish(result.outcome)
+        turn.finish(result.outcome, level=result.thinking_level)
         return result
 
     def _post_errand(self, errand: Errand[Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from functools import cache, partial
 from typing import Any
@@ -273,6 +273,31 @@ class PiMagics(PiSettings, RecordCommands):
             raise UsageError(str(exc)) from None
         if recorded is not None:
             return self._show_replayed(recorded, quiet=quiet, secrets=secrets)
+        turn = partial(
+            self.session.run_turn,
+            prompt,
+            model=model,
+            thinking=thinking,
+            new=new,
+            before=state,
+        )
+        return self._run_live(
+            request, turn, state, secrets, quiet=quiet, tools=tools, images=images
+        )
+
+    def _run_live(
+        self,
+        request: Request,
+        turn: Callable[..., Awaitable[TurnResult]],
+        state: SessionState,
+        secrets: frozenset[str],
+        *,
+        quiet: bool,
+        tools: Policy | None,
+        images: Sequence[str],
+    ) -> Turn:
+        """Ask Pi: ``turn`` is the session's ``run_turn`` for this cell, given the events'
+        callback and the images; stream, then show the end and keep the transcript."""
         sent = self._load_images(images, request.model)
         display = TurnDisplay(quiet=quiet, secrets=secrets, heartbeat=self.heartbeat)
         work = None
@@ -284,15 +309,7 @@ class PiMagics(PiSettings, RecordCommands):
         cell = CellTurn(request, display, self.desk, work=work)
         for _, line in sent:  # shown above the answer, and kept in the transcript
             cell.turn.apply(ClientNotice(message=f"Sent with the prompt: {line}"))
-        run_turn = partial(
-            self.session.run_turn,
-            prompt,
-            model=model,
-            thinking=thinking,
-            new=new,
-            before=state,
-            images=[image for image, _ in sent],
-        )
+        run_turn = partial(turn, images=[image for image, _ in sent])
         self.tools.cell_policy = tools
         try:
             future = cell.stream(self.bridge.submit, run_turn)
@@ -340,7 +357,7 @@ class PiMagics(PiSettings, RecordCommands):
         result: TurnResult | None,
     ) -> None:
         """Show the turn's final state with its transcript; keep it (and record it)."""
-        cell.turn.cache_warming = self._cache_warming_since_last_cell()
+        cell.turn.count_cache_warming(self._cache_warming_since_last_cell())
         transcript = self._transcript(cell.turn, state, secrets, result)
         cell.display.finish(cell.turn, transcript)
         self.transcripts.append(transcript)
@@ -362,7 +379,6 @@ class PiMagics(PiSettings, RecordCommands):
         self, transcript: Transcript, *, quiet: bool, secrets: frozenset[str]
     ) -> Turn:
         turn = transcript.to_turn()
-        turn.replayed_from = transcript.replayed_from
         TurnDisplay(quiet=quiet, secrets=secrets).finish(turn, transcript)
         self.last_turn = turn
         self.transcripts.append(transcript)
