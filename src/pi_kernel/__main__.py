@@ -24,9 +24,10 @@ from jupyter_client.kernelspec import NoSuchKernel
 
 from . import __version__
 from .agent_dir import no_models_hint
+from .errors import PiError, StartError
 from .kernel import kernelspec
 from .launcher import start
-from .rpc import PiError, locate_pi, open_client
+from .rpc import locate_pi, open_client
 
 
 async def _doctor(pi_path: str | None) -> int:
@@ -104,7 +105,7 @@ def _start(args: argparse.Namespace) -> int:
     )
     try:
         return start.run(install, options)
-    except start.StartError as exc:
+    except StartError as exc:
         print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

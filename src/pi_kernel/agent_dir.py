@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from .errors import PiError, PiSessionNotFound
 from .files import replace_file
-from .rpc.errors import PiError
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +79,6 @@ def settings_kept(path: Path) -> Iterator[None]:
                 path.unlink(missing_ok=True)
             else:
                 replace_file(path, before)
-
-
-class PiSessionNotFound(PiError):
-    """A session to resume that does not exist (nothing was created or switched)."""
 
 
 def find_session(

@@ -8,20 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .agent_dir import no_models_hint
-from .rpc.errors import PiError
+from .errors import PiChoiceError
 from .rpc.protocol import ModelInfo, SessionState
-
-
-class PiNoModels(PiError):
-    """Pi runs, but offers no model: no provider has credentials."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, hint=no_models_hint())
-
-
-class PiChoiceError(PiError):
-    """A model or thinking level that Pi does not offer; the message lists what it does."""
 
 
 def parse_model_ref(ref: str) -> tuple[str, str]:

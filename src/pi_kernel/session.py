@@ -19,11 +19,19 @@ from typing import Self
 
 import anyio
 
-from .agent_dir import PiSessionNotFound, SessionClaim, agent_dir, find_session, settings_kept
-from .choices import Choices, PiChoiceError, PiNoModels, parse_model_ref
+from .agent_dir import SessionClaim, agent_dir, find_session, no_models_hint, settings_kept
+from .choices import Choices, parse_model_ref
+from .errors import (
+    PiChoiceError,
+    PiCommandError,
+    PiError,
+    PiExited,
+    PiNoModels,
+    PiSessionNotFound,
+    PiTimeout,
+)
 from .kernel_tools.channel import ChannelStats, ToolHandler
 from .rpc.client import PiClient, UIHandler, cancel_dialog
-from .rpc.errors import PiCommandError, PiError, PiExited, PiTimeout
 from .rpc.feed import ClientEvent
 from .rpc.launch import PiInstall
 from .rpc.protocol import ImageContent, ModelInfo, SessionState, SessionStats, SlashCommand
@@ -71,9 +79,11 @@ class PiSession:
         ui_handler: UIHandler = cancel_dialog,
         discovery_timeout: float = DISCOVERY_TIMEOUT,
         tools: ToolHandler | None = None,
+        pi_path_hint: str = "",
     ) -> None:
         """``tools``: the notebook's tools for Pi (run Python in the kernel, ...); each
-        Pi started then loads the extension that offers them, with a channel of its own."""
+        Pi started then loads the extension that offers them, with a channel of its own.
+        ``pi_path_hint``: how the user sets the Pi to run, for the error when none can."""
         self._claim = SessionClaim()
         """The session file this notebook's Pi writes, claimed against other kernels."""
         self.pi = PiSupervisor(
@@ -83,6 +93,7 @@ class PiSession:
             env=env,
             ui_handler=ui_handler,
             tools=tools,
+            pi_path_hint=pi_path_hint,
             on_start=self._on_start,
             on_stop=self._claim.release,
         )
@@ -242,7 +253,7 @@ class PiSession:
             with anyio.fail_after(self.discovery_timeout):
                 models = await self.models(refresh=refresh)
                 if not models:
-                    raise PiNoModels("Pi runs but offers no models.")
+                    raise PiNoModels("Pi runs but offers no models.", hint=no_models_hint())
                 if state is None:
                     state = await client.get_state()
                 levels = await client.get_available_thinking_levels()
@@ -283,7 +294,9 @@ class PiSession:
             if model.provider == provider and model.id == model_id:
                 return model
         if not models:
-            raise PiNoModels(f"Pi offers no models, so {ref!r} cannot be used.")
+            raise PiNoModels(
+                f"Pi offers no models, so {ref!r} cannot be used.", hint=no_models_hint()
+            )
         choices = ", ".join(sorted(model.ref for model in models))
         raise PiChoiceError(f"Pi has no model {ref!r}. Available: {choices}")
 
@@ -391,7 +404,9 @@ class PiSession:
                 assert run.outcome is not None
             except PiCommandError as exc:
                 if exc.command == "prompt" and not await self._has_models(client):
-                    raise PiNoModels(f"Pi cannot answer: {exc.pi_message}") from None
+                    raise PiNoModels(
+                        f"Pi cannot answer: {exc.pi_message}", hint=no_models_hint()
+                    ) from None
                 raise
             finally:
                 if (model is not None or thinking is not None) and client.alive:

@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from .kernel_tools.channel import ToolChannel, ToolHandler
 from .rpc.client import PiClient, UIHandler, cancel_dialog, open_client
-from .rpc.errors import PiError, PiNotFound
+from .rpc.errors import PiError
 from .rpc.launch import PiInstall, locate_pi
 from .rpc.transport import task_group
 
@@ -56,18 +56,21 @@ class PiSupervisor:
         env: Mapping[str, str] | None = None,
         ui_handler: UIHandler = cancel_dialog,
         tools: ToolHandler | None = None,
+        pi_path_hint: str = "",
         on_start: Callable[[PiClient], Awaitable[None]] | None = None,
         on_stop: Callable[[], None] | None = None,
     ) -> None:
         """``tools``: the notebook's tools for Pi; each Pi started then loads the extension
         that offers them, with a channel of its own.  ``on_start`` prepares a new Pi before
-        anyone else gets it; ``on_stop`` runs whenever a Pi is let go."""
+        anyone else gets it; ``on_stop`` runs whenever a Pi is let go.  ``pi_path_hint``:
+        how this program's user sets the Pi to run, for the error when none can."""
         self.pi_path = pi_path
         self.args = tuple(args)
         self.cwd = cwd or os.getcwd()
         self.env = env
         self.ui_handler = ui_handler
         self.tools = tools
+        self.pi_path_hint = pi_path_hint
         self._on_start = on_start
         self._on_stop = on_stop
         self.install: PiInstall | None = None
@@ -131,13 +134,7 @@ class PiSupervisor:
             return self.current.client
 
     def _locate(self) -> PiInstall:
-        try:
-            return locate_pi(self.pi_path)
-        except PiNotFound as exc:
-            # In a notebook the path is also a setting of the magics.
-            notebook = "In a notebook: %config PiMagics.pi_path = '/path/to/pi'."
-            exc.hint = f"{exc.hint} {notebook}" if exc.hint else notebook
-            raise
+        return locate_pi(self.pi_path, also=self.pi_path_hint)
 
     async def stop(self) -> None:
         """Stop Pi now, or the start under way; the next ``client()`` starts a new one."""

@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from pi_kernel.errors import ImageError
 from pi_kernel.rpc.protocol import ImageContent
 
 IMAGE_LIMIT_BYTES = 5 * 1024 * 1024
@@ -24,10 +25,6 @@ _SIGNATURES = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
-
-
-class ImageError(ValueError):
-    """An ``--image`` that cannot be sent; the message says why and what to do."""
 
 
 def image_type(data: bytes) -> str | None:

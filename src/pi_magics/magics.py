@@ -23,10 +23,10 @@ from IPython.display import display
 from traitlets import observe
 
 from pi_kernel.agent_dir import no_models_hint
+from pi_kernel.errors import CassetteError, ImageError, PiError, PiExited
 from pi_kernel.kernel_tools.catalog import POLICIES, Policy, check_policy
-from pi_kernel.records.cassette import CassetteError, Cassettes
+from pi_kernel.records.cassette import Cassettes
 from pi_kernel.records.redaction import redact, secret_values
-from pi_kernel.rpc.errors import PiError, PiExited
 from pi_kernel.rpc.feed import ClientNotice
 from pi_kernel.rpc.protocol import (
     CACHE_WARM,
@@ -45,7 +45,7 @@ from .bridge import Bridge
 from .cell import CellTurn, Request
 from .desk import Desk
 from .dialogs import put_dialog
-from .images import ImageError, load_image
+from .images import load_image
 from .prompt import check_prompt, check_variable_name, interpolate
 from .record_commands import RecordCommands
 from .render import TurnDisplay
@@ -83,6 +83,7 @@ class PiMagics(PiSettings, RecordCommands):
                 ui_handler=partial(put_dialog, self.desk),
                 discovery_timeout=self.discovery_timeout,
                 tools=self.tools if self.workbench is not None else None,
+                pi_path_hint="In a notebook: %config PiMagics.pi_path = '/path/to/pi'.",
             )
         )
         self.picker: Picker | None = None
@@ -321,13 +322,19 @@ class PiMagics(PiSettings, RecordCommands):
         try:
             result = cell.outcome(future)
         except Exception as error:
-            if isinstance(error, PiExited):
-                self.last_exit = error
-                error.hint = "The next %%pi cell starts a new Pi; %pi status shows its last stderr."
             # The raised error is the message (IPython shows a PiError in a few lines);
             # what streamed before it stays visible above it.
             if cell.turn.visible_blocks:
                 cell.display.finish(cell.turn, self._transcript(cell.turn, state, secrets))
+            if isinstance(error, PiExited):
+                # The notebook's own words for what happens next, on an error of its own.
+                self.last_exit = PiExited(
+                    error.message,
+                    returncode=error.returncode,
+                    stderr_tail=error.stderr_tail,
+                    hint="The next %%pi cell starts a new Pi; %pi status shows its last stderr.",
+                )
+                raise self.last_exit from None
             raise
         self._finish(cell, state, secrets, result)
         return cell.turn

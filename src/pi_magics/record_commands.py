@@ -11,9 +11,9 @@ from pathlib import Path
 
 from IPython.core.error import UsageError
 
-from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV, CassetteError, Cassettes
+from pi_kernel.errors import CassetteError, FileRefused
+from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV, Cassettes
 from pi_kernel.records.export import (
-    FileRefused,
     is_jsonl_export,
     is_markdown_export,
     to_jsonl,

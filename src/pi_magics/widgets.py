@@ -19,7 +19,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from pi_kernel.choices import Choices, PiNoModels
+from pi_kernel.choices import Choices
+from pi_kernel.errors import PiNoModels
 from pi_kernel.rpc.errors import PiError, PiNotFound, PiTimeout
 from pi_kernel.rpc.protocol import ModelInfo
 from pi_kernel.session import PiSession

@@ -11,7 +11,7 @@ import anyio
 import psutil
 import pytest
 
-from pi_kernel.choices import PiChoiceError, PiNoModels
+from pi_kernel.errors import PiChoiceError, PiNoModels
 from pi_kernel.rpc import PiExited, PiInstall, PiNotFound
 from pi_kernel.rpc.protocol import MessageUpdate
 from pi_kernel.session import PiSession

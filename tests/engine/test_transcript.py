@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pi_kernel.agent_dir import PiSessionNotFound, find_session
+from pi_kernel.agent_dir import find_session
 from pi_kernel.blocks import ErrorBlock, NoticeBlock, TextBlock, ThinkingBlock, ToolBlock
-from pi_kernel.records.cassette import CassetteError, Cassettes, Player, Recorder
+from pi_kernel.errors import CassetteError, PiSessionNotFound
+from pi_kernel.records.cassette import Cassettes, Player, Recorder
 from pi_kernel.records.export import to_markdown, write_file
 from pi_kernel.records.redaction import REDACTED, redact, secret_values
 from pi_kernel.transcript import (

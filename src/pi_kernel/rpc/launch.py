@@ -100,37 +100,45 @@ class PiInstall:
         return f"{label} (from {SOURCE_REASONS[self.source]})" if why else label
 
 
-def locate_pi(explicit: str | os.PathLike[str] | None = None) -> PiInstall:
-    """Choose the Pi to run, in the documented order; raise ``PiNotFound`` if it can't run."""
+def locate_pi(explicit: str | os.PathLike[str] | None = None, *, also: str = "") -> PiInstall:
+    """Choose the Pi to run, in the documented order; raise ``PiNotFound`` if it can't run.
+    ``also``: what else the caller's user can do, added to the error's hint."""
     if explicit:
-        return inspect_pi(Path(explicit).expanduser(), "setting")
+        return inspect_pi(Path(explicit).expanduser(), "setting", also=also)
     from_env = os.environ.get(ENV_PI_PATH)
     if from_env:
         recorded = os.environ.get(ENV_PI_RECORDED) == from_env
-        return inspect_pi(Path(from_env).expanduser(), "kernelspec" if recorded else "environment")
+        source: Source = "kernelspec" if recorded else "environment"
+        return inspect_pi(Path(from_env).expanduser(), source, also=also)
     project_pi = CHECKOUT / "node_modules" / ".bin" / "pi" if CHECKOUT is not None else None
     if project_pi is not None and project_pi.exists():
-        return inspect_pi(project_pi, "project")
+        return inspect_pi(project_pi, "project", also=also)
     on_path = shutil.which("pi")
     if on_path:
-        return inspect_pi(Path(on_path), "PATH")
+        return inspect_pi(Path(on_path), "PATH", also=also)
     checkout = "no checkout install" if CHECKOUT is not None else "no checkout (a wheel install)"
     raise PiNotFound(
         "pi",
         f"no {ENV_PI_PATH}, {checkout}, and no `pi` on PATH",
-        hint=INSTALL_HINT,
+        hint=_install_hint(also),
     )
 
 
-def inspect_pi(path: Path, source: Source) -> PiInstall:
-    """Check that ``path`` can be run and work out the command line for it."""
+def _install_hint(also: str) -> str:
+    return f"{INSTALL_HINT} {also}" if also else INSTALL_HINT
+
+
+def inspect_pi(path: Path, source: Source, *, also: str = "") -> PiInstall:
+    """Check that ``path`` can be run and work out the command line for it (``also``: as
+    in ``locate_pi``)."""
+    hint = _install_hint(also)
     # Pi runs in the notebook's directory, not necessarily ours: a relative path would
     # point somewhere else there.
     path = path.absolute()
     if not path.exists():
-        raise PiNotFound(str(path), "no such file", hint=INSTALL_HINT)
+        raise PiNotFound(str(path), "no such file", hint=hint)
     if path.is_dir():
-        raise PiNotFound(str(path), "it is a directory, not the pi executable", hint=INSTALL_HINT)
+        raise PiNotFound(str(path), "it is a directory, not the pi executable", hint=hint)
     real = path.resolve()
     package, version = _package_of(real)
     if _is_node_script(real):
@@ -139,11 +147,11 @@ def inspect_pi(path: Path, source: Source) -> PiInstall:
             raise PiNotFound(
                 str(path),
                 "it is a Node.js script and no `node` was found to run it",
-                hint=INSTALL_HINT,
+                hint=hint,
             )
         return PiInstall(path, source, (node, str(real)), package, version)
     if not os.access(real, os.X_OK):
-        raise PiNotFound(str(path), "it is not executable", hint=INSTALL_HINT)
+        raise PiNotFound(str(path), "it is not executable", hint=hint)
     return PiInstall(path, source, (str(path),), package, version)
 
 
