@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from pi_kernel import variables
 from pi_kernel.rpc import PiInstall
-from pi_kernel.rpc.launch import ENV_PI_PATH
-from tests.support.kernels import KernelHarness, running_kernel
+from tests.support.kernels import KernelHarness, install_pi_kernelspec, running_kernel
 from tests.support.pi_env import PiEnv, isolated_env, write_agent_dir
 from tests.support.pis import COMPAT_PIS, CURRENT_PI, LEGACY_PI, PinnedPi
 from tests.support.processes import assert_none_left
@@ -24,7 +24,16 @@ from tests.support.scripted_llm import ScriptedLLM
 from tests.support.tiers import guard_the_fast_tier
 
 LIVE_FIXTURES = frozenset(
-    {"pi_install", "legacy_install", "kernel", "kernels_prefix", "lab", "page", "start_kernel"}
+    {
+        "pi_install",
+        "legacy_install",
+        "kernel",
+        "pi_kernel",
+        "kernels_prefix",
+        "lab",
+        "page",
+        "start_kernel",
+    }
 )
 """A test that uses one of these starts a Pi or a kernel: it is ``live``."""
 
@@ -97,7 +106,7 @@ def pi_env(tmp_path: Path, llm: ScriptedLLM, pi_install: PiInstall) -> PiEnv:
     agent_dir = write_agent_dir(tmp_path / "agent", llm.base_url)
     pi_env = isolated_env(tmp_path, agent_dir)
     if pi_install.path != CURRENT_PI.executable:
-        pi_env.env[ENV_PI_PATH] = str(pi_install.path)
+        pi_env.env[variables.PI_PATH] = str(pi_install.path)
     return pi_env
 
 
@@ -108,10 +117,34 @@ def no_pi_left_behind(tmp_path: Path) -> Iterator[None]:
     assert_none_left(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def _pi_kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``python -m pi_kernel install --prefix`` once: no test changes what it writes."""
+    prefix = tmp_path_factory.mktemp("kernelspec") / "prefix"
+    install_pi_kernelspec(prefix)
+    return prefix
+
+
+@pytest.fixture
+def kernels_prefix(_pi_kernelspec: Path, monkeypatch: pytest.MonkeyPatch, pi_env: PiEnv) -> Path:
+    """The prefix the Pi kernelspec is installed under, on JUPYTER_PATH for this test."""
+    jupyter_path = str(_pi_kernelspec / "share" / "jupyter")
+    monkeypatch.setenv("JUPYTER_PATH", jupyter_path)
+    pi_env.env["JUPYTER_PATH"] = jupyter_path
+    return _pi_kernelspec
+
+
+@pytest.fixture
+def pi_kernel(kernels_prefix: Path, pi_env: PiEnv) -> Iterator[KernelHarness]:
+    """A Pi kernel (its cells are prompts) in the test's Pi environment."""
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd, kernel_name="pi") as kernel:
+        yield kernel
+
+
 @pytest.fixture
 def kernel(pi_env: PiEnv) -> Iterator[KernelHarness]:
     """A python3 kernel in the test's Pi environment, with ``%load_ext pi_magics`` done.
-    (The Pi kernel's tests define their own ``kernel``.)"""
+    (The Pi kernel's tests, in tests/kernel/, make ``kernel`` the Pi kernel.)"""
     with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
         assert kernel.execute("%load_ext pi_magics").status == "ok"
         yield kernel

@@ -13,12 +13,11 @@ logged by name and id only, never with their contents.
 """
 
 import logging
-import os
 import sys
 
-__version__ = "0.1.0"
+from . import variables
 
-LOG_ENV = "PI_KERNEL_LOG"
+__version__ = "0.1.0"
 
 
 def _log_to_stderr(level: str) -> None:
@@ -26,7 +25,7 @@ def _log_to_stderr(level: str) -> None:
     number = logging.getLevelName(level.strip().upper())
     if not isinstance(number, int):
         print(
-            f"pi-kernel: {LOG_ENV}={level!r} is not a logging level; use debug or info.",
+            f"pi-kernel: {variables.LOG}={level!r} is not a logging level; use debug or info.",
             file=sys.stderr,
         )
         return
@@ -38,5 +37,6 @@ def _log_to_stderr(level: str) -> None:
         logger.addHandler(handler)
 
 
-if os.environ.get(LOG_ENV):
-    _log_to_stderr(os.environ[LOG_ENV])
+_level = variables.read(variables.LOG)
+if _level:
+    _log_to_stderr(_level)

@@ -24,35 +24,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from . import variables
 from .errors import PiError, PiSessionNotFound
 from .files import replace_file
 
 logger = logging.getLogger(__name__)
-
-AGENT_DIR_ENV = "PI_CODING_AGENT_DIR"
-"""The variable that moves Pi's agent directory away from ``~/.pi/agent``."""
 
 NO_MODELS_HINT = (
     "Pi lists only models whose provider has credentials: run `pi` and use /login, or set "
     "a provider key such as ANTHROPIC_API_KEY or OPENAI_API_KEY before starting Jupyter, "
     "or add a provider to models.json in Pi's agent directory."
 )
-BACKEND_PROBLEM_ENV = "PI_KERNEL_BACKEND_PROBLEM"
-"""Set by the main command when the model it meant to give Pi (the local demo model) could
-not start: the sentence saying why, which the notebook shows when Pi has no models."""
 
 
 def no_models_hint() -> str:
     """What to do when Pi offers no models, after the main command's reason if it gave one."""
-    problem = os.environ.get(BACKEND_PROBLEM_ENV)
+    problem = variables.read(variables.BACKEND_PROBLEM)
     return f"{problem} {NO_MODELS_HINT}" if problem else NO_MODELS_HINT
 
 
 def agent_dir(env: Mapping[str, str]) -> Path:
     """Pi's agent directory for a Pi started with ``env``: ``$PI_CODING_AGENT_DIR`` or
     ``~/.pi/agent``, with ``~`` meaning that environment's ``HOME``."""
-    home = env.get("HOME") or os.path.expanduser("~")
-    configured = env.get(AGENT_DIR_ENV)
+    home = variables.read(variables.HOME, env) or os.path.expanduser("~")
+    configured = variables.read(variables.AGENT_DIR, env)
     if configured:
         if configured == "~" or configured.startswith("~/"):
             configured = home + configured[1:]
@@ -170,7 +165,7 @@ class SessionClaim:
 
 def runtime_dir() -> Path:
     """pi-kernel's per-user runtime directory (0700): claims, and the kernel tools' sockets."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    runtime = variables.read(variables.XDG_RUNTIME_DIR) or tempfile.gettempdir()
     folder = Path(runtime) / f"pi-kernel-{os.getuid()}"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     # In a shared temporary directory someone else may have made it first: a folder another

@@ -39,12 +39,15 @@ LOCAL_KEY = "PI_KERNEL_LOCAL_KEY"
 TOOLS_SOCKET = "PI_KERNEL_TOOLS_SOCKET"
 TOOLS_SECRET = "PI_KERNEL_TOOLS_SECRET"
 AGENT_DIR = "PI_CODING_AGENT_DIR"
+PI_OFFLINE = "PI_OFFLINE"
 HOME = "HOME"
 XDG_RUNTIME_DIR = "XDG_RUNTIME_DIR"
 XDG_STATE_HOME = "XDG_STATE_HOME"
 
 VARIABLES = (
-    Variable(PI_PATH, "you", "The Pi to run (a path to its `pi`), before the checkout's and PATH's."),
+    Variable(
+        PI_PATH, "you", "The Pi to run (a path to its `pi`), before the checkout's and PATH's."
+    ),
     Variable(
         PI_RECORDED,
         "pi-kernel",
@@ -77,6 +80,11 @@ VARIABLES = (
     Variable(TOOLS_SOCKET, "pi-kernel", "The kernel tools' socket, for pi-kernel's extension."),
     Variable(TOOLS_SECRET, "pi-kernel", "The kernel tools' secret, for pi-kernel's extension."),
     Variable(AGENT_DIR, "Pi", "Pi's configuration folder (models, keys, sessions); ~/.pi/agent."),
+    Variable(
+        PI_OFFLINE,
+        "Pi",
+        "Set by the main command for the local demo model: Pi then fetches nothing online.",
+    ),
     Variable(HOME, "the system", "Where ~ is for Pi's agent dir and pi-kernel's state."),
     Variable(
         XDG_RUNTIME_DIR,

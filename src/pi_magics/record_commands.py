@@ -6,13 +6,13 @@ and its bridge); paths are the user's, relative to the notebook's directory.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from IPython.core.error import UsageError
 
+from pi_kernel import variables
 from pi_kernel.errors import CassetteError, FileRefused
-from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV, Cassettes
+from pi_kernel.records.cassette import Cassettes
 from pi_kernel.records.export import (
     is_jsonl_export,
     is_markdown_export,
@@ -36,9 +36,13 @@ class RecordCommands:
     transcripts: list[Transcript]
 
     def _cassette_from_environment(self) -> None:
-        record, replay = os.environ.get(RECORD_ENV), os.environ.get(REPLAY_ENV)
+        # A cassette named in the environment when the extension loads: how a notebook records
+        # or replays in CI or papermill without a cell that says so.
+        record, replay = variables.read(variables.RECORD), variables.read(variables.REPLAY)
         if record and replay:
-            self.cassettes.problem = f"Both {RECORD_ENV} and {REPLAY_ENV} are set: set only one."
+            self.cassettes.problem = (
+                f"Both {variables.RECORD} and {variables.REPLAY} are set: set only one."
+            )
         elif record or replay:
             try:
                 if record:
@@ -46,7 +50,9 @@ class RecordCommands:
                 else:
                     self._pi_replay([replay or ""])
             except UsageError as exc:
-                self.cassettes.problem = f"{RECORD_ENV if record else REPLAY_ENV}: {exc}"
+                self.cassettes.problem = (
+                    f"{variables.RECORD if record else variables.REPLAY}: {exc}"
+                )
         if self.cassettes.problem is not None:
             print(self.cassettes.problem)
 

@@ -13,13 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from pi_kernel.transcript import (
-    CUT_OFF_LABEL,
-    NoticePart,
-    ToolPart,
-    Transcript,
-    transcripts_in,
-)
+from pi_kernel.transcript import CUT_OFF_LABEL, NoticePart, ToolPart, Transcript, transcripts_in
 from tests.support import scripted_llm as script
 from tests.support.kernels import (
     DISPLAY_MESSAGES,

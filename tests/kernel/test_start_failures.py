@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from pi_kernel.rpc.launch import ENV_PI_PATH
+from pi_kernel import variables
 from tests.support.kernels import running_kernel, short_failure
 from tests.support.pi_env import PiEnv
 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [(ENV_PI_PATH, "/bin/false"), (ENV_PI_PATH, "/nonexistent/pi")],
+    [(variables.PI_PATH, "/bin/false"), (variables.PI_PATH, "/nonexistent/pi")],
 )
 def test_a_pi_that_cannot_start_is_a_few_lines_in_the_pi_kernel(
     kernels_prefix: Path, pi_env: PiEnv, variable: str, value: str

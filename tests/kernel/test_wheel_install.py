@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pi_kernel.rpc.launch import ENV_PI_PATH
+from pi_kernel import variables
 from tests.support.kernels import running_kernel
 from tests.support.pi_env import PiEnv
 from tests.support.pis import CURRENT_PI, REPO
@@ -75,7 +75,7 @@ def _in(env_dir: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedP
 def _without_pi(pi_env: PiEnv, env_dir: Path) -> dict[str, str]:
     """The test's environment with no Pi to be found but a recorded one: no variable, and a
     PATH without ``pi`` (the machine's own tools only)."""
-    env = {key: value for key, value in pi_env.env.items() if key != ENV_PI_PATH}
+    env = {key: value for key, value in pi_env.env.items() if key != variables.PI_PATH}
     env["PATH"] = os.pathsep.join((str(env_dir / "bin"), "/usr/bin", "/bin"))
     env["JUPYTER_PATH"] = str(env_dir / "share" / "jupyter")
     return env
@@ -107,10 +107,10 @@ def test_the_wheel_runs_without_a_checkout(installed: Path, pi_env: PiEnv):
     )
     assert found.returncode == 0, found.stderr
     assert f"at {on_path / 'pi'} (from `pi` on PATH" in found.stdout
-    named = {**env, ENV_PI_PATH: str(CURRENT_PI.executable)}
+    named = {**env, variables.PI_PATH: str(CURRENT_PI.executable)}
     found = _in(installed, "-m", "pi_kernel", "doctor", env=named)
     assert found.returncode == 0, found.stderr
-    assert f"(from {ENV_PI_PATH} in the environment)" in found.stdout
+    assert f"(from {variables.PI_PATH} in the environment)" in found.stdout
 
 
 def test_install_records_the_pi_and_the_kernel_runs_it(
@@ -126,7 +126,7 @@ def test_install_records_the_pi_and_the_kernel_runs_it(
     assert f"Installed kernelspec pi in {spec_dir}" in result.stdout
     spec = json.loads((spec_dir / "kernel.json").read_text())
     assert spec["argv"][0] == str(installed / "bin" / "python")
-    assert spec["env"][ENV_PI_PATH] == str(pinned)
+    assert spec["env"][variables.PI_PATH] == str(pinned)
 
     # A broken path is refused in one line, and the recorded spec stays as it was.
     missing = installed / "no" / "pi"
@@ -148,4 +148,4 @@ def test_install_records_the_pi_and_the_kernel_runs_it(
         assert answer.status == "ok", answer.text()
         assert "Answered by the recorded Pi." in answer.text()
         status = kernel.execute("%pi status")
-        assert f"at {pinned} (from {ENV_PI_PATH} recorded in the kernelspec" in status.text()
+        assert f"at {pinned} (from {variables.PI_PATH} recorded in the kernelspec" in status.text()

@@ -18,8 +18,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from pi_kernel import variables
 from pi_kernel.kernel_tools.catalog import EXTENSION, PYTHON, TOOL_NAMES, KernelToolCall, ToolReply
-from pi_kernel.kernel_tools.channel import SECRET_ENV, SOCKET_ENV, ToolChannel
+from pi_kernel.kernel_tools.channel import ToolChannel
 
 NOBODY = 65534
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -52,7 +53,7 @@ def ask(path: str, request: dict[str, object] | bytes) -> dict[str, object]:
 async def test_a_call_with_the_secret_reaches_the_tools_and_comes_back():
     tools = Recorder()
     async with ToolChannel(tools) as channel:
-        path, secret = channel.env[SOCKET_ENV], channel.env[SECRET_ENV]
+        path, secret = channel.env[variables.TOOLS_SOCKET], channel.env[variables.TOOLS_SECRET]
         offer = await anyio.to_thread.run_sync(ask, path, {"secret": secret, "op": "offer"})
         request = {"secret": secret, "op": "call", "tool": PYTHON, "callId": "c1"}
         reply = await anyio.to_thread.run_sync(ask, path, {**request, "args": {"code": "1"}})
@@ -76,7 +77,7 @@ async def test_a_call_with_the_secret_reaches_the_tools_and_comes_back():
 async def test_a_caller_without_the_secret_is_refused_and_nothing_runs(request_: object):
     tools = Recorder()
     async with ToolChannel(tools) as channel:
-        reply = await anyio.to_thread.run_sync(ask, channel.env[SOCKET_ENV], request_)
+        reply = await anyio.to_thread.run_sync(ask, channel.env[variables.TOOLS_SOCKET], request_)
     assert reply["ok"] is False
     assert tools.calls == []
     assert channel.refused == 1
@@ -127,7 +128,7 @@ async def test_another_user_cannot_reach_the_socket_nor_be_served_through_it(
         return run.stdout + run.stderr
 
     async with ToolChannel(tools) as channel:
-        secret = channel.env[SECRET_ENV]
+        secret = channel.env[variables.TOOLS_SECRET]
         assert "permission denied" in await anyio.to_thread.run_sync(
             as_nobody, channel.path, secret
         )
@@ -148,5 +149,5 @@ def test_the_extension_offers_exactly_the_catalogs_tools():
         line.split('"')[1] for line in source.splitlines() if line.strip().startswith('name: "')
     ]
     assert declared == list(TOOL_NAMES)
-    assert SOCKET_ENV in source
-    assert SECRET_ENV in source
+    assert variables.TOOLS_SOCKET in source
+    assert variables.TOOLS_SECRET in source

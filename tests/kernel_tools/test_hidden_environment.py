@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
+from pi_kernel import variables
 from pi_kernel.kernel_tools.catalog import PYTHON
-from pi_kernel.rpc.environment import ENV_HIDE
 from tests.support import scripted_llm as script
 from tests.support.kernels import running_kernel
 from tests.support.pi_env import PiEnv
@@ -23,7 +23,7 @@ HIDDEN = {
     "JUPYTER_TOKEN": "server-token-81b3e4c0",
     "TEAM_DB_PASSWORD": "db-password-2c9d41",  # hidden by the setting below
 }
-SHOWN = {"TEAM_REGION": "region-eu-west-7", ENV_HIDE: "TEAM_DB_*"}
+SHOWN = {"TEAM_REGION": "region-eu-west-7", variables.HIDE_ENV: "TEAM_DB_*"}
 
 
 def test_pi_never_sees_the_hub_token_through_bash_or_the_kernel(pi_env: PiEnv, llm: ScriptedLLM):

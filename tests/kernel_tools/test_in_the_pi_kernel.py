@@ -12,7 +12,10 @@ from tests.support.scripted_llm import ScriptedLLM, call, tool_result
 
 
 @pytest.mark.contract
-def test_a_prompt_cells_pi_works_in_the_py_cells_namespace(kernel: KernelHarness, llm: ScriptedLLM):
+def test_a_prompt_cells_pi_works_in_the_py_cells_namespace(
+    pi_kernel: KernelHarness, llm: ScriptedLLM
+):
+    kernel = pi_kernel
     assert kernel.execute("%%py\nprices = [3.5, 4.0, 2.25]").status == "ok"
     llm.enqueue(
         script.tool_calls((VARIABLES, {}), (HISTORY, {})),

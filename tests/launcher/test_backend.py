@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pi_kernel.agent_dir import AGENT_DIR_ENV
+from pi_kernel import variables
 from pi_kernel.launcher.backend import choose_backend
 from pi_kernel.rpc import PiInstall
 from tests.support.new_user import new_user_env
@@ -48,11 +48,11 @@ async def test_a_configured_agent_dir_without_models_falls_back_to_the_local_mod
 ):
     empty = tmp_path / "empty-agent"
     empty.mkdir()
-    env = {**new_user_env(tmp_path), AGENT_DIR_ENV: str(empty)}
+    env = {**new_user_env(tmp_path), variables.AGENT_DIR: str(empty)}
     backend = await choose_backend(pi_install, tmp_path / "own", env)
     assert backend.kind == "local"
-    assert f"Pi offers no models with {AGENT_DIR_ENV}={empty}" in backend.description
-    assert backend.env[AGENT_DIR_ENV] == str(tmp_path / "own")
+    assert f"Pi offers no models with {variables.AGENT_DIR}={empty}" in backend.description
+    assert backend.env[variables.AGENT_DIR] == str(tmp_path / "own")
     assert backend.env["PI_OFFLINE"] == "1"
 
 
@@ -64,7 +64,7 @@ async def test_the_users_own_pi_setup_is_used_and_left_untouched(
     before = snapshot(user_agent_dir)
     backend = await choose_backend(pi_install, tmp_path / "own", env)
     assert backend.kind == "user"
-    assert AGENT_DIR_ENV not in backend.env
+    assert variables.AGENT_DIR not in backend.env
     assert "scripted/plain" in backend.models
     assert_unchanged(user_agent_dir, before)
 
@@ -75,7 +75,7 @@ async def test_a_provider_key_in_the_environment_is_used_without_creating_dot_pi
     env = {**new_user_env(tmp_path), "OPENAI_API_KEY": "sk-not-a-real-key"}
     backend = await choose_backend(pi_install, tmp_path / "own", env)
     assert backend.kind == "environment"
-    assert backend.env[AGENT_DIR_ENV] == str(tmp_path / "own")
+    assert backend.env[variables.AGENT_DIR] == str(tmp_path / "own")
     assert any(ref.startswith("openai/") for ref in backend.models)
     assert not (Path(env["HOME"]) / ".pi").exists()
 

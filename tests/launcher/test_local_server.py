@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import pytest
 
+from pi_kernel import variables
 from pi_kernel.launcher import local_server
 
 
 def test_without_a_key_the_server_does_not_start(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
-    monkeypatch.delenv(local_server.KEY_ENV, raising=False)
+    monkeypatch.delenv(variables.LOCAL_KEY, raising=False)
     code = local_server.main(["--model", "unused.gguf", "--context", "512", "--alias", "m"])
     assert code == 2
     assert capsys.readouterr().err == (
-        f"local_server: {local_server.KEY_ENV} is not set; it holds the key requests must carry.\n"
+        f"local_server: {variables.LOCAL_KEY} is not set; it holds the key requests must carry.\n"
     )

@@ -24,8 +24,9 @@ import nbformat
 import psutil
 import pytest
 
+from pi_kernel import variables
 from pi_kernel.launcher import local_model
-from pi_kernel.launcher.start import DEFAULT_NOTEBOOK, STATE_DIR_ENV
+from pi_kernel.launcher.start import DEFAULT_NOTEBOOK
 from pi_kernel.transcript import Transcript, transcripts_in
 from tests.support.new_user import broken_weights, new_user_env
 from tests.support.pi_env import PiEnv
@@ -109,7 +110,7 @@ def test_with_credentials_the_headless_tour_uses_them_and_no_local_model(
     replies = [f"Scripted answer {n}." for n in range(1, TOUR_PI_CELLS + 1)]
     llm.enqueue(*(text(reply) for reply in replies))
     state = tmp_path / "state"
-    result, notebook = start_headless({**pi_env.env, STATE_DIR_ENV: str(state)})
+    result, notebook = start_headless({**pi_env.env, variables.STATE_DIR: str(state)})
     assert result.returncode == 0, result.stderr
     assert f"Models from your Pi agent dir {pi_env.agent_dir}." in result.stdout
     assert "local demo model" not in result.stdout

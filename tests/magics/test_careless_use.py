@@ -14,7 +14,8 @@ from typing import Any
 import psutil
 import pytest
 
-from pi_kernel.rpc.launch import ENV_PI_PATH, PiInstall
+from pi_kernel import variables
+from pi_kernel.rpc.launch import PiInstall
 from tests.support import scripted_llm as script
 from tests.support.kernels import KernelHarness, running_kernel, short_failure
 from tests.support.pi_env import PiEnv
@@ -61,7 +62,7 @@ def test_a_pi_under_an_old_node_is_a_few_lines_naming_the_cause(
 
 
 def test_a_pi_path_in_the_environment_that_cannot_start_is_a_few_lines(pi_env: PiEnv):
-    env = {**pi_env.env, ENV_PI_PATH: "/bin/false"}
+    env = {**pi_env.env, variables.PI_PATH: "/bin/false"}
     with running_kernel(env=env, cwd=pi_env.cwd) as kernel:
         kernel.execute("%load_ext pi_magics")
         assert "exited during start-up" in short_failure(kernel.execute("%%pi\nHello"))
@@ -75,7 +76,7 @@ def test_interrupting_a_cell_while_pi_starts_is_one_line(
     real = " ".join(shlex.quote(part) for part in pi_install.argv)
     slow.write_text(f'#!/bin/sh\nsleep 4\nexec {real} "$@"\n')
     slow.chmod(0o755)
-    env = {**pi_env.env, ENV_PI_PATH: str(slow)}
+    env = {**pi_env.env, variables.PI_PATH: str(slow)}
     with running_kernel(env=env, cwd=pi_env.cwd) as kernel:
         kernel.execute("%load_ext pi_magics")
 
@@ -95,7 +96,7 @@ def test_a_pi_that_never_answers_holds_nothing_once_the_settings_change(
     silent = tmp_path / "silent-pi"
     silent.write_text("#!/bin/sh\nexec sleep 300\n")  # starts, reads nothing, says nothing
     silent.chmod(0o755)
-    env = {**pi_env.env, ENV_PI_PATH: str(silent)}
+    env = {**pi_env.env, variables.PI_PATH: str(silent)}
     with running_kernel(env=env, cwd=pi_env.cwd) as kernel:
         kernel.execute("%load_ext pi_magics")  # the pre-warm now waits on the silent Pi
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from pi_kernel.records.cassette import RECORD_ENV, read_cassette
+from pi_kernel import variables
+from pi_kernel.records.cassette import read_cassette
 from tests.support import scripted_llm as script
 from tests.support.html_safety import PAYLOADS, active_content
 from tests.support.kernels import KernelHarness, running_kernel, short_failure
@@ -37,7 +38,7 @@ def test_recording_refuses_a_path_that_is_not_a_cassette_and_keeps_the_file(
 def test_the_environment_cannot_make_the_extension_truncate_a_notebook(pi_env: PiEnv):
     notebook = pi_env.cwd / "tour.ipynb"
     notebook.write_text(NOTEBOOK)
-    env = {**pi_env.env, RECORD_ENV: "tour.ipynb"}
+    env = {**pi_env.env, variables.RECORD: "tour.ipynb"}
     with running_kernel(env=env, cwd=pi_env.cwd) as kernel:
         loaded = kernel.execute("%load_ext pi_magics")
         assert "give a path ending in .jsonl" in loaded.text()

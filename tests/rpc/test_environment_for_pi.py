@@ -6,7 +6,8 @@ has a real Pi print its environment from a real kernel.
 
 from __future__ import annotations
 
-from pi_kernel.rpc.environment import ENV_HIDE, for_pi, hidden_values
+from pi_kernel import variables
+from pi_kernel.rpc.environment import for_pi, hidden_values
 
 HUB = {
     "JUPYTERHUB_API_TOKEN": "hub-token-0123456789",
@@ -29,8 +30,8 @@ def test_the_servers_credentials_are_kept_from_pi_and_provider_keys_are_not():
 
 def test_the_setting_adds_names_and_patterns():
     env = {**NEEDED, "TEAM_DB_PASSWORD": "db-secret-0123", "TEAM_S3": "s3", "OTHER": "kept"}
-    env[ENV_HIDE] = "TEAM_*,  UNSET_NAME OTHER_*"
-    assert for_pi(env) == {**NEEDED, "OTHER": "kept", ENV_HIDE: env[ENV_HIDE]}
+    env[variables.HIDE_ENV] = "TEAM_*,  UNSET_NAME OTHER_*"
+    assert for_pi(env) == {**NEEDED, "OTHER": "kept", variables.HIDE_ENV: env[variables.HIDE_ENV]}
 
 
 def test_hidden_values_are_the_long_ones_left_out():

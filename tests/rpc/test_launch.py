@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pi_kernel.rpc import ENV_PI_PATH, PiExited, PiInstall, PiNotFound, locate_pi, open_client
-from pi_kernel.rpc.launch import ENV_PI_RECORDED
+from pi_kernel import variables
+from pi_kernel.rpc import PiExited, PiInstall, PiNotFound, locate_pi, open_client
 from tests.support.pi_env import PiEnv
 from tests.support.pis import REPO
 
@@ -24,7 +24,7 @@ def test_the_project_install_runs_with_its_own_node(pi_install: PiInstall):
 def test_an_explicit_setting_wins_over_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
-    monkeypatch.setenv(ENV_PI_PATH, str(tmp_path / "from-env"))
+    monkeypatch.setenv(variables.PI_PATH, str(tmp_path / "from-env"))
     install = locate_pi(REPO / "node_modules" / ".bin" / "pi")
     assert install.source == "setting"
 
@@ -33,7 +33,7 @@ def test_the_environment_variable_is_honoured_and_never_bypassed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
     missing = tmp_path / "bin" / "pi"
-    monkeypatch.setenv(ENV_PI_PATH, str(missing))
+    monkeypatch.setenv(variables.PI_PATH, str(missing))
     with pytest.raises(PiNotFound) as caught:
         locate_pi()
     assert str(missing) in str(caught.value)
@@ -57,7 +57,7 @@ def test_a_file_that_is_not_executable_is_refused(tmp_path: Path):
 def test_without_any_pi_the_error_says_what_was_looked_for(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
-    monkeypatch.delenv(ENV_PI_PATH, raising=False)
+    monkeypatch.delenv(variables.PI_PATH, raising=False)
     monkeypatch.setattr("pi_kernel.rpc.launch.CHECKOUT", None)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(PiNotFound) as caught:
@@ -68,13 +68,13 @@ def test_without_any_pi_the_error_says_what_was_looked_for(
 
 def test_a_path_recorded_by_the_kernelspec_says_so(monkeypatch: pytest.MonkeyPatch):
     pinned = str(REPO / "node_modules" / ".bin" / "pi")
-    monkeypatch.setenv(ENV_PI_PATH, pinned)
-    monkeypatch.setenv(ENV_PI_RECORDED, pinned)
+    monkeypatch.setenv(variables.PI_PATH, pinned)
+    monkeypatch.setenv(variables.PI_RECORDED, pinned)
     install = locate_pi()
     assert install.source == "kernelspec"
     assert "recorded in the kernelspec" in install.describe()
     # Set by hand over a recorded one (the user's own environment): that one is reported.
-    monkeypatch.setenv(ENV_PI_RECORDED, "/opt/elsewhere/pi")
+    monkeypatch.setenv(variables.PI_RECORDED, "/opt/elsewhere/pi")
     assert locate_pi().source == "environment"
 
 

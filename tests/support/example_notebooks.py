@@ -18,8 +18,8 @@ from typing import Any
 import nbformat
 from nbclient import NotebookClient
 
+from pi_kernel import variables
 from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON, VARIABLES
-from pi_kernel.records.cassette import RECORD_ENV, REPLAY_ENV
 from pi_kernel.transcript import MIMETYPE
 from pi_magics.workbench import MADE_BY_PI
 from tests.support import scripted_llm as script
@@ -180,7 +180,7 @@ def record(example: Example, folder: Path) -> Any:
     with ScriptedLLM() as llm:
         llm.enqueue(*example.replies())
         pi_env = pi_env_for(folder / ".pi-run", llm)
-        env = {**pi_env.env, RECORD_ENV: example.cassette}
+        env = {**pi_env.env, variables.RECORD: example.cassette}
         notebook = execute(example, folder, env, llm)
         if llm.queued:
             raise AssertionError(f"{example.notebook}: {llm.queued} scripted replies unused")
@@ -191,7 +191,7 @@ def replay(example: Example, folder: Path) -> tuple[Any, int]:
     """Replay the example in ``folder``; the notebook, and the requests the LLM received."""
     with ScriptedLLM() as llm:
         pi_env = pi_env_for(folder / ".pi-run", llm)
-        env = {**pi_env.env, REPLAY_ENV: example.cassette}
+        env = {**pi_env.env, variables.REPLAY: example.cassette}
         notebook = execute(example, folder, env)
         return notebook, len(llm.requests)
 

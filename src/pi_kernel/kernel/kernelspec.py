@@ -17,7 +17,8 @@ from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-from ..rpc.launch import CHECKOUT, ENV_PI_PATH, ENV_PI_RECORDED, PiInstall
+from .. import variables
+from ..rpc.launch import CHECKOUT, PiInstall
 
 KERNEL_NAME = "pi"
 DISPLAY_NAME = "Pi"
@@ -51,7 +52,7 @@ def install(
         spec["argv"][0] = sys.executable
         spec["display_name"] = display_name
         if pi is not None:
-            spec["env"] = {ENV_PI_PATH: str(pi.path), ENV_PI_RECORDED: str(pi.path)}
+            spec["env"] = {variables.PI_PATH: str(pi.path), variables.PI_RECORDED: str(pi.path)}
         spec_file.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
         installed = KernelSpecManager().install_kernel_spec(
             str(spec_dir), kernel_name=name, user=user, prefix=prefix, replace=True
@@ -66,7 +67,7 @@ def recorded_pi(name: str = KERNEL_NAME) -> tuple[Path, str | None] | None:
         spec = KernelSpecManager().get_kernel_spec(name)
     except NoSuchKernel:
         return None
-    return Path(spec.resource_dir), spec.env.get(ENV_PI_PATH)
+    return Path(spec.resource_dir), variables.read(variables.PI_PATH, spec.env)
 
 
 def uninstall(*, name: str = KERNEL_NAME, prefix: str | None = None) -> Path:

@@ -35,6 +35,7 @@ from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import variables
 from ..agent_dir import runtime_dir
 from ..records.redaction import redact
 from ..rpc.environment import hidden_values
@@ -43,8 +44,6 @@ from .catalog import EXTENSION, KernelToolCall, ToolReply
 
 logger = logging.getLogger(__name__)
 
-SOCKET_ENV = "PI_KERNEL_TOOLS_SOCKET"
-SECRET_ENV = "PI_KERNEL_TOOLS_SECRET"
 REQUEST_LIMIT = 4_000_000
 """Bytes of one request line: code Pi wants run, with room to spare."""
 
@@ -113,7 +112,7 @@ class ToolChannel:
 
     @property
     def env(self) -> dict[str, str]:
-        return {SOCKET_ENV: str(self.path), SECRET_ENV: self._secret}
+        return {variables.TOOLS_SOCKET: str(self.path), variables.TOOLS_SECRET: self._secret}
 
     async def __aenter__(self) -> Self:
         self._folder = Path(tempfile.mkdtemp(prefix="tools-", dir=runtime_dir()))

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..agent_dir import AGENT_DIR_ENV, agent_dir
+from .. import variables
+from ..agent_dir import agent_dir
 from ..rpc import ModelInfo, PiInstall, open_client
 from .local_model import clear_agent_config
 
@@ -48,7 +49,7 @@ async def probe_models(
 
     Offline: listing the models needs no network (catalog refreshes, version checks).
     """
-    offline = {**(os.environ if env is None else env), "PI_OFFLINE": "1"}
+    offline = {**(os.environ if env is None else env), variables.PI_OFFLINE: "1"}
     with tempfile.TemporaryDirectory(prefix="pi-kernel-probe-") as cwd:
         async with open_client(install, args=("--no-session",), cwd=cwd, env=offline) as client:
             return tuple(await client.get_available_models())
@@ -59,26 +60,26 @@ async def choose_backend(
 ) -> Backend:
     """Pick the backend (see the module docstring); ``own_agent_dir`` is pi-kernel's."""
     base = dict(os.environ if env is None else env)
-    configured = base.get(AGENT_DIR_ENV)
+    configured = variables.read(variables.AGENT_DIR, base)
     if configured:
         models = await probe_models(install, base)
         if models:
             return _found("configured", base, f"your Pi agent dir {configured}", models)
-        reason = f"Pi offers no models with {AGENT_DIR_ENV}={configured}"
+        reason = f"Pi offers no models with {variables.AGENT_DIR}={configured}"
     elif (where := agent_dir(base)).is_dir():  # ~/.pi/agent
         models = await probe_models(install, base)
         if models:
             return _found("user", base, f"your Pi setup in {where}", models)
         reason = f"Pi offers no models with your setup in {where}"
     else:
-        own = {**base, AGENT_DIR_ENV: str(own_agent_dir)}
+        own = {**base, variables.AGENT_DIR: str(own_agent_dir)}
         clear_agent_config(own_agent_dir)
         models = await probe_models(install, own)
         if models:
             description = f"provider keys in your environment (Pi's config in {own_agent_dir})"
             return _found("environment", own, description, models)
         reason = "there is no Pi setup (~/.pi) and no provider key in the environment"
-    local = {**base, AGENT_DIR_ENV: str(own_agent_dir), "PI_OFFLINE": "1"}
+    local = {**base, variables.AGENT_DIR: str(own_agent_dir), variables.PI_OFFLINE: "1"}
     return Backend("local", local, f"the local demo model, because {reason}")
 
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import variables
 from ..errors import LocalModelError
 from ..rpc.processes import stop_group
-from .local_server import KEY_ENV
 
 PROVIDER = "local"
 MODEL_ID = "smollm2-135m-instruct"
@@ -118,7 +118,7 @@ def serving(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
-            env={**(os.environ if env is None else env), KEY_ENV: api_key},
+            env={**(os.environ if env is None else env), variables.LOCAL_KEY: api_key},
             start_new_session=True,
         )
     try:

@@ -9,19 +9,19 @@ not in ``ps``).
 xllamacpp runs llama.cpp's C++ server inside the Python process and has no command line of
 its own: this module is that command line.  It runs in its own process so that the model's
 memory and threads end with it.  ``xllamacpp`` (``pi-kernel[local]``) is imported only
-there, inside ``main``; ``local_model`` imports this module for ``KEY_ENV`` alone.
+there, inside ``main``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from .. import variables
+
 HOST = "127.0.0.1"
-KEY_ENV = "PI_KERNEL_LOCAL_KEY"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,10 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--context", type=int, required=True, help="context size in tokens")
     parser.add_argument("--alias", required=True, help="the model's name in requests")
     args = parser.parse_args(argv)
-    key = os.environ.get(KEY_ENV)
+    key = variables.read(variables.LOCAL_KEY)
     if not key:
         print(
-            f"local_server: {KEY_ENV} is not set; it holds the key requests must carry.",
+            f"local_server: {variables.LOCAL_KEY} is not set; "
+            "it holds the key requests must carry.",
             file=sys.stderr,
         )
         return 2

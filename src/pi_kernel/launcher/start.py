@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ..agent_dir import AGENT_DIR_ENV, BACKEND_PROBLEM_ENV
+from .. import variables
 from ..errors import LocalModelError, StartError
 from ..kernel import kernelspec
 from ..rpc import PiInstall
@@ -40,10 +40,6 @@ from .backend import Backend, choose_backend
 if TYPE_CHECKING:
     from jupyter_client.manager import KernelManager
 
-STATE_DIR_ENV = "PI_KERNEL_STATE_DIR"
-"""Where the main command keeps its agent dir, the model server's log and headless runs."""
-MARKER_ENV = "PI_KERNEL_MAIN"
-"""Set to a value unique to one main command in everything it starts (see ``processes``)."""
 CELL_TIMEOUT = 600.0
 """Seconds one cell of a headless run may take (the tiny model answers in well under 60)."""
 DEFAULT_NOTEBOOK = CHECKOUT / "notebooks" / "tour.ipynb" if CHECKOUT is not None else None
@@ -61,9 +57,11 @@ class Options:
 
 def state_dir(env: Mapping[str, str]) -> Path:
     """``$PI_KERNEL_STATE_DIR``, else ``$XDG_STATE_HOME/pi-kernel`` (``~/.local/state``)."""
-    if env.get(STATE_DIR_ENV):
-        return Path(env[STATE_DIR_ENV]).expanduser()
-    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home(), ".local/state"))
+    configured = variables.read(variables.STATE_DIR, env)
+    if configured:
+        return Path(configured).expanduser()
+    home = variables.read(variables.HOME, env) or Path.home()
+    base = variables.read(variables.XDG_STATE_HOME, env) or str(Path(home, ".local/state"))
     return Path(base) / "pi-kernel"
 
 
@@ -87,11 +85,11 @@ def run(install: PiInstall, options: Options) -> int:
     state = state_dir(os.environ)
     marker = new_marker()
     with _signals_exit(), ExitStack() as stack:
-        stack.callback(kill_marked, MARKER_ENV, marker)
+        stack.callback(kill_marked, variables.MAIN, marker)
         print(f"Pi: {install.describe()}", flush=True)
         backend = anyio.run(choose_backend, install, state / "agent")
         print(f"Models from {backend.description}.", flush=True)
-        env = {**backend.env, MARKER_ENV: marker}
+        env = {**backend.env, variables.MAIN: marker}
         if backend.kind == "local":
             env = _serve_local_model(stack, backend, env, state)
         if options.headless:
@@ -103,7 +101,7 @@ def run(install: PiInstall, options: Options) -> int:
 def _serve_local_model(
     stack: ExitStack, backend: Backend, env: dict[str, str], state: Path
 ) -> dict[str, str]:
-    agent_dir = Path(backend.env[AGENT_DIR_ENV])
+    agent_dir = Path(backend.env[variables.AGENT_DIR])
     local_model.clear_agent_config(agent_dir)
     log_path = state / "local-model.log"
     print(f"Starting the local demo model {local_model.MODEL_REF} (log: {log_path}).", flush=True)
@@ -111,7 +109,7 @@ def _serve_local_model(
         server = stack.enter_context(local_model.serving(log_path, env=env))
     except LocalModelError as problem:
         print(f"{problem.message} {problem.hint}", file=sys.stderr, flush=True)
-        return {**env, BACKEND_PROBLEM_ENV: problem.message}
+        return {**env, variables.BACKEND_PROBLEM: problem.message}
     local_model.write_agent_config(agent_dir, server)
     print(f"Local demo model at {server.base_url}.", flush=True)
     return env

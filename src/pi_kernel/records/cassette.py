@@ -42,12 +42,6 @@ class CassetteEntry(BaseModel):
     transcript: Transcript
 
 
-RECORD_ENV = "PI_KERNEL_RECORD"
-REPLAY_ENV = "PI_KERNEL_REPLAY"
-"""A cassette named in the environment when the extension loads: how a notebook records
-or replays in CI or papermill without a cell that says so."""
-
-
 class Recorder:
     """Records each turn to a cassette.
 

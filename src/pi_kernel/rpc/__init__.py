@@ -10,12 +10,11 @@ from .client import (
 )
 from .errors import PiCommandError, PiError, PiExited, PiNotFound, PiProtocolError, PiTimeout
 from .feed import ClientEvent, ClientNotice
-from .launch import ENV_PI_PATH, PiInstall, locate_pi
+from .launch import PiInstall, locate_pi
 from .protocol import THINKING_LEVELS, ModelInfo, SessionState
 from .run import Run, RunOutcome
 
 __all__ = [
-    "ENV_PI_PATH",
     "THINKING_LEVELS",
     "ClientEvent",
     "ClientNotice",

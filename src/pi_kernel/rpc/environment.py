@@ -23,8 +23,7 @@ import re
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 
-ENV_HIDE = "PI_KERNEL_HIDE_ENV"
-"""Further variables Pi's process does not get: names or patterns, by spaces or commas."""
+from .. import variables
 
 HIDDEN_BY_DEFAULT = ("JUPYTERHUB_*", "JPY_API_TOKEN", "JUPYTER_TOKEN*", "JUPYTER_GATEWAY_*")
 
@@ -34,7 +33,11 @@ MIN_HIDDEN_LENGTH = 8
 
 def hidden_patterns(env: Mapping[str, str]) -> tuple[str, ...]:
     """The defaults and what ``PI_KERNEL_HIDE_ENV`` adds."""
-    extra = (pattern for pattern in re.split(r"[\s,]+", env.get(ENV_HIDE, "")) if pattern)
+    extra = (
+        pattern
+        for pattern in re.split(r"[\s,]+", variables.read(variables.HIDE_ENV, env) or "")
+        if pattern
+    )
     return (*HIDDEN_BY_DEFAULT, *extra)
 
 

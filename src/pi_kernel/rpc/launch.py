@@ -25,13 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from .. import variables
 from .errors import PiExited, PiNotFound
-
-ENV_PI_PATH = "PI_KERNEL_PI_PATH"
-"""Environment variable naming the Pi executable to use."""
-ENV_PI_RECORDED = "PI_KERNEL_PI_RECORDED"
-"""Set beside ``PI_KERNEL_PI_PATH`` in a kernelspec's ``env`` by ``install --pi``: when the two
-agree, the path came from the kernelspec (what ``%pi status`` and ``doctor`` then say)."""
 
 PI_PACKAGES = ("@earendil-works/pi-coding-agent", "@mariozechner/pi-coding-agent")
 """npm packages that ship Pi, newest name first."""
@@ -53,17 +48,19 @@ CHECKOUT = _checkout()
 
 INSTALL_HINT = (
     "Install Pi with `npm ci` in the pi-kernel checkout, record one with "
-    f"`python -m pi_kernel install --pi PATH`, or point {ENV_PI_PATH} at a working `pi`."
+    f"`python -m pi_kernel install --pi PATH`, or point {variables.PI_PATH} at a working `pi`."
 )
 
 Source = Literal["setting", "environment", "kernelspec", "project", "PATH"]
 
 SOURCE_REASONS: dict[Source, str] = {
     "setting": "the pi_path setting or --pi",
-    "environment": f"{ENV_PI_PATH} in the environment",
-    "kernelspec": f"{ENV_PI_PATH} recorded in the kernelspec by `python -m pi_kernel install --pi`",
+    "environment": f"{variables.PI_PATH} in the environment",
+    "kernelspec": (
+        f"{variables.PI_PATH} recorded in the kernelspec by `python -m pi_kernel install --pi`"
+    ),
     "project": "the checkout's `npm ci` install",
-    "PATH": f"`pi` on PATH (no {ENV_PI_PATH}, no checkout install)",
+    "PATH": f"`pi` on PATH (no {variables.PI_PATH}, no checkout install)",
 }
 """Why a Pi was chosen, as status and ``doctor`` say it."""
 
@@ -105,9 +102,10 @@ def locate_pi(explicit: str | os.PathLike[str] | None = None, *, also: str = "")
     ``also``: what else the caller's user can do, added to the error's hint."""
     if explicit:
         return inspect_pi(Path(explicit).expanduser(), "setting", also=also)
-    from_env = os.environ.get(ENV_PI_PATH)
+    from_env = variables.read(variables.PI_PATH)
     if from_env:
-        recorded = os.environ.get(ENV_PI_RECORDED) == from_env
+        # Set beside it by ``install --pi``: the path came from the kernelspec.
+        recorded = variables.read(variables.PI_RECORDED) == from_env
         source: Source = "kernelspec" if recorded else "environment"
         return inspect_pi(Path(from_env).expanduser(), source, also=also)
     project_pi = CHECKOUT / "node_modules" / ".bin" / "pi" if CHECKOUT is not None else None
@@ -119,7 +117,7 @@ def locate_pi(explicit: str | os.PathLike[str] | None = None, *, also: str = "")
     checkout = "no checkout install" if CHECKOUT is not None else "no checkout (a wheel install)"
     raise PiNotFound(
         "pi",
-        f"no {ENV_PI_PATH}, {checkout}, and no `pi` on PATH",
+        f"no {variables.PI_PATH}, {checkout}, and no `pi` on PATH",
         hint=_install_hint(also),
     )
 

@@ -24,6 +24,7 @@ from anyio.abc import ByteReceiveStream, Process, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import ValidationError
 
+from .. import variables
 from .environment import for_pi
 from .errors import PiNotFound, PiProtocolError
 from .processes import escalation, finish_group, kill_marked, new_marker, signal_group
@@ -45,7 +46,6 @@ STDERR_TAIL_BYTES = 64 * 1024
 """How much of Pi's stderr is kept for error messages; older output is dropped."""
 STDERR_UNREAD_LINES = 200
 """Stderr lines kept until someone takes them (``StderrTail.unread``); older ones drop."""
-OWNER_ENV = "PI_KERNEL_OWNER"
 """Set to a value unique to each Pi we start; every process Pi starts inherits it.
 
 Pi runs its tools detached (their own session and process group), and kills them when it
@@ -227,7 +227,7 @@ async def open_transport(
     ``env`` (default: ours) is given without what is not meant for Pi (``environment``).
     """
     marker = new_marker()
-    child_env = {**for_pi(os.environ if env is None else env), OWNER_ENV: marker}
+    child_env = {**for_pi(os.environ if env is None else env), variables.OWNER: marker}
     try:
         process = await anyio.open_process(
             list(argv),
@@ -264,7 +264,7 @@ async def open_transport(
             finally:
                 with anyio.CancelScope(shield=True):
                     await _stop(process)
-                    kill_marked(OWNER_ENV, marker)
+                    kill_marked(variables.OWNER, marker)
                 logger.info("stopped Pi (pid %d): exit code %s", process.pid, process.returncode)
                 tasks.cancel_scope.cancel()
     finally:
