@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import nbformat
+import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON
@@ -130,6 +131,7 @@ def test_the_picker_offers_pis_models_and_the_chosen_models_levels(
     assert (request["model"], request["reasoning_effort"]) == ("reasoner", "high")
 
 
+@pytest.mark.timing
 def test_the_stop_button_interrupts_a_slow_stream_and_the_next_cell_works(
     page: Page, lab: Lab, lab_llm: ScriptedLLM
 ):

@@ -100,6 +100,7 @@ def test_each_users_pi_uses_their_own_key_and_never_sends_the_hub_token(hub: Hub
         assert not leaked, f"{user.name}'s hub token was sent to the LLM in requests {leaked}"
 
 
+@pytest.mark.timing
 def test_a_stopped_server_and_a_culled_one_leave_no_pi_and_a_quiet_turn_is_not_culled(
     hub: Hub, llm: ScriptedLLM
 ):

@@ -261,6 +261,7 @@ def test_an_empty_answer_cancels_the_dialog(kernel: KernelHarness):
     assert "confirmed=false" in run.text()
 
 
+@pytest.mark.timing
 def test_an_interrupt_while_pi_asks_cancels_the_dialog_and_the_next_cell_works(
     kernel: KernelHarness, llm: ScriptedLLM
 ):
@@ -285,6 +286,7 @@ def test_an_interrupt_while_pi_asks_cancels_the_dialog_and_the_next_cell_works(
     assert len(llm.requests) == 2  # the aborted turn asked the LLM nothing more
 
 
+@pytest.mark.timing
 def test_interrupt_ends_the_cell_quickly_and_restart_and_shutdown_stop_pi(
     kernel: KernelHarness, llm: ScriptedLLM
 ):

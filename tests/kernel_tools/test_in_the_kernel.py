@@ -129,6 +129,7 @@ def test_a_bad_policy_is_one_line(kernel: KernelHarness):
     assert json.dumps(run.outputs).count("Traceback") == 0
 
 
+@pytest.mark.timing
 @pytest.mark.contract
 def test_an_interrupt_stops_pis_code_and_aborts_the_turn(kernel: KernelHarness, llm: ScriptedLLM):
     code = "import time\ntry:\n    print('sleeping', flush=True)\n    time.sleep(30)\n" + (

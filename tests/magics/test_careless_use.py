@@ -90,6 +90,7 @@ def test_interrupting_a_cell_while_pi_starts_is_one_line(
         works(kernel, llm)
 
 
+@pytest.mark.timing
 def test_a_pi_that_never_answers_holds_nothing_once_the_settings_change(
     pi_env: PiEnv, llm: ScriptedLLM, tmp_path: Path, pi_install: PiInstall
 ):
@@ -263,6 +264,7 @@ def test_a_huge_prompt_is_not_saved_again_in_full(kernel: KernelHarness, llm: Sc
     assert "Read it." in run.text("text/markdown")
 
 
+@pytest.mark.timing
 def test_a_pi_that_stops_answering_can_be_interrupted_out_of_pi_status(
     kernel: KernelHarness, llm: ScriptedLLM
 ):

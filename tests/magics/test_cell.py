@@ -156,6 +156,7 @@ def test_an_interrupt_cancels_the_run_and_shows_what_arrives_while_pi_aborts(bri
     assert declined == ["the cell was interrupted"]
 
 
+@pytest.mark.timing
 def test_an_interrupt_at_the_input_prompt_declines_the_dialog_so_pi_can_abort(bridge: Bridge):
     desk = Desk()
     heard: list[str] = []
@@ -219,6 +220,7 @@ class SlowAbort:
         self._done.set()
 
 
+@pytest.mark.timing
 def test_a_second_interrupt_while_pi_aborts_ends_the_cell_at_once(bridge: Bridge):
     run = SlowAbort()
     frontend = Interrupting(1, 2)
@@ -234,6 +236,7 @@ def test_a_second_interrupt_while_pi_aborts_ends_the_cell_at_once(bridge: Bridge
         run.release(bridge)
 
 
+@pytest.mark.timing
 def test_an_abort_pi_never_confirms_ends_the_cell_after_the_grace(bridge: Bridge):
     run = SlowAbort()
     cell = cell_of(Interrupting(1))

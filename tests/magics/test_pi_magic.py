@@ -31,6 +31,7 @@ def test_the_answer_streams_into_the_cell_as_markdown(kernel: KernelHarness, llm
     assert "42" in run.text("text/plain")
 
 
+@pytest.mark.timing
 def test_a_long_quiet_tool_run_shows_its_time_at_each_heartbeat(
     kernel: KernelHarness, llm: ScriptedLLM
 ):
@@ -147,6 +148,7 @@ def test_new_starts_a_fresh_conversation(kernel: KernelHarness, llm: ScriptedLLM
     assert [m["role"] for m in llm.requests[2]["messages"]].count("user") == 1
 
 
+@pytest.mark.timing
 @pytest.mark.contract
 def test_interrupting_a_slow_stream_ends_the_cell_quickly_and_the_next_cell_works(
     kernel: KernelHarness, llm: ScriptedLLM
@@ -161,6 +163,7 @@ def test_interrupting_a_slow_stream_ends_the_cell_quickly_and_the_next_cell_work
     assert "Back again." in after.text("text/markdown")
 
 
+@pytest.mark.timing
 def test_a_killed_pi_ends_the_cell_with_an_error_and_the_next_cell_restarts_it(
     kernel: KernelHarness, llm: ScriptedLLM
 ):

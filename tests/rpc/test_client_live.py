@@ -124,6 +124,7 @@ async def test_http_500_then_success_ends_after_the_retry_not_the_first_agent_en
     assert len(llm.requests) == 2
 
 
+@pytest.mark.timing
 async def test_abort_during_a_slow_stream_ends_the_run_quickly(
     pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM
 ):

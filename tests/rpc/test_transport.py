@@ -146,6 +146,7 @@ async def test_reader_survives_bad_lines_and_loses_nothing_after_them(stand_in: 
     assert len(big.data["big"]) == 5 * 1024 * 1024
 
 
+@pytest.mark.timing
 @pytest.mark.anyio
 async def test_shutdown_escalates_to_sigkill_within_its_bounds(stand_in: Path):
     bound = STDIN_CLOSE_GRACE + SIGTERM_GRACE + KILL_GRACE + 1
