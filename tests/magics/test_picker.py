@@ -58,7 +58,7 @@ def picker_state(kernel: KernelHarness) -> dict[str, Any]:
 
 
 def commands_sent(kernel: KernelHarness) -> dict[str, int]:
-    return value(kernel, f"dict({SESSION}._process.client.commands_sent)")
+    return value(kernel, f"dict({SESSION}.pi.current.client.commands_sent)")
 
 
 def open_picker(kernel: KernelHarness) -> dict[str, Any]:
