@@ -19,6 +19,7 @@ import anyio
 import psutil
 import pytest
 
+from pi_kernel.rpc import transport as transport_module
 from pi_kernel.rpc.errors import PiNotFound, PiProtocolError
 from pi_kernel.rpc.processes import KILL_GRACE
 from pi_kernel.rpc.protocol import AgentStart, Response, UnknownEvent
@@ -148,8 +149,13 @@ async def test_reader_survives_bad_lines_and_loses_nothing_after_them(stand_in: 
 
 @pytest.mark.timing
 @pytest.mark.anyio
-async def test_shutdown_escalates_to_sigkill_within_its_bounds(stand_in: Path):
-    bound = STDIN_CLOSE_GRACE + SIGTERM_GRACE + KILL_GRACE + 1
+async def test_shutdown_escalates_to_sigkill_within_its_bounds(
+    stand_in: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Short graces prove the same escalation without sleeping out the real 2 s each.
+    monkeypatch.setattr(transport_module, "STDIN_CLOSE_GRACE", STDIN_CLOSE_GRACE / 4)
+    monkeypatch.setattr(transport_module, "SIGTERM_GRACE", SIGTERM_GRACE / 4)
+    bound = STDIN_CLOSE_GRACE / 4 + SIGTERM_GRACE / 4 + KILL_GRACE + 1
     async with open_transport([sys.executable, str(stand_in), "stubborn"]) as transport:
         pid = transport.pid
         with anyio.fail_after(10):
