@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: install (the locked .venv, the compatibility Pis, Chromium), lint,
-# type-check, check the layering, then pytest with a per-test timeout (pyproject.toml) and the
-# 25 slowest tests listed.  Extra arguments go to pytest.  Exits non-zero on any failure,
+# type-check, check the layering, then pytest on two workers (pytest-xdist) with a per-test
+# timeout (pyproject.toml) and the 25 slowest tests listed.  Extra arguments go to pytest.  Exits non-zero on any failure,
 # including "no tests ran".
 #
 #   --fast     the edit loop: the same checks, and only the tests that start no kernel and no
@@ -21,7 +21,9 @@ if [[ "${1:-}" == --latest || "${1:-}" == --lowest || "${1:-}" == --fast ]]; the
   mode=${1#--}
   shift
 fi
-tier=(--durations=25)
+# Both cores: most of a test is waiting for Pi, a kernel or a browser.  A module's tests stay
+# on one worker (loadscope), so its module-scoped servers start once.
+tier=(--durations=25 -n 2 --dist loadscope)
 if [[ $mode == fast ]]; then
   bash scripts/install.sh  # the fast tier needs no compatibility Pi and no browser
   tier=(--fast --durations=10)
