@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: install (the locked .venv, the compatibility Pis, Chromium), lint,
 # type-check, check the layering, then pytest on two workers (pytest-xdist) with a per-test
-# timeout (pyproject.toml) and the 25 slowest tests listed.  Extra arguments go to pytest.  Exits non-zero on any failure,
-# including "no tests ran".
+# timeout (pyproject.toml) and the 25 slowest tests listed.  Extra arguments go to pytest.
+# Exits non-zero on any failure, including "no tests ran".
 #
 #   --fast     the edit loop: the same checks, and only the tests that start no kernel and no
 #              Pi (pytest --fast; tests/conftest.py fails one that does).  Under a minute.
