@@ -117,12 +117,51 @@ def no_pi_left_behind(tmp_path: Path) -> Iterator[None]:
     assert_none_left(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def shared_llm() -> Iterator[ScriptedLLM]:
+    """The scripted LLM of a module's ``shared_kernel``."""
+    with ScriptedLLM() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def shared_kernel(
+    tmp_path_factory: pytest.TempPathFactory, shared_llm: ScriptedLLM
+) -> Iterator[KernelHarness]:
+    """One python3 kernel with the magics for a module's tests where a fresh kernel is not the
+    subject: bad input answered in one line, with nothing asked of the model.  A test using
+    it must leave nothing behind that the next one could see (no turn, no setting)."""
+    root = tmp_path_factory.mktemp("shared")
+    pi_env = isolated_env(root, write_agent_dir(root / "agent", shared_llm.base_url))
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
+        assert kernel.execute("%load_ext pi_magics").status == "ok"
+        yield kernel
+    assert_none_left(root)
+
+
 @pytest.fixture(scope="session")
 def _pi_kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``python -m pi_kernel install --prefix`` once: no test changes what it writes."""
     prefix = tmp_path_factory.mktemp("kernelspec") / "prefix"
     install_pi_kernelspec(prefix)
     return prefix
+
+
+@pytest.fixture(scope="module")
+def shared_pi_kernel(
+    tmp_path_factory: pytest.TempPathFactory, shared_llm: ScriptedLLM, _pi_kernelspec: Path
+) -> Iterator[KernelHarness]:
+    """One Pi kernel for a module's tests where a fresh one is not the subject (as
+    ``shared_kernel``)."""
+    root = tmp_path_factory.mktemp("shared-pi")
+    pi_env = isolated_env(root, write_agent_dir(root / "agent", shared_llm.base_url))
+    jupyter_path = str(_pi_kernelspec / "share" / "jupyter")
+    pi_env.env["JUPYTER_PATH"] = jupyter_path
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_PATH", jupyter_path)
+        with running_kernel(env=pi_env.env, cwd=pi_env.cwd, kernel_name="pi") as kernel:
+            yield kernel
+    assert_none_left(root)
 
 
 @pytest.fixture

@@ -79,13 +79,13 @@ def _pi_kernel_run(pi_env: PiEnv, code: str, llm: ScriptedLLM) -> CellRun:
     ],
 )
 def test_terminal_only_commands_say_what_to_do_and_send_nothing(
-    kernel: KernelHarness, llm: ScriptedLLM, prompt: str, expected: str
+    shared_pi_kernel: KernelHarness, shared_llm: ScriptedLLM, prompt: str, expected: str
 ):
-    run = kernel.execute(prompt)
+    run = shared_pi_kernel.execute(prompt)  # each answers here and changes nothing
     assert run.status == "ok"
     assert expected in run.text()
     assert "Nothing was sent to the model." in run.text()
-    assert not llm.requests
+    assert not shared_llm.requests
 
 
 def test_a_prompt_that_only_starts_with_a_slash_still_goes_to_pi(

@@ -130,8 +130,9 @@ def test_a_pi_that_never_answers_holds_nothing_once_the_settings_change(
     ],
 )
 def test_careless_input_is_one_short_message_and_asks_no_model(
-    kernel: KernelHarness, llm: ScriptedLLM, setup: str, cell: str, expected: str
+    shared_kernel: KernelHarness, shared_llm: ScriptedLLM, setup: str, cell: str, expected: str
 ):
+    kernel = shared_kernel  # each case is refused before it changes anything
     assert kernel.execute(setup).status == "ok"
     run = kernel.execute(cell)
     if cell.startswith("%config"):  # IPython's %config reports a refused value on stderr
@@ -139,7 +140,7 @@ def test_careless_input_is_one_short_message_and_asks_no_model(
         assert "Traceback" not in run.error_text
     else:
         assert expected in short_failure(run)
-    assert not llm.requests
+    assert not shared_llm.requests
 
 
 def test_a_huge_interpolated_value_is_refused_before_anything_is_sent(

@@ -103,8 +103,10 @@ def test_live_on_miss_asks_pi_past_the_end(kernel: KernelHarness, llm: ScriptedL
         ("%pi status now", "%pi status takes no arguments"),
     ],
 )
-def test_bad_subcommand_input_is_one_clear_line(kernel: KernelHarness, line: str, message: str):
-    run = kernel.execute(line)
+def test_bad_subcommand_input_is_one_clear_line(
+    shared_kernel: KernelHarness, line: str, message: str
+):
+    run = shared_kernel.execute(line)  # each is refused before it changes anything
     assert run.status == "error"
     assert message in run.error_text
     assert len(run.error_text.strip().splitlines()) == 1
