@@ -29,6 +29,8 @@ LIVE_FIXTURES = frozenset(
         "legacy_install",
         "kernel",
         "pi_kernel",
+        "shared_kernel",
+        "shared_pi_kernel",
         "kernels_prefix",
         "lab",
         "page",
