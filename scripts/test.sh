@@ -21,9 +21,9 @@ if [[ "${1:-}" == --latest || "${1:-}" == --lowest || "${1:-}" == --fast ]]; the
   mode=${1#--}
   shift
 fi
-# Both cores: most of a test is waiting for Pi, a kernel or a browser.  A module's tests stay
-# on one worker (loadscope), so its module-scoped servers start once.
-tier=(--durations=25 -n 2 --dist loadscope)
+# Both cores: most of a test is waiting for Pi, a kernel or a browser.  The tests marked with
+# one xdist_group run on one worker (JupyterLab's module, the demo model's CPU-bound tests).
+tier=(--durations=25 -n 2 --dist loadgroup)
 if [[ $mode == fast ]]; then
   bash scripts/install.sh  # the fast tier needs no compatibility Pi and no browser
   tier=(--fast --durations=10)

@@ -15,6 +15,9 @@ from tests.support.lab import Lab
 from tests.support.notebook_page import NotebookPage
 from tests.support.scripted_llm import ScriptedLLM
 
+# One JupyterLab and one browser for the module: its tests stay on one xdist worker.
+pytestmark = pytest.mark.xdist_group("lab")
+
 SLOW_ANSWER = "Hello there: this answer is **streamed** in a dozen small pieces, one at a time."
 FOOTER = "tokens"  # the footer line ("… 12 in / 34 out tokens …") comes last
 

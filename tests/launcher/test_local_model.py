@@ -17,6 +17,10 @@ from pi_kernel.errors import LocalModelError
 from pi_kernel.launcher import local_model
 from tests.support.new_user import broken_weights
 
+# llama.cpp takes a thread per core: one test running the demo model at a time (with
+# test_start.py, on one xdist worker).
+pytestmark = pytest.mark.xdist_group("demo-model")
+
 REQUEST_TIMEOUT = 60
 
 

@@ -34,8 +34,9 @@ from tests.support.pis import REPO
 from tests.support.processes import is_pi, processes_of
 from tests.support.scripted_llm import ScriptedLLM, text
 
-# The main command: JupyterLab or nbclient, kernels, Pi, the model server.
-pytestmark = pytest.mark.live
+# The main command: JupyterLab or nbclient, kernels, Pi, the model server.  The demo model's
+# llama.cpp takes a thread per core: one test running it at a time (xdist's loadgroup).
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("demo-model")]
 
 START_SH = REPO / "scripts" / "start.sh"
 HEADLESS_TIMEOUT = 900
