@@ -68,7 +68,7 @@ from bench.parse_throughput import _read_until as read_until  # noqa: E402
 from bench.parse_throughput import _stop_process as stop_process  # noqa: E402
 from bench.parse_throughput import machine_info as parse_machine_info  # noqa: E402
 from tests.support.kernels import CellRun, KernelHarness, running_kernel  # noqa: E402
-from tests.support.pi_env import PiEnv, isolated_env, write_agent_dir  # noqa: E402
+from tests.support.pi_env import PiEnv, pi_env_for  # noqa: E402
 from tests.support.processes import processes_of  # noqa: E402
 from tests.support.scripted_llm import Reply, ScriptedLLM, long_text, text  # noqa: E402
 
@@ -106,7 +106,7 @@ def pi_sandbox(prefix: str) -> Iterator[tuple[ScriptedLLM, PiEnv]]:
     """A scripted LLM and an isolated environment (HOME, agent dir, cwd) pointed at it."""
     with ScriptedLLM() as llm, tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         root = Path(tmp)
-        yield llm, isolated_env(root, write_agent_dir(root / "agent", llm.base_url))
+        yield llm, pi_env_for(root, llm.base_url)
 
 
 # --------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ if str(REPO) not in sys.path:
 
 import pydantic  # noqa: E402
 import pydantic_core  # noqa: E402
-from tests.support.pi_env import isolated_env, write_agent_dir  # noqa: E402
+from tests.support.pi_env import pi_env_for  # noqa: E402
 from tests.support.scripted_llm import ScriptedLLM, long_text  # noqa: E402
 
 from pi_kernel.rpc.errors import PiProtocolError  # noqa: E402
@@ -146,7 +146,7 @@ def record_live(install: PiInstall, tokens: int, stop_type: str, timeout: float)
     with ScriptedLLM() as llm, tempfile.TemporaryDirectory(prefix="pi-bench-") as tmp:
         llm.enqueue(long_text(tokens))
         root = Path(tmp)
-        pi_env = isolated_env(root, write_agent_dir(root / "agent", llm.base_url))
+        pi_env = pi_env_for(root, llm.base_url)
         env, cwd = pi_env.env, pi_env.cwd
         argv = [
             *install.argv,

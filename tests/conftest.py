@@ -17,7 +17,7 @@ import pytest
 from pi_kernel import variables
 from pi_kernel.rpc import PiInstall
 from tests.support.kernels import KernelHarness, install_pi_kernelspec, running_kernel
-from tests.support.pi_env import PiEnv, isolated_env, write_agent_dir
+from tests.support.pi_env import PiEnv, pi_env_for
 from tests.support.pis import COMPAT_PIS, CURRENT_PI, LEGACY_PI, PinnedPi
 from tests.support.processes import assert_none_left
 from tests.support.scripted_llm import ScriptedLLM
@@ -105,8 +105,7 @@ def pi_env(tmp_path: Path, llm: ScriptedLLM, pi_install: PiInstall) -> PiEnv:
     A compatibility Pi is named in ``PI_KERNEL_PI_PATH``, so that sessions, magics and kernels
     started with this environment run it; the project's own Pi is found as users find it.
     """
-    agent_dir = write_agent_dir(tmp_path / "agent", llm.base_url)
-    pi_env = isolated_env(tmp_path, agent_dir)
+    pi_env = pi_env_for(tmp_path, llm.base_url)
     if pi_install.path != CURRENT_PI.executable:
         pi_env.env[variables.PI_PATH] = str(pi_install.path)
     return pi_env
@@ -134,7 +133,7 @@ def shared_kernel(
     subject: bad input answered in one line, with nothing asked of the model.  A test using
     it must leave nothing behind that the next one could see (no turn, no setting)."""
     root = tmp_path_factory.mktemp("shared")
-    pi_env = isolated_env(root, write_agent_dir(root / "agent", shared_llm.base_url))
+    pi_env = pi_env_for(root, shared_llm.base_url)
     with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:
         assert kernel.execute("%load_ext pi_magics").status == "ok"
         yield kernel
@@ -142,41 +141,38 @@ def shared_kernel(
 
 
 @pytest.fixture(scope="session")
-def _pi_kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``python -m pi_kernel install --prefix`` once: no test changes what it writes."""
-    prefix = tmp_path_factory.mktemp("kernelspec") / "prefix"
-    install_pi_kernelspec(prefix)
-    return prefix
+def _pi_kernelspec(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``python -m pi_kernel install --prefix`` once (no test changes what it writes): the
+    folder to put on JUPYTER_PATH."""
+    return install_pi_kernelspec(tmp_path_factory.mktemp("kernelspec") / "prefix")
 
 
 @pytest.fixture(scope="module")
 def shared_pi_kernel(
-    tmp_path_factory: pytest.TempPathFactory, shared_llm: ScriptedLLM, _pi_kernelspec: Path
+    tmp_path_factory: pytest.TempPathFactory, shared_llm: ScriptedLLM, _pi_kernelspec: str
 ) -> Iterator[KernelHarness]:
     """One Pi kernel for a module's tests where a fresh one is not the subject (as
     ``shared_kernel``)."""
     root = tmp_path_factory.mktemp("shared-pi")
-    pi_env = isolated_env(root, write_agent_dir(root / "agent", shared_llm.base_url))
-    jupyter_path = str(_pi_kernelspec / "share" / "jupyter")
-    pi_env.env["JUPYTER_PATH"] = jupyter_path
+    pi_env = pi_env_for(root, shared_llm.base_url)
+    pi_env.env["JUPYTER_PATH"] = _pi_kernelspec
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JUPYTER_PATH", jupyter_path)
+        patch.setenv("JUPYTER_PATH", _pi_kernelspec)
         with running_kernel(env=pi_env.env, cwd=pi_env.cwd, kernel_name="pi") as kernel:
             yield kernel
     assert_none_left(root)
 
 
 @pytest.fixture
-def kernels_prefix(_pi_kernelspec: Path, monkeypatch: pytest.MonkeyPatch, pi_env: PiEnv) -> Path:
-    """The prefix the Pi kernelspec is installed under, on JUPYTER_PATH for this test."""
-    jupyter_path = str(_pi_kernelspec / "share" / "jupyter")
-    monkeypatch.setenv("JUPYTER_PATH", jupyter_path)
-    pi_env.env["JUPYTER_PATH"] = jupyter_path
+def kernels_prefix(_pi_kernelspec: str, monkeypatch: pytest.MonkeyPatch, pi_env: PiEnv) -> str:
+    """The Pi kernelspec on JUPYTER_PATH for this test (here and in its Pi environment)."""
+    monkeypatch.setenv("JUPYTER_PATH", _pi_kernelspec)
+    pi_env.env["JUPYTER_PATH"] = _pi_kernelspec
     return _pi_kernelspec
 
 
 @pytest.fixture
-def pi_kernel(kernels_prefix: Path, pi_env: PiEnv) -> Iterator[KernelHarness]:
+def pi_kernel(kernels_prefix: str, pi_env: PiEnv) -> Iterator[KernelHarness]:
     """A Pi kernel (its cells are prompts) in the test's Pi environment."""
     with running_kernel(env=pi_env.env, cwd=pi_env.cwd, kernel_name="pi") as kernel:
         yield kernel

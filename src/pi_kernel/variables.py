@@ -95,8 +95,10 @@ VARIABLES = (
 )
 """The table, in the order the docs list it."""
 
+_NAMES = frozenset(variable.name for variable in VARIABLES)
+
 
 def read(name: str, env: Mapping[str, str] | None = None) -> str | None:
     """``name``'s value in ``env`` (default: this process's environment); empty is unset."""
-    assert any(variable.name == name for variable in VARIABLES), f"{name} is not in the table"
+    assert name in _NAMES, f"{name} is not in the table"
     return (os.environ if env is None else env).get(name) or None

@@ -21,7 +21,7 @@ from jupyter_client.manager import start_new_kernel
 from pi_kernel.kernel.routing import PYTHON_MARKER
 from tests.support import scripted_llm as script
 from tests.support.kernels import KERNEL_READY_TIMEOUT, install_pi_kernelspec
-from tests.support.pi_env import isolated_env, write_agent_dir
+from tests.support.pi_env import pi_env_for
 from tests.support.processes import assert_none_left
 from tests.support.scripted_llm import ScriptedLLM
 
@@ -79,11 +79,10 @@ class PiKernelConformance(jupyter_kernel_test.KernelTests):
         with ExitStack() as stack:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             cls.llm = stack.enter_context(ScriptedLLM())
-            agent_dir = write_agent_dir(root / "agent", cls.llm.base_url)
-            prompts = agent_dir / "prompts"
+            pi_env = pi_env_for(root, cls.llm.base_url)
+            prompts = pi_env.agent_dir / "prompts"
             prompts.mkdir()
             (prompts / "review.md").write_text("---\ndescription: Review\n---\nReview $@\n")
-            pi_env = isolated_env(root, agent_dir)
             jupyter_path = install_pi_kernelspec(root / "prefix")
             pi_env.env["JUPYTER_PATH"] = jupyter_path
             # The kernelspec is looked up in this process's environment.

@@ -102,7 +102,7 @@ def test_a_prompt_a_python_cell_a_magic_and_a_shell_line(kernel: KernelHarness, 
 
 
 def test_a_notebook_in_the_pi_kernel_runs_headless(
-    kernels_prefix: Path, pi_env: PiEnv, llm: ScriptedLLM
+    kernels_prefix: str, pi_env: PiEnv, llm: ScriptedLLM
 ):
     llm.enqueue(script.text("Hello from Pi."))
     llm.enqueue(*script.tool_then_answer(command="echo tool-ran", answer="The tool ran."))
@@ -166,9 +166,7 @@ def complete(kernel: KernelHarness, code: str) -> dict[str, object]:
 
 
 @pytest.mark.contract
-def test_completion_offers_pi_s_commands_subcommands_and_models(
-    kernels_prefix: Path, pi_env: PiEnv
-):
+def test_completion_offers_pi_s_commands_subcommands_and_models(kernels_prefix: str, pi_env: PiEnv):
     prompts = pi_env.agent_dir / "prompts"
     prompts.mkdir()
     (prompts / "review.md").write_text("---\ndescription: Review the code\n---\nReview $@\n")

@@ -3,8 +3,6 @@ kernel carries on (issue 18)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pi_kernel import variables
@@ -17,7 +15,7 @@ from tests.support.pi_env import PiEnv
     [(variables.PI_PATH, "/bin/false"), (variables.PI_PATH, "/nonexistent/pi")],
 )
 def test_a_pi_that_cannot_start_is_a_few_lines_in_the_pi_kernel(
-    kernels_prefix: Path, pi_env: PiEnv, variable: str, value: str
+    kernels_prefix: str, pi_env: PiEnv, variable: str, value: str
 ):
     env = {**pi_env.env, variable: value}
     with running_kernel(env=env, cwd=pi_env.cwd, kernel_name="pi") as kernel:
@@ -27,7 +25,7 @@ def test_a_pi_that_cannot_start_is_a_few_lines_in_the_pi_kernel(
         assert kernel.execute("%%py\nprint(6 * 7)").text().strip() == "42"
 
 
-def test_bogus_pi_arguments_are_a_few_lines_in_the_pi_kernel(kernels_prefix: Path, pi_env: PiEnv):
+def test_bogus_pi_arguments_are_a_few_lines_in_the_pi_kernel(kernels_prefix: str, pi_env: PiEnv):
     with running_kernel(env=pi_env.env, cwd=pi_env.cwd, kernel_name="pi") as kernel:
         kernel.execute("%config PiMagics.pi_args = ['--bogus-flag']")
         assert "exited during start-up" in short_failure(kernel.execute("Hello"))

@@ -5,7 +5,6 @@ answered with the notebook's way; never sent to the model as a billed prompt.  T
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -43,7 +42,7 @@ def test_model_and_thinking_set_the_notebook_s_choice(kernel: KernelHarness, llm
 
 
 def test_compact_uses_pi_s_compaction_and_its_refusal_is_one_line(
-    pi_env: PiEnv, kernels_prefix: Path, llm: ScriptedLLM
+    pi_env: PiEnv, kernels_prefix: str, llm: ScriptedLLM
 ):
     assert "Nothing to compact" in short_failure(_pi_kernel_run(pi_env, "/compact", llm))
     # Pi keeps the newest 20k tokens unsummarized; a tiny budget makes a short talk compactable.

@@ -229,11 +229,11 @@ async def recorded_client(
 
 
 async def record(install: PiInstall, name: str, scenario: Scenario, root: Path) -> Path:
-    from tests.support.pi_env import isolated_env, write_agent_dir
+    from tests.support.pi_env import pi_env_for
 
     with ScriptedLLM() as llm:
         llm.enqueue(*scenario.replies())
-        pi_env = isolated_env(root / name, write_agent_dir(root / name / "agent", llm.base_url))
+        pi_env = pi_env_for(root / name, llm.base_url)
         async with recorded_client(install, pi_env.env, pi_env.cwd) as (client, recording):
             outcome = await scenario.drive(client)
     header = {

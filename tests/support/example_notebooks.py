@@ -24,7 +24,7 @@ from pi_kernel.transcript import MIMETYPE
 from pi_magics.workbench import MADE_BY_PI
 from tests.support import scripted_llm as script
 from tests.support.kernels import CELL_TIMEOUT, execute_notebook
-from tests.support.pi_env import PiEnv, isolated_env, write_agent_dir
+from tests.support.pi_env import pi_env_for
 from tests.support.pis import REPO
 from tests.support.scripted_llm import Reply, ScriptedLLM
 
@@ -135,11 +135,6 @@ def copy_examples(target: Path) -> Path:
     return target
 
 
-def pi_env_for(root: Path, llm: ScriptedLLM) -> PiEnv:
-    """The isolated Pi of the recordings: the same agent dir, so the same model ids."""
-    return isolated_env(root, write_agent_dir(root / "agent", llm.base_url))
-
-
 def execute(
     example: Example, folder: Path, env: dict[str, str], llm: ScriptedLLM | None = None
 ) -> Any:
@@ -179,7 +174,7 @@ def record(example: Example, folder: Path) -> Any:
     (folder / example.cassette).unlink(missing_ok=True)
     with ScriptedLLM() as llm:
         llm.enqueue(*example.replies())
-        pi_env = pi_env_for(folder / ".pi-run", llm)
+        pi_env = pi_env_for(folder / ".pi-run", llm.base_url)
         env = {**pi_env.env, variables.RECORD: example.cassette}
         notebook = execute(example, folder, env, llm)
         if llm.queued:
@@ -190,7 +185,7 @@ def record(example: Example, folder: Path) -> Any:
 def replay(example: Example, folder: Path) -> tuple[Any, int]:
     """Replay the example in ``folder``; the notebook, and the requests the LLM received."""
     with ScriptedLLM() as llm:
-        pi_env = pi_env_for(folder / ".pi-run", llm)
+        pi_env = pi_env_for(folder / ".pi-run", llm.base_url)
         env = {**pi_env.env, variables.REPLAY: example.cassette}
         notebook = execute(example, folder, env)
         return notebook, len(llm.requests)

@@ -20,7 +20,7 @@ from typing import Any
 import nbformat
 
 from tests.support.kernels import install_pi_kernelspec
-from tests.support.pi_env import PiEnv, isolated_env, write_agent_dir
+from tests.support.pi_env import PiEnv, pi_env_for
 from tests.support.ports import free_ports
 from tests.support.scripted_llm import ScriptedLLM
 
@@ -95,7 +95,7 @@ class Lab:
 
 def start_lab(base: Path, llm: ScriptedLLM) -> Lab:
     """Start JupyterLab under ``base`` (notebooks in ``base/notebooks``) and wait for it."""
-    pi_env = isolated_env(base, write_agent_dir(base / "agent", llm.base_url))
+    pi_env = pi_env_for(base, llm.base_url)
     jupyter_path = install_pi_kernelspec(base / "prefix")
     root = base / "notebooks"
     root.mkdir()

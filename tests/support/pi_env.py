@@ -144,3 +144,9 @@ def isolated_env(root: Path, agent_dir: Path) -> PiEnv:
         PI_TELEMETRY="0",
     )
     return PiEnv(env, agent_dir, home, cwd)
+
+
+def pi_env_for(root: Path, base_url: str) -> PiEnv:
+    """An isolated Pi inside ``root`` whose agent dir offers the scripted LLM at ``base_url``
+    (its three models, always the same ids)."""
+    return isolated_env(root, write_agent_dir(root / "agent", base_url))
