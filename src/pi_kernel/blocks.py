@@ -107,6 +107,9 @@ class ToolBlock(Block):
     duration_ms: float | None = None
     diff: str = ""
     """The change Pi's ``edit`` made, as a diff (``edit_diff``)."""
+    approval: str = ""
+    """The user's answer when the call waited for it (``PiMagics.ask_before``): "approved",
+    or "not approved: " and why; empty when nobody was asked."""
     calls: list[ToolBlock] = field(default_factory=list)
     parent: ToolBlock | None = field(default=None, repr=False)
 

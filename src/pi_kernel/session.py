@@ -233,13 +233,19 @@ class PiSession:
         """What the running Pi wrote on stderr since this was last asked (its diagnostics)."""
         return self.pi.current.client.take_diagnostics() if self.pi.current is not None else []
 
-    async def side_usage(self, kind: str) -> tuple[int | None, UsageTally]:
+    async def side_usage(self, kind: str | None = None) -> tuple[int | None, UsageTally]:
         """The running Pi's pid and a copy of its usage of ``kind`` outside the answers
-        (``cache_warm``: idle prompt-cache refreshes); never starts Pi to answer."""
+        (``cache_warm``: idle prompt-cache refreshes; None: every kind summed); never starts
+        Pi to answer."""
         if self.pi.current is None:
             return None, UsageTally()
-        client = self.pi.current.client
-        return client.pid, replace(client.side_usage.get(kind, UsageTally()))
+        tallies = self.pi.current.client.side_usage
+        if kind is not None:
+            return self.pi.current.client.pid, replace(tallies.get(kind, UsageTally()))
+        total = UsageTally()
+        for tally in tallies.values():
+            total = total.plus(tally)
+        return self.pi.current.client.pid, total
 
     async def choices(self, *, refresh: bool = False, state: SessionState | None = None) -> Choices:
         """Discovery for the picker: models (cached unless ``refresh``), state (unless

@@ -104,14 +104,18 @@ class ToolPart(_Record):
     diff: str = ""
     """What an ``edit`` changed, as a diff (``edit_diff``); empty for other tools, and then
     left out of the record (older readers, and records made before it, have no such key)."""
+    approval: str = ""
+    """The user's answer when the call waited for approval; empty (and left out of the
+    record, as ``diff``) when nobody was asked."""
     calls: list[ToolPart] = []
     """Tool calls made inside this one (a codemode script's), in order."""
 
     @model_serializer(mode="wrap")
-    def _without_empty_diff(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _without_empty_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         record: dict[str, Any] = handler(self)
-        if not record.get("diff"):
-            record.pop("diff", None)
+        for key in ("diff", "approval"):
+            if not record.get(key):
+                record.pop(key, None)
         return record
 
 
@@ -302,6 +306,7 @@ def _tool_part(block: ToolBlock) -> ToolPart:
         output_cut=block.output_cut + cut,
         duration_ms=block.duration_ms,
         diff=block.diff,
+        approval=block.approval,
         calls=[_tool_part(call) for call in block.calls],
     )
 
@@ -316,6 +321,7 @@ def _tool_block(part: ToolPart, parent: ToolBlock | None = None) -> ToolBlock:
         state=part.state,
         duration_ms=part.duration_ms,
         diff=part.diff,
+        approval=part.approval,
         parent=parent,
         done=True,
     )

@@ -251,6 +251,25 @@ class Turn:
         if self.model is None and model_ref and "/" in model_ref:
             self.provider, _, self.model = model_ref.partition("/")
 
+    def tool_called(self, call_id: str, name: str, arguments: dict[str, object]) -> ToolBlock:
+        """The block of a call the kernel was asked to approve or run: the one Pi's events
+        made, or a new one when the call outran its ``tool_execution_start`` (the kernel
+        tools' socket and Pi's stdout are two roads), which later events then fill in.  A
+        call made inside another (codemode's ``parent/1``) goes inside its parent."""
+        parent = call_id.rpartition("/")[0]
+        tool = self._tool(call_id, name, parent or None)
+        if not tool.arguments and arguments:
+            tool.arguments = arguments
+            tool.touch()
+        return tool
+
+    def approval_answered(self, call_id: str, answer: str) -> None:
+        """What the user answered about a call that waited for approval (see
+        ``ToolBlock.approval``); its block must exist (``tool_called``)."""
+        tool = self._tools[call_id]
+        tool.approval = answer
+        tool.touch()
+
     def count_cache_warming(self, tally: UsageTally | None) -> None:
         """Pi's idle prompt-cache refreshes since the previous cell, shown with this turn."""
         self.cache_warming = tally
@@ -260,11 +279,13 @@ class Turn:
         outcome: RunOutcome | None,
         *,
         interrupted: bool = False,
+        stopped: str | None = None,
         error: str | None = None,
         level: str | None = None,
     ) -> None:
-        """Close the turn: mark open blocks done and record how it ended (``error``: why
-        it failed outside Pi's stream; ``level``: the thinking level Pi says it ran with)."""
+        """Close the turn: mark open blocks done and record how it ended (``stopped``: why
+        the notebook aborted it, as a budget does; ``error``: why it failed outside Pi's
+        stream; ``level``: the thinking level Pi says it ran with)."""
         self.ended = time.time()
         self.elapsed = time.monotonic() - self._clock
         if error is not None:
@@ -273,6 +294,8 @@ class Turn:
             self.thinking_level = level
         if interrupted:
             self.status = "interrupted"
+        elif stopped is not None:
+            self.status = "aborted"
         elif outcome is None:
             self.status = "failed"
         else:
@@ -296,6 +319,8 @@ class Turn:
                 block.touch()
         if interrupted:
             self._notice("warning", "Interrupted: Pi was asked to stop this turn.", done=True)
+        elif stopped is not None:
+            self._notice("warning", stopped, done=True)
 
     # -- internals -------------------------------------------------------------------------
 

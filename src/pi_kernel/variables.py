@@ -36,6 +36,8 @@ BACKEND_PROBLEM = "PI_KERNEL_BACKEND_PROBLEM"
 MAIN = "PI_KERNEL_MAIN"
 OWNER = "PI_KERNEL_OWNER"
 LOCAL_KEY = "PI_KERNEL_LOCAL_KEY"
+BUDGET_USD = "PI_KERNEL_BUDGET_USD"
+BUDGET_TOKENS = "PI_KERNEL_BUDGET_TOKENS"
 TOOLS_SOCKET = "PI_KERNEL_TOOLS_SOCKET"
 TOOLS_SECRET = "PI_KERNEL_TOOLS_SECRET"
 AGENT_DIR = "PI_CODING_AGENT_DIR"
@@ -73,6 +75,18 @@ VARIABLES = (
         BACKEND_PROBLEM,
         "pi-kernel",
         "Why the main command could not give Pi a model, for the notebook's no-models hint.",
+    ),
+    Variable(
+        BUDGET_USD,
+        "you",
+        "What each kernel's Pi may spend, in dollars (`0.50`): %pi budget and "
+        "PiMagics.budget_usd change it in a notebook.",
+    ),
+    Variable(
+        BUDGET_TOKENS,
+        "you",
+        "What each kernel's Pi may spend, in tokens (`200000`, `200k`): for local models, "
+        "which cost nothing.",
     ),
     Variable(MAIN, "pi-kernel", "Marks the main command's processes, to stop them all."),
     Variable(OWNER, "pi-kernel", "Marks a Pi's processes, to stop them all with it."),

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from contextlib import suppress
+from functools import partial
 from typing import Any, NamedTuple
 
 from pi_kernel.kernel_tools.catalog import KernelToolCall, ToolReply
@@ -21,6 +22,7 @@ from pi_kernel.rpc.client import DialogDeclined
 from pi_kernel.rpc.feed import ClientEvent
 from pi_kernel.turn import Turn, TurnResult
 
+from .approvals import Approval, ask_approval, verdict_text
 from .desk import Desk, Errand
 from .dialogs import Dialog, Reader, ask
 from .render import TurnDisplay
@@ -30,8 +32,12 @@ Item = ClientEvent | Errand[Any] | None
 Inbox = queue.SimpleQueue[Item]
 """What a running cell reads: Pi's events, its errands (dialogs, kernel tool calls), and
 None when the turn is over."""
-Work = Callable[[KernelToolCall], ToolReply]
-"""Runs a kernel tool call on the main thread: ``Workbench.run``."""
+Redraw = Callable[[], None]
+Work = Callable[[KernelToolCall, Redraw], ToolReply]
+"""Runs a kernel tool call on the main thread (``Workbench.run``), calling the ``Redraw``
+after the code cleared the cell's outputs."""
+Limit = Callable[[Turn], str | None]
+"""Why the running turn must stop now (a budget it went over), or None."""
 INTERRUPTED_REPLY = ToolReply(
     "KeyboardInterrupt: the user interrupted this code; the turn is being aborted.",
     is_error=True,
@@ -65,6 +71,9 @@ class CellTurn:
         desk: Desk,
         read: Reader | None = None,
         work: Work | None = None,
+        *,
+        ask_timeout: float = 0.0,
+        limit: Limit | None = None,
     ) -> None:
         self.request = request
         self.turn = Turn(request.prompt)
@@ -74,7 +83,12 @@ class CellTurn:
         """How a dialog is answered: Jupyter's ``input()`` unless given."""
         self._work = work
         """How a kernel tool call is run; without it, calls are declined."""
+        self._ask_timeout = ask_timeout
+        """Seconds an approval waits for its answer (0: as long as it takes)."""
+        self._limit = limit
         self.interrupted = False
+        self.stopped: str | None = None
+        """Why the cell aborted the turn itself (its budget), once it did."""
         # Pi's events and its dialogs, then None when the turn is over: the pump wakes at
         # once, not after its interval, so the cell ends as soon as Pi settles.
         self._inbox: Inbox = queue.SimpleQueue()
@@ -104,6 +118,9 @@ class CellTurn:
             try:
                 while not self._ended.is_set():
                     self._pump()
+                    if self._limit is not None and (why := self._limit(self.turn)):
+                        self._stop(future, why)
+                        break
             except KeyboardInterrupt:
                 self.interrupted = True
                 future.cancel()
@@ -119,6 +136,9 @@ class CellTurn:
         turn.asked_with(request.model, request.level)
         if self.interrupted:
             turn.finish(None, interrupted=True)
+            return None
+        if self.stopped is not None:
+            turn.finish(None, stopped=self.stopped)
             return None
         error = future.exception()
         if error is not None:
@@ -163,6 +183,8 @@ class CellTurn:
                 self._ask(item)
             elif isinstance(item, KernelCall):
                 self._run(item)
+            elif isinstance(item, Approval):
+                self._approve(item)
         elif item is not None:
             self.turn.apply(item)
 
@@ -181,14 +203,35 @@ class CellTurn:
         if self._work is None:
             call.decline("this cell does not run kernel tools")
             return
-        # The code's own output goes below the tool block that shows it: the block first.
-        self.display.update(self.turn, now=True)
+        # The code's own output goes below the block that shows the code: the block first,
+        # as the cell's newest output (the call may have outrun Pi's event for it).
+        block = self.turn.tool_called(call.call.call_id, call.call.tool, call.call.args)
+        self.display.show_up_to(self.turn, block)
         try:
-            reply = self._work(call.call)
+            reply = self._work(call.call, partial(self.display.redraw, self.turn, block))
         except KeyboardInterrupt:
             call.reply(INTERRUPTED_REPLY)
             raise  # the cell's interrupt: Pi's turn is aborted
         call.reply(reply)
+
+    def _approve(self, approval: Approval) -> None:
+        """Ask the user about a call, with its block (the code, the command) shown above
+        the question.  An interrupt leaves it to the desk, which declines it."""
+        call = approval.call
+        block = self.turn.tool_called(call.call_id, call.tool, call.args)
+        self.display.show_up_to(self.turn, block)
+        verdict = ask_approval(
+            call, self._read, timeout=self._ask_timeout, code_shown=self.display.streams
+        )
+        approval.reply(verdict)
+        self.turn.approval_answered(call.call_id, verdict_text(verdict))
+
+    def _stop(self, future: Future[TurnResult], why: str) -> None:
+        """Abort the run for the cell's own reason (what streamed stays)."""
+        self.stopped = why
+        future.cancel()
+        self.desk.decline_waiting(why)
+        self._settle()
 
     def _settle(self) -> None:
         """After an interrupt: wait briefly for Pi's abort, showing what still arrives."""

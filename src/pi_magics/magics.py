@@ -40,7 +40,7 @@ from pi_kernel.session import PiSession
 from pi_kernel.transcript import Transcript, transcript_of
 from pi_kernel.turn import Turn, TurnResult
 
-from . import slash
+from . import budget, slash
 from .bridge import Bridge
 from .cell import CellTurn, Request
 from .desk import Desk
@@ -57,6 +57,16 @@ from .widgets import Picker
 from .workbench import NotebookTools, Workbench
 
 
+def _tool_names(value: str | None) -> tuple[str, ...]:
+    """``--ask bash,notebook_python``: the names, without blanks."""
+    if value is None:
+        return ()
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise UsageError("%%pi --ask: name the tools to ask about, e.g. --ask bash,edit or *.")
+    return names
+
+
 @magics_class
 class PiMagics(PiSettings, RecordCommands):
     """The ``%%pi`` cell magic and the ``%pi`` line magic."""
@@ -69,12 +79,20 @@ class PiMagics(PiSettings, RecordCommands):
         if hasattr(self, "tools"):
             self.tools.policy = check_policy(self.kernel_tools)
 
+    @observe("ask_before")
+    def _ask_before_changed(self, change: Any) -> None:
+        if hasattr(self, "tools"):
+            self.tools.ask_before = tuple(self.ask_before)
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.bridge = Bridge()
         self.desk = Desk()
         """Where Pi's dialogs and kernel tool calls find the running cell."""
         self.tools = NotebookTools(self.desk, check_policy(self.kernel_tools))
+        self.tools.ask_before = tuple(self.ask_before)
+        self.spending = budget.Spending.nothing()
+        """What this kernel's Pi has spent (``%pi budget``)."""
         self.workbench = Workbench(shell) if shell is not None else None
         self.session = self.bridge.enter(
             PiSession(
@@ -177,6 +195,11 @@ class PiMagics(PiSettings, RecordCommands):
         metavar="POLICY",
         help=f"what Pi may do in this kernel for this cell: {', '.join(POLICIES)}",
     )
+    @argument(
+        "--ask",
+        metavar="TOOLS",
+        help="ask before these tools run in this cell, comma-separated (* for every tool)",
+    )
     @cell_magic
     def pi(self, line: str, cell: str) -> None:
         """Send the cell to Pi and stream the answer into it."""
@@ -202,6 +225,7 @@ class PiMagics(PiSettings, RecordCommands):
             new=args.new,
             quiet=args.quiet,
             tools=self._cell_policy(args.tools),
+            ask=_tool_names(args.ask),
             images=args.image or (),
         )
         if args.out is not None:
@@ -256,6 +280,7 @@ class PiMagics(PiSettings, RecordCommands):
         new: bool = False,
         quiet: bool = False,
         tools: Policy | None = None,
+        ask: Sequence[str] = (),
         images: Sequence[str] = (),
     ) -> Turn:
         """Run one turn (or answer it from the cassette being replayed) and render it;
@@ -283,7 +308,7 @@ class PiMagics(PiSettings, RecordCommands):
             before=state,
         )
         return self._run_live(
-            request, turn, state, secrets, quiet=quiet, tools=tools, images=images
+            request, turn, state, secrets, quiet=quiet, tools=tools, ask=ask, images=images
         )
 
     def _run_live(
@@ -295,10 +320,15 @@ class PiMagics(PiSettings, RecordCommands):
         *,
         quiet: bool,
         tools: Policy | None,
+        ask: Sequence[str],
         images: Sequence[str],
     ) -> Turn:
         """Ask Pi: ``turn`` is the session's ``run_turn`` for this cell, given the events'
         callback and the images; stream, then show the end and keep the transcript."""
+        limits = self._limits()
+        reached = budget.over(limits, self._spent())
+        if reached is not None:
+            raise UsageError(budget.refusal(reached))
         sent = self._load_images(images, request.model)
         display = TurnDisplay(quiet=quiet, secrets=secrets, heartbeat=self.heartbeat)
         work = None
@@ -307,15 +337,29 @@ class PiMagics(PiSettings, RecordCommands):
             # send: a turn without one does no discovery.
             takes_images = cache(partial(self._takes_images, request.model))
             work = partial(self.workbench.run, images=takes_images)
-        cell = CellTurn(request, display, self.desk, work=work)
+        spent_before = self._spent()
+
+        def limit(turn: Turn) -> str | None:
+            reached = budget.over(limits, spent_before.plus(turn.usage))
+            return None if reached is None else budget.stop_notice(reached)
+
+        cell = CellTurn(
+            request,
+            display,
+            self.desk,
+            work=work,
+            ask_timeout=self.ask_timeout,
+            limit=limit if limits.any else None,
+        )
         for _, line in sent:  # shown above the answer, and kept in the transcript
             cell.turn.apply(ClientNotice(message=f"Sent with the prompt: {line}"))
         run_turn = partial(turn, images=[image for image, _ in sent])
-        self.tools.cell_policy = tools
+        self.tools.cell_policy, self.tools.cell_ask = tools, tuple(ask)
         try:
             future = cell.stream(self.bridge.submit, run_turn)
         finally:
-            self.tools.cell_policy = None
+            self.tools.cell_policy, self.tools.cell_ask = None, ()
+            self.spending.add_turn(cell.turn.usage)
         for line in self.bridge.call(self.session.take_diagnostics):
             cell.turn.apply(ClientNotice(level="warning", message=f"Pi: {line}"))
         self.last_turn = cell.turn
@@ -325,7 +369,8 @@ class PiMagics(PiSettings, RecordCommands):
             # The raised error is the message (IPython shows a PiError in a few lines);
             # what streamed before it stays visible above it.
             if cell.turn.visible_blocks:
-                cell.display.finish(cell.turn, self._transcript(cell.turn, state, secrets))
+                transcript = self._transcript(cell.turn, state, secrets)
+                cell.display.finish(cell.turn, transcript, budget=self._footer_budget())
             if isinstance(error, PiExited):
                 # The notebook's own words for what happens next, on an error of its own.
                 self.last_exit = PiExited(
@@ -366,13 +411,30 @@ class PiMagics(PiSettings, RecordCommands):
         """Show the turn's final state with its transcript; keep it (and record it)."""
         cell.turn.count_cache_warming(self._cache_warming_since_last_cell())
         transcript = self._transcript(cell.turn, state, secrets, result)
-        cell.display.finish(cell.turn, transcript)
+        cell.display.finish(cell.turn, transcript, budget=self._footer_budget())
         self.transcripts.append(transcript)
         _, model, level = cell.request
         try:
             self.cassettes.keep(redact(cell.request.prompt, secrets), model, level, transcript)
         except CassetteError as exc:
             raise UsageError(str(exc)) from None
+
+    def _limits(self) -> budget.Limits:
+        """The budget in force; a budget the environment gave that cannot be read stops
+        every turn until one is set here."""
+        limits = budget.Limits(self.budget_usd, self.budget_tokens)  # reading sets a problem
+        if self.budget_problem is not None:
+            raise UsageError(self.budget_problem)
+        return limits
+
+    def _spent(self) -> UsageTally:
+        """What this kernel's Pi has spent, with what it spent since it was last asked."""
+        self.spending.follow(*self.bridge.call(self.session.side_usage))
+        return self.spending.total
+
+    def _footer_budget(self) -> str | None:
+        limits = budget.Limits(self.budget_usd, self.budget_tokens)
+        return budget.footer_part(limits, self._spent())
 
     def _cache_warming_since_last_cell(self) -> UsageTally | None:
         """Pi's idle prompt-cache refreshes since the last footer (a new Pi starts at 0)."""
@@ -426,7 +488,32 @@ class PiMagics(PiSettings, RecordCommands):
         if self.workbench is not None:
             tools = (self.tools.policy, self.tools.offered())
         cassette = self.cassettes.describe()
-        print(format_status(status, self.last_turn, self.last_exit, cassette, tools))
+        lines = format_status(status, self.last_turn, self.last_exit, cassette, tools)
+        print(f"{lines}\nBudget:    {self._budget_status()}{self._approvals_status()}")
+
+    def _approvals_status(self) -> str:
+        if self.workbench is None or not self.tools.asked():
+            return ""
+        line = f"\nAsk first: {', '.join(self.tools.asked())}"
+        if self.tools.always:
+            line += f" (always approved now: {', '.join(sorted(self.tools.always))})"
+        return line
+
+    def _pi_budget(self, rest: list[str]) -> None:
+        if rest:
+            try:
+                limits = budget.changed(budget.Limits(self.budget_usd, self.budget_tokens), rest)
+            except ValueError as exc:
+                raise UsageError(f"%pi budget: {exc}") from None
+            self.budget_usd, self.budget_tokens = limits.usd, limits.tokens
+        print(f"Budget: {self._budget_status()}")
+
+    def _budget_status(self) -> str:
+        limits = budget.Limits(self.budget_usd, self.budget_tokens)
+        line = budget.budget_line(limits, self._spent())
+        if self.budget_problem is not None:
+            line += f" ({self.budget_problem})"
+        return line
 
     def _pi_models(self, rest: list[str]) -> None:
         self._print_models()

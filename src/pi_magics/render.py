@@ -163,10 +163,13 @@ def warming_text(warming: UsageTally) -> str:
     return f"${warming.cost:.4f} cache warming ({warming.count} {refreshes})"
 
 
-def footer_bundle(turn: Turn, transcript: Transcript | None = None) -> Bundle:
-    """The footer line; with ``transcript``, the turn's record rides along (JSON data under
-    its own mimetype: frontends show the HTML, the notebook keeps both)."""
-    line = footer_line(turn)
+def footer_bundle(
+    turn: Turn, transcript: Transcript | None = None, budget: str | None = None
+) -> Bundle:
+    """The footer line, with the budget (``$0.12 of $0.50``) when a limit is set; with
+    ``transcript``, the turn's record rides along (JSON data under its own mimetype:
+    frontends show the HTML, the notebook keeps both)."""
+    line = footer_line(turn) + (f" · budget {budget}" if budget else "")
     style = "color: var(--jp-ui-font-color2, #757575); font-size: 0.85em"
     bundle: Bundle = {
         "text/html": f'<div style="{style}">{html.escape(line)}</div>',
@@ -264,6 +267,11 @@ class TurnDisplay:
         """An update arrived too soon and is not shown yet; the next ``update`` or ``finish``
         shows it."""
 
+    @property
+    def streams(self) -> bool:
+        """Whether blocks show as they come (not only at the end: quiet, or a terminal)."""
+        return not self._quiet
+
     def update(self, turn: Turn, *, now: bool = False) -> None:
         """Show what changed, unless the last refresh was less than 1/15 s ago (``now``:
         show it anyway, as before a question to the user)."""
@@ -295,25 +303,53 @@ class TurnDisplay:
             return 1 / MAX_UPDATES_PER_SECOND
         return max(0.0, self._last_refresh + 1 / MAX_UPDATES_PER_SECOND - self._clock())
 
-    def finish(self, turn: Turn, transcript: Transcript | None = None) -> None:
-        """Show every block's final state, then the footer (carrying ``transcript``).
-        Later calls do nothing."""
+    def finish(
+        self, turn: Turn, transcript: Transcript | None = None, *, budget: str | None = None
+    ) -> None:
+        """Show every block's final state, then the footer (carrying ``transcript``, and
+        saying how much of the ``budget`` is spent).  Later calls do nothing."""
         if self._finished:
             return
         self._finished = True
         self.pending = False
         self._render(turn, final=True)
         self._stop_waiting()
-        self._put(_Shown(), 0, footer_bundle(turn, transcript), force=True)
+        self._put(_Shown(), 0, footer_bundle(turn, transcript, budget), force=True)
 
-    def _render(self, turn: Turn, *, final: bool) -> None:
+    def show_up_to(self, turn: Turn, last: Block) -> None:
+        """Show the turn up to ``last`` (a tool about to run, or to be approved) as the
+        cell's newest output, so what its code prints and draws lands under it.  A block
+        already shown after it (a sibling call Pi announced first) is blanked and shown
+        again below, at the next ``update``."""
+        if self._finished or self._quiet:
+            return
+        after = turn.blocks[turn.blocks.index(last) + 1 :] if last in turn.blocks else []
+        for block in after:
+            shown = self._shown.pop(block, None)
+            if shown is not None:
+                self._blank(shown)
+        self._stop_waiting()
+        self._render(turn, final=False, last=last)
+        self._last_refresh = self._last_sent = self._clock()
+
+    def redraw(self, turn: Turn, last: Block) -> None:
+        """Show the turn up to ``last`` again from scratch: the cell's outputs were cleared
+        (by ``clear_output()`` in Pi's code), and the turn's record must not go with them."""
+        if self._finished or self._quiet:
+            return
+        self._shown.clear()
+        self._waiting = self._newest = None
+        self._screen = 0
+        self._render(turn, final=False, last=last)
+
+    def _render(self, turn: Turn, *, final: bool, last: Block | None = None) -> None:
         present = set(turn.blocks)
         for gone, outputs in self._shown.items():
             if gone not in present and not outputs.cleared:
                 self._blank(outputs)
                 outputs.cleared = outputs.final = True
         creating = True
-        for block in turn.blocks:
+        for block in turn.blocks[: turn.blocks.index(last) + 1 if last in turn.blocks else None]:
             shown = self._shown.get(block)
             if shown is None:
                 if not block.visible:

@@ -4,15 +4,20 @@ a wrong value is one sentence saying what is allowed, and the setting keeps its 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from IPython.core.magic import Magics
-from traitlets import Bool, Float, List, TraitError, Unicode, validate
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, observe, validate
 
+from pi_kernel import variables
 from pi_kernel.kernel_tools.catalog import check_policy
 from pi_kernel.session import DISCOVERY_TIMEOUT
 
+from . import budget
 from .render import HEARTBEAT
+
+_N = TypeVar("_N", int, float)
 
 
 class PiSettings(Magics):
@@ -46,6 +51,77 @@ class PiSettings(Magics):
             return check_policy(proposal["value"])
         except ValueError as exc:
             raise TraitError(f"PiMagics.kernel_tools: {exc}") from None
+
+    ask_before = List(
+        Unicode(),
+        default_value=[],
+        help="Tools whose calls wait for your yes in the cell, with the code or command "
+        "shown: kernel tools (notebook_python, ...) and Pi's own (bash, edit, write, ...), "
+        "or '*' for every tool. A cell can add some with %%pi --ask.",
+    ).tag(config=True)
+    ask_timeout = Float(
+        0.0,
+        help="Seconds a question about a call waits for your answer before it counts as "
+        "no; 0 waits as long as it takes.",
+    ).tag(config=True)
+
+    @validate("ask_timeout")
+    def _seconds_or_zero(self, proposal: Any) -> float:
+        seconds = float(proposal["value"])
+        if not math.isfinite(seconds) or seconds < 0:
+            raise TraitError(
+                f"PiMagics.ask_timeout is seconds (0: no limit), not {proposal['value']!r}."
+            )
+        return seconds
+
+    budget_usd = Float(
+        None,
+        allow_none=True,
+        help="What this kernel's Pi may spend, in dollars (None: no limit); the default "
+        "comes from PI_KERNEL_BUDGET_USD. Also %pi budget $0.50.",
+    ).tag(config=True)
+    budget_tokens = Int(
+        None,
+        allow_none=True,
+        help="What this kernel's Pi may spend, in tokens (None: no limit); the default "
+        "comes from PI_KERNEL_BUDGET_TOKENS. Also %pi budget 200k tokens.",
+    ).tag(config=True)
+    budget_problem: str | None = None
+    """What is wrong with a budget the environment gave: until a budget is set here, no
+    turn starts (a deployment's limit that cannot be read must not become no limit)."""
+
+    @default("budget_usd")
+    def _usd_from_environment(self) -> float | None:
+        return self._from_environment(variables.BUDGET_USD, budget.dollars)
+
+    @default("budget_tokens")
+    def _tokens_from_environment(self) -> int | None:
+        return self._from_environment(variables.BUDGET_TOKENS, budget.tokens)
+
+    def _from_environment(self, name: str, read: Callable[[str], _N]) -> _N | None:
+        text = (variables.read(name) or "").strip()
+        if not text:
+            return None
+        try:
+            return read(text)
+        except ValueError as exc:
+            self.budget_problem = (
+                f"{name} in this kernel's environment is unusable: {exc} Fix it in the "
+                "kernelspec's env, or set a budget here with %pi budget."
+            )
+            return None
+
+    @validate("budget_usd", "budget_tokens")
+    def _not_negative(self, proposal: Any) -> float | int | None:
+        value: float | int | None = proposal["value"]
+        if value is not None and (not math.isfinite(value) or value < 0):
+            name = proposal["trait"].name
+            raise TraitError(f"PiMagics.{name} is 0 or more (None: no limit), not {value!r}.")
+        return value
+
+    @observe("budget_usd", "budget_tokens")
+    def _budget_set(self, change: Any) -> None:
+        self.budget_problem = None  # a budget set here replaces what the environment said
 
     discovery_timeout = Float(
         DISCOVERY_TIMEOUT, help="Seconds the picker waits for Pi's models and levels."

@@ -48,6 +48,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("abort", "ask Pi to stop what it is doing"),
     Subcommand("restart", "stop this notebook's Pi and start a new one"),
     Subcommand(
+        "budget",
+        "what this kernel's Pi has spent, and its limits; LIMIT sets one: $0.50 (dollars), "
+        "200k tokens, or off (none)",
+        "[LIMIT]",
+    ),
+    Subcommand(
         "record",
         "write every following Pi turn to a cassette (JSON lines); off stops",
         "PATH | off",
@@ -102,6 +108,7 @@ HELP = """\
   --image X         send an image with the prompt: a file, or a variable holding a figure
                     or image (repeatable; the model must take images)
   --tools POLICY    what Pi may do in this kernel for this cell: all, read or off
+  --ask TOOLS       ask before these tools run in this cell (comma-separated, * for all)
 
 {subcommands}
 
@@ -113,7 +120,16 @@ is answered at Jupyter's input prompt; an empty answer cancels.  A frontend that
 input (nbclient, papermill) gets the dialog cancelled with a notice.
 
 Pi works in this kernel with its tools notebook_python (runs Python in your namespace, in
-the running cell), notebook_history, notebook_variables and notebook_propose_cell.
+the running cell), notebook_history, notebook_variables and notebook_propose_cell.  With
+PiMagics.ask_before = ["notebook_python", "bash"] (or "*"), each such call waits for your
+y (yes), n (no, with a reason for Pi) or a (always for that tool, until the kernel restarts)
+at the input prompt, its code or command shown; no answer (no frontend input, or
+PiMagics.ask_timeout seconds) is a no.
+
+%pi budget $0.50 or %pi budget 200k tokens caps what this kernel's Pi spends (also
+PiMagics.budget_usd / budget_tokens, and PI_KERNEL_BUDGET_USD / PI_KERNEL_BUDGET_TOKENS for
+a whole deployment): at the limit a new turn is refused, and a running turn that crosses it
+is stopped.
 
 To record or replay a whole notebook unedited (CI, papermill), set PI_KERNEL_RECORD or
 PI_KERNEL_REPLAY to a cassette path (relative to the notebook) before the kernel starts.

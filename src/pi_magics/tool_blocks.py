@@ -1,9 +1,15 @@
 """A tool call in a cell: its header (name, a short account of its arguments, its state and
 time), what it showed, and what it changed — the code Pi ran in the kernel (coloured), an
-edit's diff, a write's size — as HTML for notebooks and text for terminals."""
+edit's diff, a write's size — as HTML for notebooks and text for terminals.
+
+What Pi asked to run is shown exactly as it will run: its control and bidirectional
+characters are marked (``visible_controls``), never obeyed, so a ``\r`` cannot hide the start
+of a line of code and a right-to-left override cannot reorder it.  What a tool printed is
+output, shown as a terminal would (``clean_text``)."""
 
 from __future__ import annotations
 
+import difflib
 import html
 import json
 from typing import Any
@@ -14,7 +20,7 @@ from pygments.lexers import PythonLexer
 
 from pi_kernel.blocks import ToolBlock
 from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON, TOOL_NAMES
-from pi_kernel.records.markdown import clean_text
+from pi_kernel.records.markdown import clean_text, visible_controls
 from pi_kernel.transcript import output_tail
 
 Bundle = dict[str, Any]
@@ -62,7 +68,47 @@ def tool_summary(block: ToolBlock) -> str:
             f"{key}={value if isinstance(value, str) else json.dumps(value)}"
             for key, value in block.arguments.items()
         )
-    return shorten(clean_text(text), SUMMARY_MAX_CHARS)
+    return shorten(visible_controls(text), SUMMARY_MAX_CHARS)
+
+
+DETAILS_MAX_CHARS = 4_000
+"""Characters of a call's arguments put beside a question about it (a write's content)."""
+
+
+def call_details(name: str, arguments: dict[str, object], *, code_shown: bool) -> str:
+    """A call's arguments in full, as a question about it shows them: the code (unless its
+    block above shows it), bash's command, an edit's path and diff, a write's path and
+    content, else the arguments as JSON.  Control characters are marked, never obeyed."""
+    code, command, path = (arguments.get(key) for key in ("code", "command", "path"))
+    if name in CODE_TOOLS and isinstance(code, str):
+        text = "" if code_shown else code
+    elif name == "bash" and isinstance(command, str):
+        text = f"$ {command}"
+    elif name == "edit" and isinstance(path, str):
+        text = _planned_diff(path, arguments)
+    elif name == "write" and isinstance(path, str):
+        content = arguments.get("content")
+        text = f"{path}:\n{content}" if isinstance(content, str) else path
+    else:
+        text = json.dumps(arguments, indent=1, ensure_ascii=False)
+    if len(text) > DETAILS_MAX_CHARS:
+        text = f"{text[:DETAILS_MAX_CHARS]}\n… {len(text) - DETAILS_MAX_CHARS:,} more characters"
+    return visible_controls(text)
+
+
+def _planned_diff(path: str, arguments: dict[str, object]) -> str:
+    """What an edit would change, as a diff of each replacement (Pi >= 0.87 sends a list of
+    ``edits``; 0.73 one ``oldText``/``newText``)."""
+    edits = arguments.get("edits")
+    pairs = edits if isinstance(edits, list) else [arguments]
+    lines: list[str] = []
+    for edit in pairs:
+        old, new = (edit.get(k) if isinstance(edit, dict) else None for k in ("oldText", "newText"))
+        if isinstance(old, str) and isinstance(new, str):
+            diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1)
+            lines += list(diff)[2:]  # the ---/+++ header once, with the path, below
+    body = "\n".join(lines) or json.dumps(arguments, indent=1, ensure_ascii=False)
+    return f"--- {path}\n+++ {path}\n{body}"
 
 
 def tool_bundle(block: ToolBlock, *, running_for: float | None = None) -> Bundle:
@@ -91,7 +137,7 @@ def _tool_parts(block: ToolBlock, running_for: float | None) -> tuple[str, str, 
     output, hidden = output_tail(clean_text(block.output).rstrip())
     hidden += block.output_cut  # what a transcript had already cut (a replayed cell)
     marker = f"… {hidden:,} more characters\n" if hidden and output else ""
-    return clean_text(block.name), tool_summary(block), label, marker + output
+    return visible_controls(block.name), tool_summary(block), label, marker + output
 
 
 def _duration(ms: float) -> str:
@@ -110,6 +156,8 @@ def _tool_html(block: ToolBlock, running_for: float | None = None) -> str:
     if summary:
         header += f" <code>{html.escape(summary)}</code>"
     header += f' <span style="color: {_BADGES[block.state][1]}">{html.escape(label)}</span>'
+    if block.approval:
+        header += f" · <i>{html.escape(visible_controls(block.approval))}</i>"
     calls = "".join(_tool_html(call) for call in block.calls)
     if calls:  # drawn inside the parent, indented under a rule
         style = "margin: 0.2em 0 0 1em; padding-left: 0.6em; border-left: 2px solid #ccc"
@@ -138,7 +186,7 @@ _DIFF_STYLES = {
 
 def _diff_html(diff: str) -> str:
     """An edit's diff, coloured by line (escaped text only); open when short."""
-    lines = clean_text(diff).rstrip("\n").split("\n")
+    lines = visible_controls(diff).rstrip("\n").split("\n")
     body = []
     added = removed = 0
     for line in lines:
@@ -159,7 +207,9 @@ def _diff_html(diff: str) -> str:
 
 def _highlighted(code: str) -> str:
     """Python, coloured with inline styles (no stylesheet needed; Pygments escapes it)."""
-    body = highlight(clean_text(code), PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True))
+    body = highlight(
+        visible_controls(code), PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True)
+    )
     style = "margin: 0.2em 0 0 1em; padding: 0.3em; background: #f6f8fa; white-space: pre-wrap"
     return f'<pre style="{style}">{body}</pre>'
 
@@ -167,9 +217,11 @@ def _highlighted(code: str) -> str:
 def _tool_plain(block: ToolBlock, running_for: float | None = None) -> str:
     name, summary, label, output = _tool_parts(block, running_for)
     plain = f"[tool {name}]" + (f" {summary}" if summary else "") + f" — {label}"
+    if block.approval:
+        plain += f" · {visible_controls(block.approval)}"
     code = kernel_code(block)
-    lines = clean_text(code).splitlines() if code is not None else []
-    lines += clean_text(block.diff).splitlines()
+    lines = visible_controls(code).split("\n") if code is not None else []
+    lines += visible_controls(block.diff).splitlines()
     lines += [line for call in block.calls for line in _tool_plain(call).splitlines()]
     lines += output.splitlines()
     if lines:

@@ -10,6 +10,8 @@ beside the user's, and an interrupt reaches it as it would reach the user's own 
 from __future__ import annotations
 
 import base64
+import builtins
+import getpass
 import os
 import sys
 import tokenize
@@ -23,6 +25,7 @@ from typing import Any
 import IPython
 
 from pi_kernel.kernel_tools.catalog import (
+    EVERY_TOOL,
     HISTORY,
     OFFERED,
     PROPOSE_CELL,
@@ -32,8 +35,10 @@ from pi_kernel.kernel_tools.catalog import (
     KernelToolCall,
     Policy,
     ToolReply,
+    Verdict,
 )
 
+from .approvals import Approval, not_approved
 from .desk import Declined, Desk, Errand
 from .images import image_line
 
@@ -69,7 +74,8 @@ class KernelCall(Errand[ToolReply]):
 
 
 class NotebookTools:
-    """The kernel tools as the session sees them: the policy, and the way to the cell."""
+    """The kernel tools as the session sees them: the policy, the calls the user approves
+    first, and the way to the cell."""
 
     def __init__(self, desk: Desk, policy: Policy = "all") -> None:
         self.desk = desk
@@ -77,6 +83,31 @@ class NotebookTools:
         """The notebook's setting (``PiMagics.kernel_tools``)."""
         self.cell_policy: Policy | None = None
         """The running cell's own choice (``%%pi --tools``), while it runs."""
+        self.ask_before: tuple[str, ...] = ()
+        """The notebook's setting (``PiMagics.ask_before``): tools whose calls wait for the
+        user's yes."""
+        self.cell_ask: tuple[str, ...] = ()
+        """The running cell's additions (``%%pi --ask``), while it runs."""
+        self.always: set[str] = set()
+        """Tools the user answered "always" for: not asked about again in this kernel."""
+
+    def asked(self) -> Sequence[str]:
+        return tuple(dict.fromkeys((*self.ask_before, *self.cell_ask)))
+
+    def needs_approval(self, tool: str) -> bool:
+        asked = self.asked()
+        return (tool in asked or EVERY_TOOL in asked) and tool not in self.always
+
+    async def approve(self, call: KernelToolCall) -> Verdict:
+        if not self.needs_approval(call.tool):
+            return Verdict(True)
+        try:
+            verdict = await self.desk.bring(Approval(call), no_cell="no cell was running to ask in")
+        except Declined as exc:
+            return not_approved(call.tool, str(exc))
+        if verdict.always:
+            self.always.add(call.tool)
+        return verdict
 
     @property
     def effective(self) -> Policy:
@@ -124,12 +155,20 @@ class Workbench:
         if error is not None and count is not None:
             self.errors[count] = cut(format_error(error))
 
-    def run(self, call: KernelToolCall, *, images: TakesImages = lambda: False) -> ToolReply:
+    def run(
+        self,
+        call: KernelToolCall,
+        on_clear: Callable[[], None] = lambda: None,
+        *,
+        images: TakesImages = lambda: False,
+    ) -> ToolReply:
         """Do ``call``; ``images`` says whether the model takes image input (asked only when
-        there is an image: figures then go back as images).  Raises KeyboardInterrupt when
-        the user interrupted Pi's code (it was shown, and Pi is told by the caller)."""
+        there is an image: figures then go back as images); ``on_clear`` is called when
+        the code cleared the cell's outputs.  Raises KeyboardInterrupt when the user
+        interrupted Pi's code (it was shown, and Pi is told by the caller)."""
         if call.tool == PYTHON:
-            return self.python(_text_arg(call, "code"), images=images, call_id=call.call_id)
+            code = _text_arg(call, "code")
+            return self.python(code, on_clear, images=images, call_id=call.call_id)
         if call.tool == HISTORY:
             return self.history(call.args)
         if call.tool == VARIABLES:
@@ -139,7 +178,12 @@ class Workbench:
         return ToolReply(f"This kernel has no tool {call.tool!r}.", is_error=True)
 
     def python(
-        self, code: str, *, images: TakesImages = lambda: False, call_id: str = ""
+        self,
+        code: str,
+        on_clear: Callable[[], None] = lambda: None,
+        *,
+        images: TakesImages = lambda: False,
+        call_id: str = "",
     ) -> ToolReply:
         shell = self.shell
         captured: list[str] = []
@@ -153,6 +197,8 @@ class Workbench:
             _tee(captured),
             _displays(shell, displays, mark),
             _replaced(shell.displayhook, "quiet", quiet),
+            _clears(shell, on_clear),
+            _labelled_input(),
         ):
             result = shell.run_cell(source, store_history=False)
         error = result.error_before_exec or result.error_in_exec
@@ -361,6 +407,40 @@ def _displays(shell: Any, captured: list[Mapping[str, Any]], mark: object) -> It
         _replaced(shell.display_pub, "publish", copying),
         _replaced(shell.displayhook, "write_format_data", marking),
     ):
+        yield
+
+
+@contextmanager
+def _clears(shell: Any, after: Callable[[], None]) -> Iterator[None]:
+    """``clear_output()`` in Pi's code clears the cell (Jupyter can clear nothing less), and
+    then ``after`` shows the turn's blocks again: the code cannot wipe the turn's record."""
+    clear = shell.display_pub.clear_output
+
+    def clearing(*args: Any, **kwargs: Any) -> None:
+        clear(*args, **kwargs)
+        after()
+
+    with _replaced(shell.display_pub, "clear_output", clearing):
+        yield
+
+
+CODE_ASKS = "Pi's code asks (your answer goes to its code, and Pi reads it): "
+"""What starts the prompt of an ``input()`` in Pi's code: not a question from pi-kernel."""
+
+
+@contextmanager
+def _labelled_input() -> Iterator[None]:
+    """``input()`` and ``getpass()`` in Pi's code prompt with ``CODE_ASKS`` first.  Looked up
+    now: ipykernel puts its stdin-channel ``input`` into builtins for each cell."""
+    ask, secret = builtins.input, getpass.getpass
+
+    def asking(prompt: object = "") -> str:
+        return ask(f"{CODE_ASKS}{prompt}")
+
+    def asking_secret(prompt: str = "Password: ", stream: Any = None) -> str:
+        return secret(f"{CODE_ASKS}{prompt}")
+
+    with _replaced(builtins, "input", asking), _replaced(getpass, "getpass", asking_secret):
         yield
 
 

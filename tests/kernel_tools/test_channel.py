@@ -19,7 +19,14 @@ import anyio
 import pytest
 
 from pi_kernel import variables
-from pi_kernel.kernel_tools.catalog import EXTENSION, PYTHON, TOOL_NAMES, KernelToolCall, ToolReply
+from pi_kernel.kernel_tools.catalog import (
+    EXTENSION,
+    PYTHON,
+    TOOL_NAMES,
+    KernelToolCall,
+    ToolReply,
+    Verdict,
+)
 from pi_kernel.kernel_tools.channel import ToolChannel
 
 NOBODY = 65534
@@ -30,9 +37,19 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 class Recorder:
     def __init__(self) -> None:
         self.calls: list[KernelToolCall] = []
+        self.asked_about: list[KernelToolCall] = []
 
     def offered(self) -> Sequence[str]:
         return [PYTHON]
+
+    def asked(self) -> Sequence[str]:
+        return ["bash"]
+
+    async def approve(self, call: KernelToolCall) -> Verdict:
+        self.asked_about.append(call)
+        if call.args.get("command") == "boom":
+            raise RuntimeError("the cell went away")
+        return Verdict(False, "The user did not approve this bash call. Their reason: no.")
 
     async def call(self, call: KernelToolCall) -> ToolReply:
         self.calls.append(call)
@@ -57,10 +74,33 @@ async def test_a_call_with_the_secret_reaches_the_tools_and_comes_back():
         offer = await anyio.to_thread.run_sync(ask, path, {"secret": secret, "op": "offer"})
         request = {"secret": secret, "op": "call", "tool": PYTHON, "callId": "c1"}
         reply = await anyio.to_thread.run_sync(ask, path, {**request, "args": {"code": "1"}})
-    assert offer == {"ok": True, "tools": [PYTHON]}
+    assert offer == {"ok": True, "tools": [PYTHON], "ask": ["bash"]}
     assert reply == {"ok": True, "content": [{"type": "text", "text": "ran 1"}], "isError": False}
     assert tools.calls == [KernelToolCall(PYTHON, "c1", {"code": "1"})]
     assert (channel.offers, channel.calls, channel.refused) == (1, 1, 0)
+
+
+@pytest.mark.anyio
+async def test_an_approval_is_asked_of_the_tools_and_a_failure_to_ask_is_no_yes():
+    tools = Recorder()
+    async with ToolChannel(tools) as channel:
+        path, secret = channel.env[variables.TOOLS_SOCKET], channel.env[variables.TOOLS_SECRET]
+        request = {"secret": secret, "op": "approve", "tool": "bash", "callId": "c2"}
+        denied = await anyio.to_thread.run_sync(ask, path, {**request, "args": {"command": "ls"}})
+        failed = await anyio.to_thread.run_sync(ask, path, {**request, "args": {"command": "boom"}})
+    assert denied == {
+        "ok": True,
+        "allowed": False,
+        "reason": "The user did not approve this bash call. Their reason: no.",
+    }
+    why = "the kernel could not ask about bash: the cell went away"
+    assert failed == {"ok": False, "error": why}
+    assert tools.asked_about == [
+        KernelToolCall("bash", "c2", {"command": "ls"}),
+        KernelToolCall("bash", "c2", {"command": "boom"}),
+    ]
+    assert tools.calls == []
+    assert channel.stats() == (0, 0, 2, 0)
 
 
 @pytest.mark.anyio

@@ -32,6 +32,9 @@ OFFERED: dict[Policy, tuple[str, ...]] = {
 }
 """Which tools each policy offers Pi: "read" looks at the kernel and changes nothing."""
 
+EVERY_TOOL = "*"
+"""In a list of tools to ask before (``PiMagics.ask_before``): every tool, Pi's own too."""
+
 EXTENSION = Path(__file__).with_name("extension.js")
 """The Pi extension (``pi -e``) that offers the tools and forwards their calls."""
 
@@ -74,3 +77,16 @@ class ToolReply:
         content: list[dict[str, str]] = [{"type": "text", "text": self.text}]
         content += [{"type": "image", "data": i.data, "mimeType": i.mime_type} for i in self.images]
         return {"ok": True, "content": content, "isError": self.is_error}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The user's answer to a call that waited for approval: run it or not, why not (for
+    Pi), and whether to stop asking about this tool until the kernel restarts."""
+
+    allowed: bool
+    reason: str = ""
+    always: bool = False
+
+    def wire(self) -> dict[str, Any]:
+        return {"ok": True, "allowed": self.allowed, "reason": self.reason}

@@ -8,8 +8,10 @@ user (the folder's mode, and the peer's credentials where the system reports the
 the secret with every request; anything else is refused and counted.
 
 The wire: one JSON request line per connection, one JSON reply line back.
-``{"secret", "op": "offer"}`` asks which tools to offer for the run about to start;
-``{"secret", "op": "call", "tool", "callId", "args"}`` runs one.
+``{"secret", "op": "offer"}`` asks which tools to offer for the run about to start, and
+which calls the user wants to approve first; ``{"secret", "op": "approve", "tool",
+"callId", "args"}`` asks the user about one call (Pi's ``tool_call`` hook, before any tool
+runs, Pi's own too); ``{"secret", "op": "call", "tool", "callId", "args"}`` runs one.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from ..agent_dir import runtime_dir
 from ..records.redaction import redact
 from ..rpc.environment import hidden_values
 from ..rpc.transport import task_group
-from .catalog import EXTENSION, KernelToolCall, ToolReply
+from .catalog import EXTENSION, KernelToolCall, ToolReply, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +52,11 @@ REQUEST_LIMIT = 4_000_000
 
 class ChannelStats(NamedTuple):
     """What a channel served: runs that asked which tools to offer (0: Pi's extension never
-    spoke), calls, and refused requests."""
+    spoke), calls, calls it asked the user about, and refused requests."""
 
     offers: int
     calls: int
+    approvals: int
     refused: int
 
 
@@ -62,6 +65,15 @@ class ToolHandler(Protocol):
 
     def offered(self) -> Sequence[str]:
         """The tools to offer Pi for the run about to start."""
+        ...
+
+    def asked(self) -> Sequence[str]:
+        """The tools (any of Pi's, or ``EVERY_TOOL``) whose calls wait for the user's
+        approval in the run about to start."""
+        ...
+
+    async def approve(self, call: KernelToolCall) -> Verdict:
+        """Whether the user lets ``call`` run (asked in the running cell when needed)."""
         ...
 
     async def call(self, call: KernelToolCall) -> ToolReply:
@@ -73,7 +85,7 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     secret: str
-    op: Literal["offer", "call"]
+    op: Literal["offer", "approve", "call"]
     tool: str = ""
     call_id: str = Field("", alias="callId")
     args: dict[str, Any] = Field(default_factory=dict)
@@ -94,12 +106,14 @@ class ToolChannel:
         self.offers = 0
         """How many runs asked which tools to offer (0: the extension never spoke)."""
         self.calls = 0
+        self.approvals = 0
+        """Calls Pi's extension asked the user about (the tools in ``asked``)."""
         self.refused = 0
         """Requests refused: a wrong secret, another user, or a malformed request."""
         self._stack = AsyncExitStack()
 
     def stats(self) -> ChannelStats:
-        return ChannelStats(self.offers, self.calls, self.refused)
+        return ChannelStats(self.offers, self.calls, self.approvals, self.refused)
 
     @property
     def path(self) -> Path:
@@ -154,9 +168,17 @@ class ToolChannel:
             return refusal("wrong secret: this channel serves only its own kernel's Pi")
         if request.op == "offer":
             self.offers += 1
-            return {"ok": True, "tools": list(self.tools.offered())}
-        self.calls += 1
+            tools, asked = list(self.tools.offered()), list(self.tools.asked())
+            return {"ok": True, "tools": tools, "ask": asked}
         call = KernelToolCall(request.tool, request.call_id, request.args)
+        if request.op == "approve":
+            self.approvals += 1
+            try:
+                return (await self.tools.approve(call)).wire()
+            except Exception as exc:  # Pi's extension then blocks the call: never a silent yes
+                logger.exception("asking about %s failed", request.tool)
+                return refusal(f"the kernel could not ask about {request.tool}: {exc}")
+        self.calls += 1
         try:
             reply = await self.tools.call(call)
         except Exception as exc:

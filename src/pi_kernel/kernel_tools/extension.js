@@ -1,6 +1,8 @@
 // pi-kernel's kernel tools, loaded by the kernel's own Pi with `pi -e` (never installed into
 // the user's ~/.pi).  Each tool call is forwarded over a Unix socket to the Jupyter kernel
 // that started this Pi, which runs it on its main thread inside the running cell and answers.
+// Before any tool runs (Pi's own too), calls the user wants to approve are put to them in
+// the running cell, through the same socket (Pi's `tool_call` hook, which can block a call).
 // The socket's path and secret come in the environment; they are taken out of it at once, so
 // the commands Pi's own tools run (bash) never see them.  Names must match catalog.py.
 import * as net from "node:net";
@@ -117,16 +119,40 @@ export default function (pi) {
     });
   }
 
-  // Which tools a run may use is the running cell's choice (its policy), asked per run.
+  // Tool names (or "*") whose calls wait for the user's approval in this run.
+  let asking = new Set(["*"]);
+
+  // Which tools a run may use is the running cell's choice (its policy), asked per run, and
+  // so is which calls the user approves first.
   pi.on("before_agent_start", async () => {
     let offered = [];
     try {
       const reply = await ask({ op: "offer" });
-      if (reply.ok) offered = reply.tools.filter((name) => NAMES.has(name));
+      if (reply.ok) {
+        offered = reply.tools.filter((name) => NAMES.has(name));
+        asking = new Set(reply.ask ?? []);
+      }
     } catch {
-      // The kernel does not answer: offer nothing rather than tools that cannot run.
+      // The kernel does not answer: offer nothing rather than tools that cannot run, and
+      // let no call through that the user may have wanted to approve.
+      asking = new Set(["*"]);
     }
     const others = pi.getActiveTools().filter((name) => !NAMES.has(name));
     pi.setActiveTools([...others, ...offered]);
+  });
+
+  // A gate fails closed: when the user cannot be asked, the call does not run.
+  pi.on("tool_call", async (event, ctx) => {
+    if (!asking.has("*") && !asking.has(event.toolName)) return undefined;
+    let reply;
+    try {
+      const request = { op: "approve", tool: event.toolName, callId: event.toolCallId, args: event.input ?? {} };
+      reply = await ask(request, ctx?.signal);
+    } catch (error) {
+      return { block: true, reason: `Not run: the user could not be asked (${error.message}).` };
+    }
+    if (!reply.ok) return { block: true, reason: `Not run: ${reply.error}.` };
+    if (!reply.allowed) return { block: true, reason: reply.reason || "The user did not approve this call." };
+    return undefined;
   });
 }

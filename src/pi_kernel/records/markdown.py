@@ -3,7 +3,8 @@
 Security-critical and pure.  ``safe_markdown`` escapes raw HTML and disarms link targets
 (only http, https and mailto stay live) while keeping ordinary Markdown working: code,
 lists, emphasis, links.  ``clean_text`` drops terminal escapes and control characters, which
-are noise in HTML and a hazard in a terminal.
+are noise in HTML and a hazard in a terminal; ``visible_controls`` shows them instead, where
+what is shown must be exactly what runs (code, commands, paths).
 """
 
 from __future__ import annotations
@@ -43,6 +44,31 @@ def clean_text(text: str) -> str:
     # A lone carriage return starts its line over, as in a terminal (progress bars).
     text = _OVERWRITTEN.sub("", text.replace("\r\n", "\n"))
     return _CONTROL.sub("", text)
+
+
+_INVISIBLE = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e"
+    r"\u2066-\u2069\ufeff]"
+)
+"""Characters that change how the text around them looks instead of looking like anything:
+controls, and the bidirectional ones of the "Trojan Source" trick."""
+
+
+def visible_controls(text: str) -> str:
+    """``text`` with every control, bidirectional and zero-width character shown as a mark
+    instead of obeyed: ``␍`` for a carriage return, ``␛`` for an escape (C0 controls get
+    their Unicode control pictures), ``⟨U+202E⟩`` for the rest.  Tabs and newlines stay (and
+    ``\r\n``, which Python reads as one newline)."""
+    return _INVISIBLE.sub(_mark, text.replace("\r\n", "\n"))
+
+
+def _mark(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)
+    if code == 0x7F:
+        return "\u2421"
+    return f"\u27e8U+{code:04X}\u27e9"
 
 
 def safe_markdown(text: str) -> str:

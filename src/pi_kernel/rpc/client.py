@@ -251,6 +251,9 @@ class PiClient:
         entry = event.usage_entry
         if entry is not None:
             self.side_usage.setdefault(entry.kind or "usage", UsageTally()).add(entry.usage)
+        summary = event.summary_usage
+        if summary is not None:  # a compaction's or a branch summary's model call
+            self.side_usage.setdefault(summary[0], UsageTally()).add(summary[1])
 
     def _route_response(self, response: Response) -> None:
         if response.id is not None:

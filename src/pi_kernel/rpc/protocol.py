@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 THINKING_LEVELS: tuple[str, ...] = ("off", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -387,6 +387,20 @@ class UsageEntry(WireModel):
 class EntryAppended(WireModel):
     type: Literal["entry_appended"] = "entry_appended"
     entry: Any = None
+
+    @property
+    def summary_usage(self) -> tuple[str, Usage] | None:
+        """The entry's type and usage when it is a summary Pi asked a model for (a
+        ``compaction`` or ``branch_summary`` entry that carries ``usage``)."""
+        if not isinstance(self.entry, dict):
+            return None
+        kind, usage = self.entry.get("type"), self.entry.get("usage")
+        if kind not in ("compaction", "branch_summary") or not isinstance(usage, dict):
+            return None
+        try:
+            return str(kind), Usage.model_validate(usage)
+        except ValidationError:  # a shape this client does not know: not a cost it can count
+            return None
 
     @property
     def usage_entry(self) -> UsageEntry | None:

@@ -27,6 +27,21 @@ class UsageTally:
         self.cache_write += usage.cache_write
         self.cost += usage.cost.total
 
+    @property
+    def tokens(self) -> int:
+        """Every token counted: input, output, and prompt-cache reads and writes."""
+        return self.input + self.output + self.cache_read + self.cache_write
+
+    def plus(self, other: UsageTally) -> UsageTally:
+        return UsageTally(
+            self.count + other.count,
+            self.input + other.input,
+            self.output + other.output,
+            self.cache_read + other.cache_read,
+            self.cache_write + other.cache_write,
+            self.cost + other.cost,
+        )
+
     def since(self, earlier: UsageTally) -> UsageTally:
         """What was added after ``earlier`` (a copy taken from this tally)."""
         return UsageTally(
