@@ -126,10 +126,10 @@ y (yes), n (no, with a reason for Pi) or a (always for that tool, until the kern
 at the input prompt, its code or command shown; no answer (no frontend input, or
 PiMagics.ask_timeout seconds) is a no.
 
-%pi budget $0.50 or %pi budget 200k tokens caps what this kernel's Pi spends (also
-PiMagics.budget_usd / budget_tokens, and PI_KERNEL_BUDGET_USD / PI_KERNEL_BUDGET_TOKENS for
-a whole deployment): at the limit a new turn is refused, and a running turn that crosses it
-is stopped.
+A budget caps what this kernel's Pi spends: %pi budget $0.50 or %pi budget 200k tokens
+(also PiMagics.budget_usd / budget_tokens, and PI_KERNEL_BUDGET_USD / PI_KERNEL_BUDGET_TOKENS
+for a whole deployment).  At the limit a new turn is refused, and a running turn that
+crosses it is stopped.
 
 To record or replay a whole notebook unedited (CI, papermill), set PI_KERNEL_RECORD or
 PI_KERNEL_REPLAY to a cassette path (relative to the notebook) before the kernel starts.
