@@ -42,7 +42,7 @@ class Approval(Errand[Verdict]):
 
 def not_approved(tool: str, why: str) -> Verdict:
     """A no that was never answered (no input, no time, no cell): Pi hears why."""
-    return Verdict(False, f"The user did not approve this {tool} call: {why}.")
+    return Verdict(False, f"The user did not approve this {tool} call: {why}.", why)
 
 
 class _NoAnswer(BaseException):
@@ -86,7 +86,8 @@ def _answer(tool: str, read: Reader) -> Verdict:
         if reply in NO:
             reason = read(REASON).strip()
             said = f" Their reason: {reason}" if reason else ""
-            return Verdict(False, f"The user did not approve this {tool} call.{said}")
+            why = f"the user said no: {reason}" if reason else "the user said no"
+            return Verdict(False, f"The user did not approve this {tool} call.{said}", why)
         print(f"{reply!r} is not an answer here: y (run it), n (do not) or a (always).")
 
 
@@ -94,7 +95,7 @@ def verdict_text(verdict: Verdict) -> str:
     """What the call's block says (and its transcript keeps) about the user's answer."""
     if verdict.always:
         return "approved, and every later call of this tool until the kernel restarts"
-    return "approved" if verdict.allowed else f"not approved: {verdict.reason}"
+    return "approved" if verdict.allowed else f"not approved: {verdict.why}"
 
 
 @contextmanager

@@ -32,6 +32,7 @@ def tools_text(policy: Policy, offered: Sequence[str], served: ChannelStats | No
     text = f"{policy}: {', '.join(offered)}"
     if served is not None:
         text += f"; offered in {_count(served.offers, 'run')}, {_count(served.calls, 'call')}"
+        text += f", {served.approvals} asked about" if served.approvals else ""
         text += f", {served.refused} refused" if served.refused else ""
     return text
 
@@ -47,8 +48,8 @@ def format_status(
     cassette: str | None = None,
     tools: tuple[Policy, Sequence[str]] | None = None,
 ) -> str:
-    """``tools``: the kernel tools' policy and the tools it offers (None: no kernel)."""
-    """``%pi status`` as aligned lines; a Pi that died shows the end of its stderr."""
+    """``%pi status`` as aligned lines; a Pi that died shows the end of its stderr.
+    ``tools``: the kernel tools' policy and the tools it offers (None: no kernel)."""
     lines = []
     if status.install is not None:
         lines.append(f"Pi:        {status.install.describe()}")

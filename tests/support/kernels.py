@@ -45,6 +45,8 @@ class CellRun:
     display_bytes: int = 0
     seconds: float = 0.0
     input_prompts: list[str] = field(default_factory=list)
+    clear_pending: bool = False
+    """A ``clear_output(wait=True)`` came: the next output clears the cell first."""
 
     @property
     def status(self) -> str:
@@ -223,6 +225,14 @@ class KernelHarness:
 def _apply(
     run: CellRun, by_display_id: dict[str, dict[str, Any]], kind: str, content: dict[str, Any]
 ) -> None:
+    if kind == "clear_output":  # as a frontend clears: at once, or (wait) at the next output
+        run.clear_pending = bool(content.get("wait"))
+        if not run.clear_pending:
+            run.outputs.clear()
+        return
+    if run.clear_pending and kind in ("display_data", "stream", "execute_result", "error"):
+        run.clear_pending = False
+        run.outputs.clear()
     display_id = content.get("transient", {}).get("display_id")
     if kind in ("display_data", "update_display_data"):
         run.display_bytes += len(json.dumps(content["data"]))

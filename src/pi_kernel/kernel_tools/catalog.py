@@ -81,11 +81,15 @@ class ToolReply:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The user's answer to a call that waited for approval: run it or not, why not (for
-    Pi), and whether to stop asking about this tool until the kernel restarts."""
+    """The user's answer to a call that waited for approval: run it or not, why not (in
+    the cell's words, and in a sentence for Pi), and whether to stop asking about this tool
+    until the kernel restarts."""
 
     allowed: bool
     reason: str = ""
+    """What Pi reads when the call does not run."""
+    why: str = ""
+    """Why it does not run, as its block says: the user's reason, or what kept the answer."""
     always: bool = False
 
     def wire(self) -> dict[str, Any]:
