@@ -45,6 +45,8 @@ class CellRun:
     display_bytes: int = 0
     seconds: float = 0.0
     input_prompts: list[str] = field(default_factory=list)
+    input_requests: list[dict[str, Any]] = field(default_factory=list)
+    """The ``input_request`` messages themselves (their headers say when each was sent)."""
     clear_pending: bool = False
     """A ``clear_output(wait=True)`` came: the next output clears the cell first."""
 
@@ -176,6 +178,7 @@ class KernelHarness:
         if request["msg_type"] == "input_request":
             prompt = request["content"]["prompt"]
             run.input_prompts.append(prompt)
+            run.input_requests.append(request)
             self.client.input(answer(prompt))
 
     def pis(self) -> list[psutil.Process]:
