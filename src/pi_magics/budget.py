@@ -6,16 +6,18 @@ and on Pi >= 1 the summaries it asks a model for when it compacts).  A replayed 
 nothing.  The limits are in dollars, in tokens (every token counted: input, output, cache
 reads and writes; a local model costs $0, so only tokens can limit it), or both.
 
-A turn is refused at or over a limit, and a running turn is aborted when a message takes
-the spending over one (Pi reports usage when each message ends: a turn can overshoot by the
-message that crossed the line).  A guard for people and deployments, not a wall: the
-kernel's own user can raise the limit, and so can code run in the kernel.
+A turn is refused at or over a limit.  A running turn is checked before each tool call and
+each model call (pi-kernel's extension asks the kernel, with what the run's messages cost as
+Pi counts it) and aborted once over: a turn overshoots by at most the message that crossed
+the line, and no tool of that message runs.  A guard for people and deployments, not a
+wall: the kernel's own user can raise the limit, and so can code run in the kernel.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pi_kernel.rpc.usage import UsageTally
@@ -107,6 +109,17 @@ def over(limits: Limits, spent: UsageTally) -> str | None:
     if limits.tokens is not None and spent.tokens >= limits.tokens:
         return f"{spent.tokens:,} of {limits.tokens:,} tokens"
     return None
+
+
+def run_limit(limits: Limits, before: UsageTally) -> Callable[[UsageTally], str | None]:
+    """For a run that starts with ``before`` spent: why it must stop having spent
+    ``run_usage`` (the notice its cell shows), or None."""
+
+    def stop(run_usage: UsageTally) -> str | None:
+        reached = over(limits, before.plus(run_usage))
+        return None if reached is None else stop_notice(reached)
+
+    return stop
 
 
 def refusal(reached: str) -> str:

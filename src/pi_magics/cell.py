@@ -36,8 +36,7 @@ Redraw = Callable[[], None]
 Work = Callable[[KernelToolCall, Redraw], ToolReply]
 """Runs a kernel tool call on the main thread (``Workbench.run``), calling the ``Redraw``
 after the code cleared the cell's outputs."""
-Limit = Callable[[Turn], str | None]
-"""Why the running turn must stop now (a budget it went over), or None."""
+
 INTERRUPTED_REPLY = ToolReply(
     "KeyboardInterrupt: the user interrupted this code; the turn is being aborted.",
     is_error=True,
@@ -73,7 +72,6 @@ class CellTurn:
         work: Work | None = None,
         *,
         ask_timeout: float = 0.0,
-        limit: Limit | None = None,
     ) -> None:
         self.request = request
         self.turn = Turn(request.prompt)
@@ -85,10 +83,7 @@ class CellTurn:
         """How a kernel tool call is run; without it, calls are declined."""
         self._ask_timeout = ask_timeout
         """Seconds an approval waits for its answer (0: as long as it takes)."""
-        self._limit = limit
         self.interrupted = False
-        self.stopped: str | None = None
-        """Why the cell aborted the turn itself (its budget), once it did."""
         # Pi's events and its dialogs, then None when the turn is over: the pump wakes at
         # once, not after its interval, so the cell ends as soon as Pi settles.
         self._inbox: Inbox = queue.SimpleQueue()
@@ -118,9 +113,6 @@ class CellTurn:
             try:
                 while not self._ended.is_set():
                     self._pump()
-                    if self._limit is not None and (why := self._limit(self.turn)):
-                        self._stop(future, why)
-                        break
             except KeyboardInterrupt:
                 self.interrupted = True
                 future.cancel()
@@ -129,23 +121,23 @@ class CellTurn:
             self._drain(unasked="the turn was over")
         return future
 
-    def outcome(self, future: Future[TurnResult]) -> TurnResult | None:
+    def outcome(
+        self, future: Future[TurnResult], *, stopped: str | None = None
+    ) -> TurnResult | None:
         """Close the turn as its run ended: the run's result, None when interrupted;
-        the run's error is raised after the turn has recorded it."""
+        the run's error is raised after the turn has recorded it.  ``stopped``: why the
+        notebook had Pi abort the run (its budget), to be said in the cell."""
         turn, request = self.turn, self.request
         turn.asked_with(request.model, request.level)
         if self.interrupted:
             turn.finish(None, interrupted=True)
-            return None
-        if self.stopped is not None:
-            turn.finish(None, stopped=self.stopped)
             return None
         error = future.exception()
         if error is not None:
             turn.finish(None, error=str(error))
             raise error
         result = future.result()
-        turn.finish(result.outcome, level=result.thinking_level)
+        turn.finish(result.outcome, stopped=stopped, level=result.thinking_level)
         return result
 
     def _post_errand(self, errand: Errand[Any]) -> None:
@@ -225,13 +217,6 @@ class CellTurn:
         )
         approval.reply(verdict)
         self.turn.approval_answered(call.call_id, verdict_text(verdict))
-
-    def _stop(self, future: Future[TurnResult], why: str) -> None:
-        """Abort the run for the cell's own reason (what streamed stays)."""
-        self.stopped = why
-        future.cancel()
-        self.desk.decline_waiting(why)
-        self._settle()
 
     def _settle(self) -> None:
         """After an interrupt: wait briefly for Pi's abort, showing what still arrives."""

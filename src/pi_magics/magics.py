@@ -17,7 +17,7 @@ from functools import cache, partial
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import cell_magic, line_magic, magics_class
+from IPython.core.magic import cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 from traitlets import observe
@@ -337,34 +337,23 @@ class PiMagics(PiSettings, RecordCommands):
             # send: a turn without one does no discovery.
             takes_images = cache(partial(self._takes_images, request.model))
             work = partial(self.workbench.run, images=takes_images)
-        spent_before = self._spent()
-
-        def limit(turn: Turn) -> str | None:
-            reached = budget.over(limits, spent_before.plus(turn.usage))
-            return None if reached is None else budget.stop_notice(reached)
-
-        cell = CellTurn(
-            request,
-            display,
-            self.desk,
-            work=work,
-            ask_timeout=self.ask_timeout,
-            limit=limit if limits.any else None,
-        )
+        cell = CellTurn(request, display, self.desk, work=work, ask_timeout=self.ask_timeout)
         for _, line in sent:  # shown above the answer, and kept in the transcript
             cell.turn.apply(ClientNotice(message=f"Sent with the prompt: {line}"))
         run_turn = partial(turn, images=[image for image, _ in sent])
         self.tools.cell_policy, self.tools.cell_ask = tools, tuple(ask)
+        self.tools.limit = budget.run_limit(limits, self._spent()) if limits.any else None
         try:
             future = cell.stream(self.bridge.submit, run_turn)
         finally:
-            self.tools.cell_policy, self.tools.cell_ask = None, ()
+            self.tools.cell_policy, self.tools.cell_ask, self.tools.limit = None, (), None
             self.spending.add_turn(cell.turn.usage)
+        stopped, self.tools.stopped = self.tools.stopped, None
         for line in self.bridge.call(self.session.take_diagnostics):
             cell.turn.apply(ClientNotice(level="warning", message=f"Pi: {line}"))
         self.last_turn = cell.turn
         try:
-            result = cell.outcome(future)
+            result = cell.outcome(future, stopped=stopped)
         except Exception as error:
             # The raised error is the message (IPython shows a PiError in a few lines);
             # what streamed before it stays visible above it.
@@ -456,6 +445,7 @@ class PiMagics(PiSettings, RecordCommands):
     # -- %pi ---------------------------------------------------------------------------------
 
     @line_magic("pi")  # type: ignore[arg-type]  # IPython types the named form as Never
+    @no_var_expand  # taken as written: IPython would turn "$0.50" into "0.5"
     def pi_line(self, line: str) -> None:
         """%pi SUBCOMMAND: see %pi help."""
         try:

@@ -37,6 +37,7 @@ from pi_kernel.kernel_tools.catalog import (
     ToolReply,
     Verdict,
 )
+from pi_kernel.rpc.usage import UsageTally
 
 from .approvals import Approval, not_approved
 from .desk import Declined, Desk, Errand
@@ -90,6 +91,20 @@ class NotebookTools:
         """The running cell's additions (``%%pi --ask``), while it runs."""
         self.always: set[str] = set()
         """Tools the user answered "always" for: not asked about again in this kernel."""
+        self.limit: Callable[[UsageTally], str | None] | None = None
+        """The running cell's budget: why its run must stop having spent so much, or None
+        (no budget: None)."""
+        self.stopped: str | None = None
+        """Why the running cell's run was told to stop, once it was."""
+
+    def budgeted(self) -> bool:
+        return self.limit is not None
+
+    def budget_stop(self, run_usage: UsageTally) -> str | None:
+        why = self.limit(run_usage) if self.limit is not None else None
+        if why is not None:
+            self.stopped = why
+        return why
 
     def asked(self) -> Sequence[str]:
         return tuple(dict.fromkeys((*self.ask_before, *self.cell_ask)))

@@ -28,6 +28,7 @@ from pi_kernel.kernel_tools.catalog import (
     Verdict,
 )
 from pi_kernel.kernel_tools.channel import ToolChannel
+from pi_kernel.rpc.usage import UsageTally
 
 NOBODY = 65534
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -44,6 +45,12 @@ class Recorder:
 
     def asked(self) -> Sequence[str]:
         return ["bash"]
+
+    def budgeted(self) -> bool:
+        return False
+
+    def budget_stop(self, run_usage: UsageTally) -> str | None:
+        return f"stop at {run_usage.tokens}" if run_usage.tokens > 10 else None
 
     async def approve(self, call: KernelToolCall) -> Verdict:
         self.asked_about.append(call)
@@ -74,10 +81,23 @@ async def test_a_call_with_the_secret_reaches_the_tools_and_comes_back():
         offer = await anyio.to_thread.run_sync(ask, path, {"secret": secret, "op": "offer"})
         request = {"secret": secret, "op": "call", "tool": PYTHON, "callId": "c1"}
         reply = await anyio.to_thread.run_sync(ask, path, {**request, "args": {"code": "1"}})
-    assert offer == {"ok": True, "tools": [PYTHON], "ask": ["bash"]}
+    assert offer == {"ok": True, "tools": [PYTHON], "ask": ["bash"], "budget": False}
     assert reply == {"ok": True, "content": [{"type": "text", "text": "ran 1"}], "isError": False}
     assert tools.calls == [KernelToolCall(PYTHON, "c1", {"code": "1"})]
     assert (channel.offers, channel.calls, channel.refused) == (1, 1, 0)
+
+
+@pytest.mark.anyio
+async def test_the_budget_is_asked_with_what_the_run_spent():
+    async with ToolChannel(Recorder()) as channel:
+        path, secret = channel.env[variables.TOOLS_SOCKET], channel.env[variables.TOOLS_SECRET]
+        usage = {"input": 8, "output": 3, "cacheRead": 0, "cacheWrite": 0, "cost": {"total": 0}}
+        over = await anyio.to_thread.run_sync(
+            ask, path, {"secret": secret, "op": "budget", "usage": usage}
+        )
+        within = await anyio.to_thread.run_sync(ask, path, {"secret": secret, "op": "budget"})
+    assert over == {"ok": True, "stop": "stop at 11"}
+    assert within == {"ok": True, "stop": None}
 
 
 @pytest.mark.anyio

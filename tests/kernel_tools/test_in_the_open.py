@@ -105,7 +105,8 @@ def test_the_code_shown_is_the_code_run_with_its_control_characters_marked(
     assert shown in block
     html = next(o["data"]["text/html"] for o in run.outputs if "[tool " in str(o.get("data")))
     for control in "\r\b\x1b\u202e\u2066":
-        assert control not in block and control not in html
+        assert control not in block
+        assert control not in html
 
 
 def test_clear_output_in_pis_code_clears_its_outputs_but_not_the_turn(

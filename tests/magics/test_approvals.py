@@ -193,7 +193,8 @@ def test_a_wrong_answer_is_said_and_asked_again_without_a_kernel(
     replies = iter(["maybe", "ALWAYS"])
     call_ = KernelToolCall("bash", "c1", {"command": "rm -rf build\r# harmless"})
     verdict = ask_approval(call_, lambda prompt: next(replies), code_shown=True)
-    assert verdict.allowed and verdict.always
+    assert verdict.allowed
+    assert verdict.always
     printed = capsys.readouterr().out
     assert "$ rm -rf build␍# harmless" in printed
     assert "'maybe' is not an answer here" in printed

@@ -16,6 +16,7 @@ __all__ = [
     "PiEnv",
     "add_cached_model",
     "add_gated_provider",
+    "add_priced_model",
     "add_vision_model",
     "isolated_env",
     "write_agent_dir",
@@ -71,27 +72,34 @@ def write_agent_dir(path: Path, base_url: str, *, api_key: str = API_KEY) -> Pat
     return path
 
 
+def _add_model(path: Path, model: dict[str, Any]) -> str:
+    """Add ``model`` to the scripted provider in ``path/models.json``; its reference."""
+    models_path = path / "models.json"
+    models = json.loads(models_path.read_text(encoding="utf-8"))
+    models["providers"][PROVIDER]["models"].append(model)
+    models_path.write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
+    return f"{PROVIDER}/{model['id']}"
+
+
 def add_cached_model(path: Path) -> str:
     """Add model ``scripted/cached``: a prompt cache that lives 11 s and prices that make
     keeping it warm pay off in Pi's estimate, so Pi >= 1 refreshes it every second while
     idle.  Returns the model's reference."""
-    models_path = path / "models.json"
-    models = json.loads(models_path.read_text(encoding="utf-8"))
     cost = {"input": 100, "output": 100, "cacheRead": 1, "cacheWrite": 2000}
-    cached = _model("cached", reasoning=False, cost=cost, promptCache={"short": 11})
-    models["providers"][PROVIDER]["models"].append(cached)
-    models_path.write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
-    return f"{PROVIDER}/cached"
+    return _add_model(path, _model("cached", reasoning=False, cost=cost, promptCache={"short": 11}))
+
+
+def add_priced_model(path: Path) -> str:
+    """Add model ``scripted/priced``: $1000 per million tokens in and out, so a scripted
+    request (about a thousand tokens of system prompt and tools) costs about a dollar.
+    Returns its reference."""
+    cost = {"input": 1000, "output": 1000, "cacheRead": 0, "cacheWrite": 0}
+    return _add_model(path, _model("priced", reasoning=False, cost=cost))
 
 
 def add_vision_model(path: Path) -> str:
     """Add model ``scripted/vision``, which takes image input.  Returns its reference."""
-    models_path = path / "models.json"
-    models = json.loads(models_path.read_text(encoding="utf-8"))
-    vision = _model("vision", reasoning=False, input=["text", "image"])
-    models["providers"][PROVIDER]["models"].append(vision)
-    models_path.write_text(json.dumps(models, indent=2) + "\n", encoding="utf-8")
-    return f"{PROVIDER}/vision"
+    return _add_model(path, _model("vision", reasoning=False, input=["text", "image"]))
 
 
 GATED_PROVIDER = "gated"

@@ -11,7 +11,9 @@ The wire: one JSON request line per connection, one JSON reply line back.
 ``{"secret", "op": "offer"}`` asks which tools to offer for the run about to start, and
 which calls the user wants to approve first; ``{"secret", "op": "approve", "tool",
 "callId", "args"}`` asks the user about one call (Pi's ``tool_call`` hook, before any tool
-runs, Pi's own too); ``{"secret", "op": "call", "tool", "callId", "args"}`` runs one.
+runs, Pi's own too); ``{"secret", "op": "budget", "usage"}`` asks whether the run may go
+on, having spent ``usage`` so far (before each tool and each model call, when a budget is
+set); ``{"secret", "op": "call", "tool", "callId", "args"}`` runs one.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from .. import variables
 from ..agent_dir import runtime_dir
 from ..records.redaction import redact
 from ..rpc.environment import hidden_values
+from ..rpc.protocol import Usage
 from ..rpc.transport import task_group
+from ..rpc.usage import UsageTally
 from .catalog import EXTENSION, KernelToolCall, ToolReply, Verdict
 
 logger = logging.getLogger(__name__)
@@ -76,6 +80,14 @@ class ToolHandler(Protocol):
         """Whether the user lets ``call`` run (asked in the running cell when needed)."""
         ...
 
+    def budgeted(self) -> bool:
+        """Whether the run about to start has a budget to keep to."""
+        ...
+
+    def budget_stop(self, run_usage: UsageTally) -> str | None:
+        """Why the run must stop, having spent ``run_usage`` so far; None: go on."""
+        ...
+
     async def call(self, call: KernelToolCall) -> ToolReply:
         """Run one call (on the kernel's main thread) and say what happened."""
         ...
@@ -85,10 +97,12 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     secret: str
-    op: Literal["offer", "approve", "call"]
+    op: Literal["offer", "approve", "budget", "call"]
     tool: str = ""
     call_id: str = Field("", alias="callId")
     args: dict[str, Any] = Field(default_factory=dict)
+    usage: Usage = Usage()
+    """What the run spent so far (``budget``), summed by the extension as Pi's usage."""
 
 
 def refusal(reason: str) -> dict[str, Any]:
@@ -169,7 +183,11 @@ class ToolChannel:
         if request.op == "offer":
             self.offers += 1
             tools, asked = list(self.tools.offered()), list(self.tools.asked())
-            return {"ok": True, "tools": tools, "ask": asked}
+            return {"ok": True, "tools": tools, "ask": asked, "budget": self.tools.budgeted()}
+        if request.op == "budget":
+            run_usage = UsageTally()
+            run_usage.add(request.usage)
+            return {"ok": True, "stop": self.tools.budget_stop(run_usage)}
         call = KernelToolCall(request.tool, request.call_id, request.args)
         if request.op == "approve":
             self.approvals += 1

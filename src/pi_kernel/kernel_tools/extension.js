@@ -3,6 +3,8 @@
 // that started this Pi, which runs it on its main thread inside the running cell and answers.
 // Before any tool runs (Pi's own too), calls the user wants to approve are put to them in
 // the running cell, through the same socket (Pi's `tool_call` hook, which can block a call).
+// When the notebook has a budget, the run's spending so far is checked before each tool and
+// each model call, and the run is aborted once the kernel says it is over.
 // The socket's path and secret come in the environment; they are taken out of it at once, so
 // the commands Pi's own tools run (bash) never see them.  Names must match catalog.py.
 import * as net from "node:net";
@@ -121,6 +123,9 @@ export default function (pi) {
 
   // Tool names (or "*") whose calls wait for the user's approval in this run.
   let asking = new Set(["*"]);
+  // Whether this run keeps to a budget, and what its model calls cost so far (as Pi counts).
+  let budgeted = false;
+  let spent = nothingSpent();
 
   // Which tools a run may use is the running cell's choice (its policy), asked per run, and
   // so is which calls the user approves first.
@@ -131,18 +136,41 @@ export default function (pi) {
       if (reply.ok) {
         offered = reply.tools.filter((name) => NAMES.has(name));
         asking = new Set(reply.ask ?? []);
+        budgeted = reply.budget === true;
       }
     } catch {
       // The kernel does not answer: offer nothing rather than tools that cannot run, and
       // let no call through that the user may have wanted to approve.
       asking = new Set(["*"]);
     }
+    spent = nothingSpent();
     const others = pi.getActiveTools().filter((name) => !NAMES.has(name));
     pi.setActiveTools([...others, ...offered]);
   });
 
-  // A gate fails closed: when the user cannot be asked, the call does not run.
+  pi.on("message_end", (event) => {
+    const usage = event.message?.role === "assistant" ? event.message.usage : undefined;
+    if (!usage) return undefined;
+    for (const key of ["input", "output", "cacheRead", "cacheWrite"]) spent[key] += usage[key] ?? 0;
+    spent.cost.total += usage.cost?.total ?? 0;
+    return undefined;
+  });
+
+  // Before a model call: over the budget, the run ends here.
+  pi.on("context", async (_event, ctx) => {
+    const stop = await budgetStop();
+    if (stop) ctx.abort();
+    return undefined;
+  });
+
+  // A gate fails closed: over the budget, or when the user cannot be asked, the call does
+  // not run.
   pi.on("tool_call", async (event, ctx) => {
+    const stop = await budgetStop();
+    if (stop) {
+      ctx.abort();
+      return { block: true, reason: stop };
+    }
     if (!asking.has("*") && !asking.has(event.toolName)) return undefined;
     let reply;
     try {
@@ -155,4 +183,18 @@ export default function (pi) {
     if (!reply.allowed) return { block: true, reason: reply.reason || "The user did not approve this call." };
     return undefined;
   });
+
+  async function budgetStop() {
+    if (!budgeted) return null;
+    try {
+      const reply = await ask({ op: "budget", usage: spent });
+      return reply.ok ? reply.stop ?? null : `Stopped: the budget could not be checked (${reply.error}).`;
+    } catch (error) {
+      return `Stopped: the budget could not be checked (${error.message}).`;
+    }
+  }
+}
+
+function nothingSpent() {
+  return { input: 0, output: 0, cacheRead: 0, cacheWrite: 0, cost: { total: 0 } };
 }
