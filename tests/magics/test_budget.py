@@ -40,8 +40,10 @@ def test_at_the_token_limit_a_new_turn_is_refused_in_one_line(
     spent = spent_tokens(kernel)
     assert spent > 500
     assert "no limit" in kernel.execute("%pi budget").text()
-    assert kernel.execute("%pi budget 0.5k tokens").text().endswith(
-        "limits: none in dollars, 500 tokens\n"
+    assert (
+        kernel.execute("%pi budget 0.5k tokens")
+        .text()
+        .endswith("limits: none in dollars, 500 tokens\n")
     )
     refused = short_failure(kernel.execute("%%pi\nAgain"), lines=1)
     assert f"Pi's budget for this kernel is spent ({spent:,} of 500 tokens)" in refused
