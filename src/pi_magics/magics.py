@@ -478,16 +478,13 @@ class PiMagics(PiSettings, RecordCommands):
         if self.workbench is not None:
             tools = (self.tools.policy, self.tools.offered())
         cassette = self.cassettes.describe()
-        lines = format_status(status, self.last_turn, self.last_exit, cassette, tools)
-        print(f"{lines}\nBudget:    {self._budget_status()}{self._approvals_status()}")
-
-    def _approvals_status(self) -> str:
-        if self.workbench is None or not self.tools.asked():
-            return ""
-        line = f"\nAsk first: {', '.join(self.tools.asked())}"
-        if self.tools.always:
-            line += f" (always approved now: {', '.join(sorted(self.tools.always))})"
-        return line
+        guards = [("Budget", self._budget_status())]
+        if self.workbench is not None and self.tools.asked():
+            asked = ", ".join(self.tools.asked())
+            if self.tools.always:
+                asked += f" (always approved now: {', '.join(sorted(self.tools.always))})"
+            guards.append(("Ask first", asked))
+        print(format_status(status, self.last_turn, self.last_exit, cassette, tools, guards))
 
     def _pi_budget(self, rest: list[str]) -> None:
         if rest:

@@ -269,8 +269,9 @@ class TurnDisplay:
 
     @property
     def streams(self) -> bool:
-        """Whether blocks show as they come (not only at the end: quiet, or a terminal)."""
-        return not self._quiet
+        """Whether outputs are replaced in place (a notebook, not a terminal): a call's
+        block then shows before the call runs, in a ``quiet`` cell too."""
+        return self._beats
 
     def update(self, turn: Turn, *, now: bool = False) -> None:
         """Show what changed, unless the last refresh was less than 1/15 s ago (``now``:
@@ -320,8 +321,9 @@ class TurnDisplay:
         """Show the turn up to ``last`` (a tool about to run, or to be approved) as the
         cell's newest output, so what its code prints and draws lands under it.  A block
         already shown after it (a sibling call Pi announced first) is blanked and shown
-        again below, at the next ``update``."""
-        if self._finished or self._quiet:
+        again below, at the next ``update``.  Also in a quiet cell: what runs in the user's
+        kernel is shown before it runs."""
+        if self._finished or not self._beats:
             return
         after = turn.blocks[turn.blocks.index(last) + 1 :] if last in turn.blocks else []
         for block in after:
@@ -335,7 +337,7 @@ class TurnDisplay:
     def redraw(self, turn: Turn, last: Block) -> None:
         """Show the turn up to ``last`` again from scratch: the cell's outputs were cleared
         (by ``clear_output()`` in Pi's code), and the turn's record must not go with them."""
-        if self._finished or self._quiet:
+        if self._finished or not self._beats:
             return
         self._shown.clear()
         self._waiting = self._newest = None

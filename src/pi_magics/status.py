@@ -47,9 +47,12 @@ def format_status(
     last_exit: PiExited | None = None,
     cassette: str | None = None,
     tools: tuple[Policy, Sequence[str]] | None = None,
+    guards: Sequence[tuple[str, str]] = (),
 ) -> str:
     """``%pi status`` as aligned lines; a Pi that died shows the end of its stderr.
-    ``tools``: the kernel tools' policy and the tools it offers (None: no kernel)."""
+    ``tools``: the kernel tools' policy and the tools it offers (None: no kernel);
+    ``guards``: what the notebook holds Pi to (the budget, the tools asked about first), as
+    (label, text) lines."""
     lines = []
     if status.install is not None:
         lines.append(f"Pi:        {status.install.describe()}")
@@ -80,6 +83,7 @@ def format_status(
         lines.append(f"Warming:   {warming_text(warming)} since this Pi started")
     if tools is not None:
         lines.append(f"Tools:     {tools_text(*tools, status.tools)}")
+    lines.extend(f"{label + ':':11}{text}" for label, text in guards)
     lines.append(f"Cwd:       {status.cwd}")
     if last_turn is not None:
         usage = last_turn.usage

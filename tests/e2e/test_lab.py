@@ -94,11 +94,59 @@ def test_pis_code_draws_a_plot_on_the_page_and_its_proposal_becomes_a_cell(
     output = notebook.run_and_wait(1)
     expect(output.locator("img[src^='data:image/png']")).to_have_count(1)
     expect(output).to_contain_text("Plotted.")
+    # The plot is under the block that shows the code that drew it.
+    assert output_index(output, "plt.title") < output_index(output, "img")
 
     notebook.run_and_wait(2)
     # JupyterLab puts the proposal into a new cell below the one that ran: not run.
     expect(notebook.cell(3).locator(".cm-content")).to_have_text("proposed_by_pi = 1")
     expect(notebook.cell(3).locator(".jp-InputArea-prompt")).not_to_have_text(re.compile(r"\d"))
+
+
+def output_index(output: Locator, what: str) -> int:
+    """Which of the cell's outputs (in page order) holds ``what``: text, or ``img``."""
+    children = output.locator(".jp-OutputArea-child")
+    for index in range(children.count()):
+        child = children.nth(index)
+        found = child.locator("img").count() if what == "img" else what in child.inner_text()
+        if found:
+            return index
+    raise AssertionError(f"no output holds {what!r}")
+
+
+def test_an_approval_is_answered_in_the_input_box_with_the_code_on_the_page(
+    page: Page, lab: Lab, lab_llm: ScriptedLLM
+):
+    lab.write_notebook(
+        "approve.ipynb",
+        [
+            "%load_ext pi_magics",
+            f"%config PiMagics.ask_before = [{PYTHON!r}]",
+            "%%pi\nSet a value.",
+            "approved_in_lab",
+        ],
+        kernel="python3",
+    )
+    code = "approved_in_lab = 'yes, in the lab'"
+    lab_llm.enqueue(script.tool_calls((PYTHON, {"code": code})), script.text("Set."))
+    notebook = NotebookPage(page, lab, "approve.ipynb").open()
+    notebook.run_and_wait(0)
+    notebook.run_and_wait(1)
+
+    notebook.run(2)
+    box = notebook.output(2).locator(".jp-Stdin-input")
+    expect(box).to_be_visible(timeout=30_000)
+    # Before any answer: the code is on the page, above the question.
+    output = notebook.output(2)
+    expect(output).to_contain_text(code)
+    expect(output).to_contain_text("Pi wants to run notebook_python.")
+    assert output_index(output, code) < output_index(output, "Pi wants to run")
+    box.fill("y")
+    box.press("Enter")
+    notebook.wait_done(2)
+    expect(output).to_contain_text("approved")
+    expect(output).to_contain_text("Set.")
+    expect(notebook.run_and_wait(3)).to_contain_text("yes, in the lab")
 
 
 def test_the_picker_offers_pis_models_and_the_chosen_models_levels(

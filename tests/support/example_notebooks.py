@@ -198,7 +198,9 @@ _MODE_LINE = re.compile(r"^(Recording every Pi turn to|Replaying \d+ recorded tu
 _MODE = "(the record or replay notice)"
 # %pi status lines that name this machine and this run: which files, which process, and what
 # the live Pi has used or served (a replay asks it nothing).
-_STATUS_LINE = re.compile(r"^(Pi|Process|Session|Totals|Context|Warming|Tools|Cwd|Cassette): .*$")
+_STATUS_LINE = re.compile(
+    r"^(Pi|Process|Session|Totals|Context|Warming|Tools|Cwd|Cassette|Budget): .*$"
+)
 
 
 def comparable(notebook: Any) -> list[list[dict[str, Any]]]:
