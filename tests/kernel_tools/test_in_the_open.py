@@ -64,6 +64,7 @@ def assert_each_output_under_its_block(run: CellRun) -> None:
     assert first_display_with(run, "print('first-out')") < first_stream_with(run, "first-out")
 
 
+@pytest.mark.contract
 def test_two_calls_outputs_land_under_their_own_blocks_with_magics(
     kernel: KernelHarness, llm: ScriptedLLM
 ):

@@ -35,6 +35,7 @@ def tool_parts(run: Any) -> list[dict[str, Any]]:
     return [part for part in transcript_of(run)["blocks"] if part["type"] == "tool"]
 
 
+@pytest.mark.contract
 def test_a_yes_runs_the_code_which_was_on_the_page_before_the_question(
     kernel: KernelHarness, llm: ScriptedLLM
 ):

@@ -61,6 +61,7 @@ def spent_dollars(kernel: KernelHarness) -> float:
     return float(match.group(1))
 
 
+@pytest.mark.contract
 @pytest.mark.parametrize("unit", ["tokens", "dollars"])
 def test_a_turn_that_crosses_the_limit_is_stopped_and_what_streamed_stays(
     kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv, unit: str
