@@ -285,6 +285,12 @@ def test_idle_cache_warming_is_counted_in_status_and_the_next_cell_s_footer(
     footer = second.text("text/plain")
     assert re.search(r"\+\$\d+\.\d{4} cache warming \(\d+ refreshes\) since the last cell", footer)
     assert all(request["max_completion_tokens"] == 1 for request in llm.requests[1:3])
+    # The budget counts the warming too: what the user pays between cells is spent.
+    line = kernel.execute("%pi budget").text()
+    match = re.search(r"Budget: \$(\d+\.\d{4}) and", line)
+    assert match, line
+    turns = first_transcript.usage.cost + transcript.usage.cost
+    assert float(match.group(1)) >= turns + transcript.cache_warming.cost - 0.0001
 
 
 def test_interpolation_is_opt_in(kernel: KernelHarness, llm: ScriptedLLM):

@@ -488,3 +488,59 @@ def test_a_long_diff_starts_collapsed_and_a_short_one_open():
     long = block_bundle(ToolBlock(name="edit", diff="+x\n" * 100, state="ok"))["text/html"]
     assert "<details open><summary>Diff: 1 line added, 1 removed" in short
     assert "<details><summary>Diff: 100 lines added, 0 removed" in long
+
+
+def test_a_call_about_to_run_is_the_newest_output_and_a_sibling_shown_early_comes_back_below():
+    frontend, clock = Frontend(), Clock()
+    first = ToolBlock(call_id="a", name=PYTHON, arguments={"code": "print(1)"})
+    second = ToolBlock(call_id="b", name=PYTHON, arguments={"code": "print(2)"})
+    turn = turn_of(first, second)
+    display = TurnDisplay(frontend, clock=clock)
+    display.update(turn, now=True)
+    assert len(frontend.shown()) == 2  # Pi announced both calls before either ran
+    display.show_up_to(turn, first)
+    (shown,) = frontend.plain()
+    assert "print(1)" in shown
+    ran = len(frontend.outputs)  # what the first call's code shows would come here
+    clock.now += 1
+    display.update(turn)
+    assert [output.bundle for output in frontend.outputs[ran:]] == frontend.shown()[1:]
+    assert "print(2)" in frontend.plain()[1]
+
+
+def test_after_a_clear_the_turn_up_to_the_running_call_is_drawn_again():
+    frontend, clock = Frontend(), Clock()
+    text, tool = TextBlock("Let me look."), ToolBlock(call_id="a", name=PYTHON, arguments={})
+    turn = turn_of(text, tool)
+    display = TurnDisplay(frontend, clock=clock)
+    display.update(turn, now=True)
+    before = len(frontend.outputs)
+    display.redraw(turn, tool)  # the cell was cleared: its outputs are gone
+    again = frontend.outputs[before:]
+    assert [output.bundle["text/plain"] for output in again] == frontend.plain()[:2]
+    assert "Let me look." in again[0].bundle["text/plain"]
+
+
+@pytest.mark.parametrize(
+    ("code", "marked"),
+    [
+        ("ok = 1\rrm_everything()", "ok = 1␍rm_everything()"),
+        ("x = 1\b\b", "x = 1␈␈"),
+        ("print('\x1b[31mred')", "print('␛[31mred')"),
+        ("if admin:\u202e  ", "if admin:⟨U+202E⟩  "),
+        ("a = 1\u2066b\u2069\u200b", "a = 1⟨U+2066⟩b⟨U+2069⟩⟨U+200B⟩"),
+        ("windows = 1\r\nline = 2\tx", "windows = 1\nline = 2\tx"),
+    ],
+    ids=["carriage return", "backspace", "escape", "bidi override", "isolates", "crlf"],
+)
+def test_the_code_a_tool_block_shows_marks_its_controls_instead_of_obeying_them(
+    code: str, marked: str
+):
+    block = ToolBlock(call_id="a", name=PYTHON, arguments={"code": code}, state="running")
+    plain = block_bundle(block)["text/plain"]
+    html_text = html.unescape(re.sub(r"<[^>]+>", "", block_bundle(block)["text/html"]))
+    for shown in (plain, html_text):
+        assert "\n".join(line.strip() for line in marked.split("\n")) in "\n".join(
+            line.strip() for line in shown.split("\n")
+        )
+        assert not re.search("[\r\b\x1b\u202e\u2066\u2069\u200b]", shown)

@@ -11,6 +11,7 @@ from pi_kernel.rpc.protocol import (
     THINKING_LEVELS,
     AgentEnd,
     AssistantMessage,
+    EntryAppended,
     ExtensionUIRequest,
     MessageUpdate,
     ModelInfo,
@@ -21,6 +22,7 @@ from pi_kernel.rpc.protocol import (
     UnknownContent,
     UnknownEvent,
     UnknownStreamEvent,
+    Usage,
     command,
     extension_ui_response,
     parse_record,
@@ -165,3 +167,23 @@ def test_computed_thinking_levels_match_what_both_pi_versions_reported():
         current = observed["pi_0_87_1_get_available_thinking_levels"][entry["id"]]
         assert thinking_levels_for(model) == legacy, entry["id"]
         assert thinking_levels_for(model, known=THINKING_LEVELS) == current, entry["id"]
+
+
+def test_what_a_summary_cost_is_read_from_its_entry_and_nothing_else_is():
+    usage = {"input": 900, "output": 120, "cacheRead": 0, "cacheWrite": 0, "totalTokens": 1020}
+    usage["cost"] = {"input": 0.009, "output": 0.0012, "total": 0.0102}
+    compaction = appended({"type": "compaction", "usage": usage})
+    kind, read = compaction.summary_usage or ("", Usage())
+    assert (kind, read.input, read.output, read.cost.total) == ("compaction", 900, 120, 0.0102)
+    for entry in (
+        {"type": "compaction"},  # a summary made by an extension, with no usage
+        {"type": "compaction", "usage": {"input": "lots"}},  # a shape this client cannot read
+        {"type": "message", "usage": usage},
+    ):
+        assert appended(entry).summary_usage is None
+
+
+def appended(entry: dict[str, object]) -> EntryAppended:
+    record = parse_record(json.dumps({"type": "entry_appended", "entry": entry}))
+    assert isinstance(record, EntryAppended)
+    return record
