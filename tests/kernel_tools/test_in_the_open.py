@@ -52,7 +52,13 @@ def first_stream_with(run: CellRun, text: str) -> int:
     raise AssertionError(f"no stream holds {text!r}")
 
 
-def assert_each_output_under_its_block(run: CellRun) -> None:
+def assert_each_output_under_its_block(kernel: KernelHarness, llm: ScriptedLLM, magic: str) -> None:
+    """Pi prints in one call and plots in another, both in one message (``magic``: what
+    makes a cell a prompt in this kernel)."""
+    llm.enqueue(TWO_CALLS, script.text("Printed and plotted."))
+    assert kernel.execute("%matplotlib inline").status == "ok"
+    run = kernel.execute(f"{magic}Print, then plot.")
+    assert run.status == "ok", run.outputs
     shown = page(run)
     blocks = [index for index, (kind, _) in enumerate(shown) if kind == "block"]
     first, second = blocks
@@ -68,21 +74,13 @@ def assert_each_output_under_its_block(run: CellRun) -> None:
 def test_two_calls_outputs_land_under_their_own_blocks_with_magics(
     kernel: KernelHarness, llm: ScriptedLLM
 ):
-    llm.enqueue(TWO_CALLS, script.text("Printed and plotted."))
-    assert kernel.execute("%matplotlib inline").status == "ok"
-    run = kernel.execute("%%pi\nPrint, then plot.")
-    assert run.status == "ok", run.outputs
-    assert_each_output_under_its_block(run)
+    assert_each_output_under_its_block(kernel, llm, "%%pi\n")
 
 
 def test_two_calls_outputs_land_under_their_own_blocks_in_the_pi_kernel(
     pi_kernel: KernelHarness, llm: ScriptedLLM
 ):
-    llm.enqueue(TWO_CALLS, script.text("Printed and plotted."))
-    assert pi_kernel.execute("%matplotlib inline").status == "ok"
-    run = pi_kernel.execute("Print, then plot.")
-    assert run.status == "ok", run.outputs
-    assert_each_output_under_its_block(run)
+    assert_each_output_under_its_block(pi_kernel, llm, "")
 
 
 @pytest.mark.parametrize(

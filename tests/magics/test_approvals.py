@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from pi_kernel.kernel_tools.catalog import PYTHON, KernelToolCall
 from pi_kernel.transcript import MIMETYPE
 from pi_magics.approvals import QUESTION, REASON, ask_approval
 from tests.support import scripted_llm as script
-from tests.support.kernels import KernelHarness
+from tests.support.kernels import CellRun, KernelHarness
 from tests.support.scripted_llm import ScriptedLLM, call, tool_result
 
 ASK_PYTHON = f"%config PiMagics.ask_before = [{PYTHON!r}]"
@@ -24,6 +25,22 @@ def answers(*replies: str) -> Any:
     """An ``answer`` for the harness: the replies in turn."""
     queue = iter(replies)
     return lambda prompt: next(queue)
+
+
+def asked_about(
+    kernel: KernelHarness,
+    llm: ScriptedLLM,
+    code: str,
+    answer: Callable[[str], str] | None,
+    said: str = "Done.",
+) -> CellRun:
+    """A ``%%pi`` cell whose Pi runs ``code`` with notebook_python, which the notebook asks
+    about first; ``answer`` answers (None: the frontend takes no input)."""
+    assert kernel.execute(ASK_PYTHON).status == "ok"
+    llm.enqueue(*call(PYTHON, said, code=code))
+    run = kernel.execute("%%pi\nRun it.", answer=answer)
+    assert run.status == "ok", run.outputs
+    return run
 
 
 def transcript_of(run: Any) -> dict[str, Any]:
@@ -39,10 +56,7 @@ def tool_parts(run: Any) -> list[dict[str, Any]]:
 def test_a_yes_runs_the_code_which_was_on_the_page_before_the_question(
     kernel: KernelHarness, llm: ScriptedLLM
 ):
-    assert kernel.execute(ASK_PYTHON).status == "ok"
-    llm.enqueue(*call(PYTHON, "Set.", code="approved_value = 7"))
-    run = kernel.execute("%%pi\nSet a value.", answer=answers("y"))
-    assert run.status == "ok", run.outputs
+    run = asked_about(kernel, llm, "approved_value = 7", answers("y"))
     assert run.input_prompts == [QUESTION]
     (asked,) = run.input_requests
     code_shown = next(
@@ -61,10 +75,9 @@ def test_a_yes_runs_the_code_which_was_on_the_page_before_the_question(
 def test_a_no_with_a_reason_keeps_the_code_from_running_and_pi_reads_why(
     kernel: KernelHarness, llm: ScriptedLLM
 ):
-    assert kernel.execute(ASK_PYTHON).status == "ok"
-    llm.enqueue(*call(PYTHON, "Understood.", code="denied_value = 1"))
-    run = kernel.execute("%%pi\nSet it.", answer=answers("n", "not on my data"))
-    assert run.status == "ok", run.outputs
+    run = asked_about(
+        kernel, llm, "denied_value = 1", answers("n", "not on my data"), "Understood."
+    )
     assert run.input_prompts == [QUESTION, REASON]
     told = tool_result(llm.requests[1])
     assert "The user did not approve this notebook_python call." in told
@@ -78,10 +91,7 @@ def test_a_no_with_a_reason_keeps_the_code_from_running_and_pi_reads_why(
 def test_always_stops_asking_about_that_tool_for_the_kernels_life(
     kernel: KernelHarness, llm: ScriptedLLM
 ):
-    assert kernel.execute(ASK_PYTHON).status == "ok"
-    llm.enqueue(*call(PYTHON, "One.", code="count = 1"))
-    first = kernel.execute("%%pi\nOne.", answer=answers("what?", "a"))
-    assert first.status == "ok", first.outputs
+    first = asked_about(kernel, llm, "count = 1", answers("what?", "a"))
     assert first.input_prompts == [QUESTION, QUESTION]  # a wrong answer is asked again
     assert "'what?' is not an answer here" in first.text()
     llm.enqueue(*call(PYTHON, "Two.", code="count += 1"))
@@ -94,10 +104,8 @@ def test_always_stops_asking_about_that_tool_for_the_kernels_life(
 
 
 def test_no_frontend_input_is_a_no_and_the_turn_goes_on(kernel: KernelHarness, llm: ScriptedLLM):
-    assert kernel.execute(ASK_PYTHON).status == "ok"
-    llm.enqueue(*call(PYTHON, "It was not approved.", code="unasked = 1"))
-    run = kernel.execute("%%pi\nTry.")  # allow_stdin off, as nbclient and papermill run
-    assert run.status == "ok", run.outputs
+    # allow_stdin off, as nbclient and papermill run
+    run = asked_about(kernel, llm, "unasked = 1", None, "It was not approved.")
     told = tool_result(llm.requests[1])
     assert "this frontend takes no input, so no one could be asked" in told
     assert "It was not approved." in run.text("text/markdown")
@@ -105,16 +113,13 @@ def test_no_frontend_input_is_a_no_and_the_turn_goes_on(kernel: KernelHarness, l
 
 
 def test_no_answer_within_the_timeout_is_a_no(kernel: KernelHarness, llm: ScriptedLLM):
-    assert kernel.execute(ASK_PYTHON).status == "ok"
     assert kernel.execute("%config PiMagics.ask_timeout = 1").status == "ok"
-    llm.enqueue(*call(PYTHON, "Timed out.", code="late = 1"))
 
     def away(prompt: str) -> str:
         time.sleep(2.5)  # the user comes back too late
         return "y"
 
-    run = kernel.execute("%%pi\nTry.", answer=away)
-    assert run.status == "ok", run.outputs
+    run = asked_about(kernel, llm, "late = 1", away)
     assert "no answer within 1 s" in tool_result(llm.requests[1])
     assert kernel.execute("late").status == "error"
     (part,) = tool_parts(run)
