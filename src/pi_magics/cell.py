@@ -25,8 +25,8 @@ from pi_kernel.turn import Turn, TurnResult
 from .approvals import Approval, ask_approval, verdict_text
 from .desk import Desk, Errand
 from .dialogs import Dialog, Reader, ask
+from .notebook_tools import KernelCall
 from .render import TurnDisplay
-from .workbench import KernelCall
 
 Item = ClientEvent | Errand[Any] | None
 Inbox = queue.SimpleQueue[Item]

@@ -46,6 +46,7 @@ from .cell import CellTurn, Request
 from .desk import Desk
 from .dialogs import put_dialog
 from .images import load_image
+from .notebook_tools import NotebookTools
 from .prompt import check_prompt, check_variable_name, interpolate
 from .record_commands import RecordCommands
 from .render import TurnDisplay
@@ -54,7 +55,7 @@ from .slash import terminal_command
 from .status import format_status
 from .subcommands import BY_NAME, HELP, NAMES, USAGE, usage_of
 from .widgets import Picker
-from .workbench import NotebookTools, Workbench
+from .workbench import Workbench
 
 
 def _tool_names(value: str | None) -> tuple[str, ...]:

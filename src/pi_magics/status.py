@@ -32,7 +32,7 @@ def tools_text(policy: Policy, offered: Sequence[str], served: ChannelStats | No
     text = f"{policy}: {', '.join(offered)}"
     if served is not None:
         text += f"; offered in {_count(served.offers, 'run')}, {_count(served.calls, 'call')}"
-        text += f", {served.approvals} asked about" if served.approvals else ""
+        text += f", {served.approvals} checked for approval" if served.approvals else ""
         text += f", {served.refused} refused" if served.refused else ""
     return text
 

@@ -6,7 +6,8 @@ import pytest
 
 from pi_kernel.kernel_tools.catalog import HISTORY, PYTHON, KernelToolCall
 from pi_magics.desk import Desk
-from pi_magics.workbench import NO_CELL, PART_LIMIT, NotebookTools, cut, summary_of
+from pi_magics.notebook_tools import NO_CELL, NotebookTools
+from pi_magics.workbench import PART_LIMIT, cut, summary_of
 
 
 @pytest.mark.anyio

@@ -56,7 +56,8 @@ REQUEST_LIMIT = 4_000_000
 
 class ChannelStats(NamedTuple):
     """What a channel served: runs that asked which tools to offer (0: Pi's extension never
-    spoke), calls, calls it asked the user about, and refused requests."""
+    spoke), calls, calls checked for approval (the tools in ``asked``), and refused
+    requests."""
 
     offers: int
     calls: int
@@ -121,7 +122,7 @@ class ToolChannel:
         """How many runs asked which tools to offer (0: the extension never spoke)."""
         self.calls = 0
         self.approvals = 0
-        """Calls Pi's extension asked the user about (the tools in ``asked``)."""
+        """Calls Pi's extension checked for approval (the tools in ``asked``)."""
         self.refused = 0
         """Requests refused: a wrong secret, another user, or a malformed request."""
         self._stack = AsyncExitStack()
