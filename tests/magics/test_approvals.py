@@ -17,6 +17,7 @@ import pytest
 from pi_kernel.kernel_tools.catalog import PYTHON, KernelToolCall
 from pi_kernel.transcript import MIMETYPE
 from pi_magics.approvals import QUESTION, REASON, ask_approval
+from pi_magics.tool_blocks import call_details
 from tests.support import scripted_llm as script
 from tests.support.kernels import CellRun, KernelHarness
 from tests.support.pi_env import PiEnv
@@ -232,3 +233,29 @@ def test_a_wrong_answer_is_said_and_asked_again_without_a_kernel(
     printed = capsys.readouterr().out
     assert "$ rm -rf build␍# harmless" in printed
     assert "'maybe' is not an answer here" in printed
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (
+            {"path": "a.py", "edits": [{"oldText": "x = 1\ny = 2", "newText": "x = 1\ny = 3"}]},
+            "--- a.py\n+++ a.py\n@@ -1,2 +1,2 @@\n x = 1\n-y = 2\n+y = 3",
+        ),
+        (
+            {"path": "b.py", "oldText": "print('a')", "newText": "print('b')"},  # Pi 0.73
+            "--- b.py\n+++ b.py\n@@ -1 +1 @@\n-print('a')\n+print('b')",
+        ),
+    ],
+    ids=["edits", "old and new text"],
+)
+def test_an_edit_is_asked_about_with_its_path_and_diff(arguments: dict[str, object], expected: str):
+    assert call_details("edit", arguments, code_shown=True) == expected
+
+
+def test_a_write_shows_its_path_and_content_and_code_only_where_no_block_shows_it():
+    assert call_details("write", {"path": "n.txt", "content": "hi\x1b[2J"}, code_shown=True) == (
+        "n.txt:\nhi␛[2J"
+    )
+    assert call_details(PYTHON, {"code": "x = 1"}, code_shown=True) == ""
+    assert call_details(PYTHON, {"code": "x = 1"}, code_shown=False) == "x = 1"

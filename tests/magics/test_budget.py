@@ -49,6 +49,11 @@ def test_at_the_token_limit_a_new_turn_is_refused_in_one_line(
     assert f"Pi's budget for this kernel is spent ({spent:,} of 500 tokens)" in refused
     assert "%pi budget off" in refused
     assert len(llm.requests) == 1  # nothing was sent
+    status = kernel.execute("%pi status").text()
+    assert (
+        f"Budget:    $0.0000 and {spent:,} tokens spent; limits: none in dollars, 500 tokens"
+        in status
+    )
     assert kernel.execute("%pi budget off").status == "ok"
     llm.enqueue(script.text("Second."))
     assert kernel.execute("%%pi\nAgain").status == "ok"
