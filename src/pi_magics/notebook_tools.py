@@ -37,7 +37,7 @@ class KernelCall(Errand[ToolReply]):
 
 class NotebookTools:
     """The kernel tools as the session sees them: the policy, the calls the user approves
-    first, and the way to the cell."""
+    first, the running cell's budget, and the way to the cell."""
 
     def __init__(self, desk: Desk, policy: Policy = "all") -> None:
         self.desk = desk
@@ -53,8 +53,8 @@ class NotebookTools:
         self.always: set[str] = set()
         """Tools the user answered "always" for: not asked about again in this kernel."""
         self.limit: Callable[[UsageTally], str | None] | None = None
-        """The running cell's budget: why its run must stop having spent so much, or None
-        (no budget: None)."""
+        """The running cell's budget (None: it has none): why its run must stop, having
+        spent so much, or None."""
         self.stopped: str | None = None
         """Why the running cell's run was told to stop, once it was."""
 
