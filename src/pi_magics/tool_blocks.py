@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import html
 import json
+from functools import cache
 from typing import Any
 
 from pygments import highlight
@@ -205,11 +206,16 @@ def _diff_html(diff: str) -> str:
     )
 
 
+@cache
+def _pygments() -> tuple[PythonLexer, HtmlFormatter[str]]:
+    """One lexer and one formatter for every block: a formatter builds its style table
+    when made (half a millisecond), and the block of a call is drawn before the call runs."""
+    return PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True)
+
+
 def _highlighted(code: str) -> str:
     """Python, coloured with inline styles (no stylesheet needed; Pygments escapes it)."""
-    body = highlight(
-        visible_controls(code), PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True)
-    )
+    body = highlight(visible_controls(code), *_pygments())
     style = "margin: 0.2em 0 0 1em; padding: 0.3em; background: #f6f8fa; white-space: pre-wrap"
     return f'<pre style="{style}">{body}</pre>'
 
