@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pi_kernel.rpc.usage import UsageTally
+from pi_kernel.rpc.usage import Followed, UsageTally
 
 HOW = "%pi budget $1.00 (dollars), %pi budget 500k tokens, or %pi budget off"
 """How to change the limits, as every budget message ends."""
@@ -78,28 +78,15 @@ class Spending:
     """What this kernel's Pi has spent: its turns, and its usage between them, followed
     across Pi processes (a restarted Pi counts from zero; what the old one spent stays)."""
 
-    turns: UsageTally
-    between: UsageTally
-    _process: tuple[int | None, UsageTally]
-
-    @classmethod
-    def nothing(cls) -> Spending:
-        return cls(UsageTally(), UsageTally(), (None, UsageTally()))
-
-    @property
-    def total(self) -> UsageTally:
-        return self.turns.plus(self.between)
+    total: UsageTally = field(default_factory=UsageTally)
+    _between: Followed = field(default_factory=Followed)
 
     def add_turn(self, usage: UsageTally) -> None:
-        self.turns = self.turns.plus(usage)
+        self.total = self.total.plus(usage)
 
     def follow(self, pid: int | None, side: UsageTally) -> None:
         """Take in the usage outside answers that Pi process ``pid`` reports so far."""
-        seen_pid, seen = self._process
-        added = side.since(seen) if pid == seen_pid else side
-        self._process = (pid, side)
-        if pid is not None:
-            self.between = self.between.plus(added)
+        self.total = self.total.plus(self._between.added(pid, side))
 
 
 def over(limits: Limits, spent: UsageTally) -> str | None:

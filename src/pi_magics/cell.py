@@ -17,6 +17,7 @@ from contextlib import suppress
 from functools import partial
 from typing import Any, NamedTuple
 
+from pi_kernel.blocks import Block
 from pi_kernel.kernel_tools.catalog import KernelToolCall, ToolReply
 from pi_kernel.rpc.client import DialogDeclined
 from pi_kernel.rpc.feed import ClientEvent
@@ -195,10 +196,8 @@ class CellTurn:
         if self._work is None:
             call.decline("this cell does not run kernel tools")
             return
-        # The code's own output goes below the block that shows the code: the block first,
-        # as the cell's newest output (the call may have outrun Pi's event for it).
-        block = self.turn.tool_called(call.call.call_id, call.call.tool, call.call.args)
-        self.display.show_up_to(self.turn, block)
+        # The code's own output goes below the block that shows the code: the block first.
+        block = self._show_call(call.call)
         try:
             reply = self._work(call.call, partial(self.display.redraw, self.turn, block))
         except KeyboardInterrupt:
@@ -206,12 +205,18 @@ class CellTurn:
             raise  # the cell's interrupt: Pi's turn is aborted
         call.reply(reply)
 
+    def _show_call(self, call: KernelToolCall) -> Block:
+        """Show the call's block as the cell's newest output (made from the call when it
+        outran Pi's event for it); what comes next in the cell belongs to it."""
+        block = self.turn.tool_called(call.call_id, call.tool, call.args)
+        self.display.show_up_to(self.turn, block)
+        return block
+
     def _approve(self, approval: Approval) -> None:
         """Ask the user about a call, with its block (the code, the command) shown above
         the question.  An interrupt leaves it to the desk, which declines it."""
         call = approval.call
-        block = self.turn.tool_called(call.call_id, call.tool, call.args)
-        self.display.show_up_to(self.turn, block)
+        self._show_call(call)
         verdict = ask_approval(
             call, self._read, timeout=self._ask_timeout, code_shown=self.display.streams
         )

@@ -35,7 +35,7 @@ from pi_kernel.rpc.protocol import (
     SessionState,
     SlashCommand,
 )
-from pi_kernel.rpc.usage import UsageTally
+from pi_kernel.rpc.usage import Followed, UsageTally
 from pi_kernel.session import PiSession
 from pi_kernel.transcript import Transcript, transcript_of
 from pi_kernel.turn import Turn, TurnResult
@@ -92,7 +92,7 @@ class PiMagics(PiSettings, RecordCommands):
         """Where Pi's dialogs and kernel tool calls find the running cell."""
         self.tools = NotebookTools(self.desk, check_policy(self.kernel_tools))
         self.tools.ask_before = tuple(self.ask_before)
-        self.spending = budget.Spending.nothing()
+        self.spending = budget.Spending()
         """What this kernel's Pi has spent (``%pi budget``)."""
         self.workbench = Workbench(shell) if shell is not None else None
         self.session = self.bridge.enter(
@@ -109,7 +109,7 @@ class PiMagics(PiSettings, RecordCommands):
         """Made by the first ``%pi picker``; later ones show the same widgets again."""
         self.last_turn: Turn | None = None
         self.last_exit: PiExited | None = None
-        self._warming_seen: tuple[int | None, UsageTally] = (None, UsageTally())
+        self._warming = Followed()
         """The Pi process and its cache-warming tally when the last cell's footer was drawn."""
         self.transcripts: list[Transcript] = []
         """Every turn this kernel showed, in order (for %pi export and %pi resume)."""
@@ -327,7 +327,8 @@ class PiMagics(PiSettings, RecordCommands):
         """Ask Pi: ``turn`` is the session's ``run_turn`` for this cell, given the events'
         callback and the images; stream, then show the end and keep the transcript."""
         limits = self._limits()
-        reached = budget.over(limits, self._spent())
+        spent = self._spent()
+        reached = budget.over(limits, spent)
         if reached is not None:
             raise UsageError(budget.refusal(reached))
         sent = self._load_images(images, request.model)
@@ -343,7 +344,7 @@ class PiMagics(PiSettings, RecordCommands):
             cell.turn.apply(ClientNotice(message=f"Sent with the prompt: {line}"))
         run_turn = partial(turn, images=[image for image, _ in sent])
         self.tools.cell_policy, self.tools.cell_ask = tools, tuple(ask)
-        self.tools.limit = budget.run_limit(limits, self._spent()) if limits.any else None
+        self.tools.limit = budget.run_limit(limits, spent) if limits.any else None
         try:
             future = cell.stream(self.bridge.submit, run_turn)
         finally:
@@ -412,7 +413,7 @@ class PiMagics(PiSettings, RecordCommands):
     def _limits(self) -> budget.Limits:
         """The budget in force; a budget the environment gave that cannot be read stops
         every turn until one is set here."""
-        limits = budget.Limits(self.budget_usd, self.budget_tokens)  # reading sets a problem
+        limits = self.budget_limits  # reading the settings finds a problem in the environment
         if self.budget_problem is not None:
             raise UsageError(self.budget_problem)
         return limits
@@ -423,15 +424,12 @@ class PiMagics(PiSettings, RecordCommands):
         return self.spending.total
 
     def _footer_budget(self) -> str | None:
-        limits = budget.Limits(self.budget_usd, self.budget_tokens)
-        return budget.footer_part(limits, self._spent())
+        limits = self.budget_limits
+        return budget.footer_part(limits, self._spent()) if limits.any else None
 
     def _cache_warming_since_last_cell(self) -> UsageTally | None:
         """Pi's idle prompt-cache refreshes since the last footer (a new Pi starts at 0)."""
-        pid, now = self.bridge.call(self.session.side_usage, CACHE_WARM)
-        seen_pid, seen = self._warming_seen
-        self._warming_seen = (pid, now)
-        added = now.since(seen) if pid == seen_pid else now
+        added = self._warming.added(*self.bridge.call(self.session.side_usage, CACHE_WARM))
         return added if added.count else None
 
     def _show_replayed(
@@ -490,15 +488,14 @@ class PiMagics(PiSettings, RecordCommands):
     def _pi_budget(self, rest: list[str]) -> None:
         if rest:
             try:
-                limits = budget.changed(budget.Limits(self.budget_usd, self.budget_tokens), rest)
+                limits = budget.changed(self.budget_limits, rest)
             except ValueError as exc:
                 raise UsageError(f"%pi budget: {exc}") from None
             self.budget_usd, self.budget_tokens = limits.usd, limits.tokens
         print(f"Budget: {self._budget_status()}")
 
     def _budget_status(self) -> str:
-        limits = budget.Limits(self.budget_usd, self.budget_tokens)
-        line = budget.budget_line(limits, self._spent())
+        line = budget.budget_line(self.budget_limits, self._spent())
         if self.budget_problem is not None:
             line += f" ({self.budget_problem})"
         return line

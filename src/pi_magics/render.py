@@ -325,8 +325,7 @@ class TurnDisplay:
         kernel is shown before it runs."""
         if self._finished or not self._beats:
             return
-        after = turn.blocks[turn.blocks.index(last) + 1 :] if last in turn.blocks else []
-        for block in after:
+        for block in turn.blocks[len(_up_to(turn, last)) :]:
             shown = self._shown.pop(block, None)
             if shown is not None:
                 self._blank(shown)
@@ -351,7 +350,7 @@ class TurnDisplay:
                 self._blank(outputs)
                 outputs.cleared = outputs.final = True
         creating = True
-        for block in turn.blocks[: turn.blocks.index(last) + 1 if last in turn.blocks else None]:
+        for block in turn.blocks if last is None else _up_to(turn, last):
             shown = self._shown.get(block)
             if shown is None:
                 if not block.visible:
@@ -452,6 +451,12 @@ class TurnDisplay:
             return True
         screen = self._screen - shown.outputs[index].size + size
         return self.bytes_sent + size <= STREAM_BUDGET * screen + STREAM_ALLOWANCE
+
+
+def _up_to(turn: Turn, last: Block) -> list[Block]:
+    """The turn's blocks up to ``last``; all of them when ``last`` is not one (a call made
+    inside another call is drawn in its parent's block)."""
+    return turn.blocks[: turn.blocks.index(last) + 1] if last in turn.blocks else turn.blocks
 
 
 def _size(bundle: Bundle) -> int:

@@ -86,6 +86,12 @@ class PiSettings(Magics):
         help="What this kernel's Pi may spend, in tokens (None: no limit); the default "
         "comes from PI_KERNEL_BUDGET_TOKENS. Also %pi budget 200k tokens.",
     ).tag(config=True)
+
+    @property
+    def budget_limits(self) -> budget.Limits:
+        """``budget_usd`` and ``budget_tokens`` together."""
+        return budget.Limits(self.budget_usd, self.budget_tokens)
+
     budget_problem: str | None = None
     """What is wrong with a budget the environment gave: until a budget is set here, no
     turn starts (a deployment's limit that cannot be read must not become no limit)."""

@@ -179,7 +179,7 @@ def test_a_budget_that_is_not_one_is_said_in_one_sentence(words: list[str], mess
 
 
 def test_spending_follows_each_pi_process_and_keeps_what_a_stopped_one_spent():
-    spending = Spending.nothing()
+    spending = Spending()
     spending.add_turn(UsageTally(1, 100, 10, 0, 0, 0.25))
     spending.follow(11, UsageTally(2, 0, 0, 50, 0, 0.01))
     spending.follow(11, UsageTally(3, 0, 0, 80, 0, 0.02))  # the same Pi, further on

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .protocol import Usage
 
@@ -52,3 +52,18 @@ class UsageTally:
             self.cache_write - earlier.cache_write,
             self.cost - earlier.cost,
         )
+
+
+@dataclass
+class Followed:
+    """A Pi process's running tally, read now and then: what each read added since the one
+    before.  A new process (another pid) counts from zero: all it reports is new."""
+
+    pid: int | None = None
+    seen: UsageTally = field(default_factory=UsageTally)
+
+    def added(self, pid: int | None, now: UsageTally) -> UsageTally:
+        """What process ``pid``'s tally ``now`` holds that the last read did not."""
+        added = now.since(self.seen) if pid == self.pid else now
+        self.pid, self.seen = pid, now
+        return added
