@@ -5,17 +5,15 @@ own ``bash`` (a command that leaves a file)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pi_kernel.kernel_tools.catalog import PYTHON, KernelToolCall
-from pi_kernel.transcript import MIMETYPE
+from pi_kernel.transcript import ToolPart, transcripts_in
 from pi_magics.approvals import QUESTION, REASON, ask_approval
 from pi_magics.tool_blocks import call_details
 from tests.support import scripted_llm as script
@@ -76,13 +74,9 @@ def asked_about(
     return run
 
 
-def transcript_of(run: Any) -> dict[str, Any]:
-    (record,) = [o["data"][MIMETYPE] for o in run.outputs if MIMETYPE in o.get("data", {})]
-    return dict(record)
-
-
-def tool_parts(run: Any) -> list[dict[str, Any]]:
-    return [part for part in transcript_of(run)["blocks"] if part["type"] == "tool"]
+def tool_parts(run: CellRun) -> list[ToolPart]:
+    (record,) = transcripts_in(run.outputs)
+    return [part for part in record.blocks if isinstance(part, ToolPart)]
 
 
 @pytest.mark.contract
@@ -102,7 +96,7 @@ def test_a_yes_runs_the_call_which_was_on_the_page_before_the_question(
     assert f"Pi wants to run {subject.tool}." in run.text()
     assert subject.ran(kernel, pi_env.cwd, "approved_mark")
     (part,) = tool_parts(run)
-    assert part["approval"] == "approved"
+    assert part.approval == "approved"
     assert "· approved" in run.text()
 
 
@@ -118,7 +112,7 @@ def test_a_no_with_a_reason_keeps_the_call_from_running_and_pi_reads_why(
     assert "Their reason: not on my data" in told
     assert not subject.ran(kernel, pi_env.cwd, "denied_mark")
     (part,) = tool_parts(run)
-    assert part["approval"] == "not approved: the user said no: not on my data"
+    assert part.approval == "not approved: the user said no: not on my data"
     assert "Understood." in run.text("text/markdown")
 
 
@@ -163,7 +157,7 @@ def test_no_answer_within_the_timeout_is_a_no(
     assert "no answer within 1 s" in tool_result(llm.requests[1])
     assert not subject.ran(kernel, pi_env.cwd, "late_mark")
     (part,) = tool_parts(run)
-    assert part["approval"] == "not approved: no answer within 1 s"
+    assert part.approval == "not approved: no answer within 1 s"
 
 
 @pytest.mark.timing
@@ -182,7 +176,8 @@ def test_an_interrupt_while_asking_is_a_no_and_ends_the_turn(
     assert "Interrupted" in run.text()
     assert not subject.ran(kernel, pi_env.cwd, "interrupted_mark")
     assert "Never said." not in run.text("text/markdown")
-    assert transcript_of(run)["status"] == "interrupted"
+    (record,) = transcripts_in(run.outputs)
+    assert record.status == "interrupted"
 
 
 def test_bashs_whole_command_is_beside_the_question(kernel: KernelHarness, llm: ScriptedLLM):
@@ -219,7 +214,7 @@ def test_a_replayed_cell_shows_the_answers_and_asks_nothing(
     assert replayed.status == "ok", replayed.outputs
     assert replayed.input_prompts == []
     assert "not approved: the user said no: later" in replayed.text()
-    assert json.dumps(tool_parts(replayed)) == json.dumps(tool_parts(live))
+    assert tool_parts(replayed) == tool_parts(live)
 
 
 def test_a_wrong_answer_is_said_and_asked_again_without_a_kernel(

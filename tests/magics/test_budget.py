@@ -5,13 +5,12 @@ deployment's environment (real kernels, the real Pi, the scripted LLM)."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 
 from pi_kernel import variables
 from pi_kernel.rpc.usage import UsageTally
-from pi_kernel.transcript import MIMETYPE
+from pi_kernel.transcript import NoticePart, transcripts_in
 from pi_magics import budget
 from pi_magics.budget import Limits, Spending
 from tests.support import scripted_llm as script
@@ -25,11 +24,6 @@ def spent_tokens(kernel: KernelHarness) -> int:
     match = re.search(r"and ([\d,]+) tokens spent", line)
     assert match, line
     return int(match.group(1).replace(",", ""))
-
-
-def transcript_of(run: Any) -> dict[str, Any]:
-    (record,) = [o["data"][MIMETYPE] for o in run.outputs if MIMETYPE in o.get("data", {})]
-    return dict(record)
 
 
 def test_at_the_token_limit_a_new_turn_is_refused_in_one_line(
@@ -90,9 +84,9 @@ def test_a_turn_that_crosses_the_limit_is_stopped_and_what_streamed_stays(
     shown = run.text()
     assert re.search(f"Stopped: this turn took Pi's spending to {reached}, the budget", shown)
     assert "step\n" not in shown  # the crossing message's tool did not run
-    record = transcript_of(run)
-    assert record["status"] == "aborted"
-    notices = [part["text"] for part in record["blocks"] if part["type"] == "notice"]
+    (record,) = transcripts_in(run.outputs)
+    assert record.status == "aborted"
+    notices = [part.text for part in record.blocks if isinstance(part, NoticePart)]
     assert any(text.startswith("Stopped: this turn took") for text in notices)
     footer = run.outputs[-1]["data"]["text/plain"]
     assert "aborted" in footer
