@@ -44,11 +44,15 @@ class CellRun:
     messages: list[dict[str, Any]] = field(default_factory=list)
     display_bytes: int = 0
     seconds: float = 0.0
-    input_prompts: list[str] = field(default_factory=list)
     input_requests: list[dict[str, Any]] = field(default_factory=list)
-    """The ``input_request`` messages themselves (their headers say when each was sent)."""
+    """The ``input_request`` messages, in order (their headers say when each was sent)."""
     clear_pending: bool = False
     """A ``clear_output(wait=True)`` came: the next output clears the cell first."""
+
+    @property
+    def input_prompts(self) -> list[str]:
+        """The prompts of the input requests, in order."""
+        return [str(request["content"]["prompt"]) for request in self.input_requests]
 
     @property
     def status(self) -> str:
@@ -123,7 +127,7 @@ class KernelHarness:
         answer: Callable[[str], str] | None = None,
     ) -> CellRun:
         """Run ``code``; with ``answer``, the frontend allows stdin and ``answer(prompt)``
-        replies to each input request (the prompts are kept in ``run.input_prompts``)."""
+        replies to each input request (kept in ``run.input_requests``)."""
         started = time.monotonic()
         msg_id = self.client.execute(code, allow_stdin=answer is not None)
         run = CellRun(reply={})
@@ -176,10 +180,8 @@ class KernelHarness:
         except Empty:
             return
         if request["msg_type"] == "input_request":
-            prompt = request["content"]["prompt"]
-            run.input_prompts.append(prompt)
             run.input_requests.append(request)
-            self.client.input(answer(prompt))
+            self.client.input(answer(request["content"]["prompt"]))
 
     def pis(self) -> list[psutil.Process]:
         """The kernel's Pi processes (children of any depth)."""
