@@ -68,19 +68,23 @@ if [[ "${1:-}" == "--tests" ]]; then
   npm_ci tests/legacy
   npm_ci tests/hub  # JupyterHub's proxy, for the deployment test
   # The browser tests drive Debian's Chromium (Playwright's own browser downloads are not
-  # used): install it when missing, as root or through a password-less sudo.
-  if [[ ! -x /usr/bin/chromium ]]; then
-    step "Chromium for the browser tests (apt-get install chromium)"
+  # used), and the sandbox tests Debian's bubblewrap: install what is missing, as root or
+  # through a password-less sudo.
+  missing=()
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+  [[ -x /usr/bin/bwrap ]] || missing+=(bubblewrap)
+  if (( ${#missing[@]} )); then
+    step "Debian packages for the browser and sandbox tests (apt-get install ${missing[*]})"
     if [[ $(id -u) -eq 0 ]]; then
       as_root=()
     elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
       as_root=(sudo)
     else
-      echo "install: the browser tests need Debian's chromium; run 'apt-get install chromium' as root" >&2
+      echo "install: the tests need Debian's ${missing[*]}; run 'apt-get install ${missing[*]}' as root" >&2
       exit 1
     fi
     "${as_root[@]}" apt-get update -qq
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends chromium >/dev/null
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 fi
