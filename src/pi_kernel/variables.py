@@ -39,7 +39,7 @@ LOCAL_KEY = "PI_KERNEL_LOCAL_KEY"
 BUDGET_USD = "PI_KERNEL_BUDGET_USD"
 BUDGET_TOKENS = "PI_KERNEL_BUDGET_TOKENS"
 TOOLS_SOCKET = "PI_KERNEL_TOOLS_SOCKET"
-TOOLS_SECRET = "PI_KERNEL_TOOLS_SECRET"
+TOOLS_SECRET_FILE = "PI_KERNEL_TOOLS_SECRET_FILE"
 AGENT_DIR = "PI_CODING_AGENT_DIR"
 PI_OFFLINE = "PI_OFFLINE"
 HOME = "HOME"
@@ -92,7 +92,11 @@ VARIABLES = (
     Variable(OWNER, "pi-kernel", "Marks a Pi's processes, to stop them all with it."),
     Variable(LOCAL_KEY, "pi-kernel", "The local model server's key, given to it alone."),
     Variable(TOOLS_SOCKET, "pi-kernel", "The kernel tools' socket, for pi-kernel's extension."),
-    Variable(TOOLS_SECRET, "pi-kernel", "The kernel tools' secret, for pi-kernel's extension."),
+    Variable(
+        TOOLS_SECRET_FILE,
+        "pi-kernel",
+        "A file holding the kernel tools' secret, which pi-kernel's extension reads and removes.",
+    ),
     Variable(AGENT_DIR, "Pi", "Pi's configuration folder (models, keys, sessions); ~/.pi/agent."),
     Variable(
         PI_OFFLINE,

@@ -77,7 +77,7 @@ def ask(path: str, request: dict[str, object] | bytes) -> dict[str, object]:
 async def test_a_call_with_the_secret_reaches_the_tools_and_comes_back():
     tools = Recorder()
     async with ToolChannel(tools) as channel:
-        path, secret = channel.env[variables.TOOLS_SOCKET], channel.env[variables.TOOLS_SECRET]
+        path, secret = channel.env[variables.TOOLS_SOCKET], channel.secret_file.read_text()
         offer = await anyio.to_thread.run_sync(ask, path, {"secret": secret, "op": "offer"})
         request = {"secret": secret, "op": "call", "tool": PYTHON, "callId": "c1"}
         reply = await anyio.to_thread.run_sync(ask, path, {**request, "args": {"code": "1"}})
@@ -90,7 +90,7 @@ async def test_a_call_with_the_secret_reaches_the_tools_and_comes_back():
 @pytest.mark.anyio
 async def test_the_budget_is_asked_with_what_the_run_spent():
     async with ToolChannel(Recorder()) as channel:
-        path, secret = channel.env[variables.TOOLS_SOCKET], channel.env[variables.TOOLS_SECRET]
+        path, secret = channel.env[variables.TOOLS_SOCKET], channel.secret_file.read_text()
         usage = {"input": 8, "output": 3, "cacheRead": 0, "cacheWrite": 0, "cost": {"total": 0}}
         over = await anyio.to_thread.run_sync(
             ask, path, {"secret": secret, "op": "budget", "usage": usage}
@@ -104,7 +104,7 @@ async def test_the_budget_is_asked_with_what_the_run_spent():
 async def test_an_approval_is_asked_of_the_tools_and_a_failure_to_ask_is_no_yes():
     tools = Recorder()
     async with ToolChannel(tools) as channel:
-        path, secret = channel.env[variables.TOOLS_SOCKET], channel.env[variables.TOOLS_SECRET]
+        path, secret = channel.env[variables.TOOLS_SOCKET], channel.secret_file.read_text()
         request = {"secret": secret, "op": "approve", "tool": "bash", "callId": "c2"}
         denied = await anyio.to_thread.run_sync(ask, path, {**request, "args": {"command": "ls"}})
         failed = await anyio.to_thread.run_sync(ask, path, {**request, "args": {"command": "boom"}})
@@ -188,7 +188,7 @@ async def test_another_user_cannot_reach_the_socket_nor_be_served_through_it(
         return run.stdout + run.stderr
 
     async with ToolChannel(tools) as channel:
-        secret = channel.env[variables.TOOLS_SECRET]
+        secret = channel.secret_file.read_text()
         assert "permission denied" in await anyio.to_thread.run_sync(
             as_nobody, channel.path, secret
         )
@@ -210,4 +210,16 @@ def test_the_extension_offers_exactly_the_catalogs_tools():
     ]
     assert declared == list(TOOL_NAMES)
     assert variables.TOOLS_SOCKET in source
-    assert variables.TOOLS_SECRET in source
+    assert variables.TOOLS_SECRET_FILE in source
+
+
+@pytest.mark.anyio
+async def test_the_secret_is_in_no_environment_but_in_a_private_file_beside_the_socket():
+    async with ToolChannel(Recorder()) as channel:
+        secret = channel.secret_file.read_text()
+        assert len(secret) >= 32
+        assert stat.S_IMODE(channel.secret_file.stat().st_mode) == 0o600
+        assert channel.env == {
+            variables.TOOLS_SOCKET: str(channel.path),
+            variables.TOOLS_SECRET_FILE: str(channel.secret_file),
+        }

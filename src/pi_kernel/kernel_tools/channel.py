@@ -1,11 +1,13 @@
 """The kernel's end of the kernel tools: a Unix socket only this kernel's own Pi can use.
 
 Each Pi process gets a channel of its own: a socket in a fresh 0700 folder inside
-pi-kernel's private runtime directory, and a random secret.  Both reach Pi's extension
-(``extension.js``) in Pi's environment, and the extension takes them out of it when it
-loads, so the commands Pi's tools run (bash) do not inherit them.  A caller must be this
-user (the folder's mode, and the peer's credentials where the system reports them) and send
-the secret with every request; anything else is refused and counted.
+pi-kernel's private runtime directory, and a random secret.  The secret never enters an
+environment (``/proc/<pid>/environ`` keeps a process's initial environment for anyone of
+the same user to read, Pi's bash included): it waits in a 0600 file beside the socket,
+which Pi's extension (``extension.js``) reads and removes when it loads; Pi's environment
+carries only the two paths.  A caller must be this user (the folder's mode, and the peer's
+credentials where the system reports them) and send the secret with every request;
+anything else is refused and counted.
 
 The wire: one JSON request line per connection, one JSON reply line back.
 ``{"secret", "op": "offer"}`` asks which tools to offer for the run about to start, and
@@ -136,16 +138,27 @@ class ToolChannel:
         return self._folder / "kernel.sock"
 
     @property
+    def secret_file(self) -> Path:
+        """Where the secret waits for Pi's extension, which removes it when it loads."""
+        return self.path.parent / "secret"
+
+    @property
     def args(self) -> tuple[str, ...]:
         return ("-e", str(EXTENSION))
 
     @property
     def env(self) -> dict[str, str]:
-        return {variables.TOOLS_SOCKET: str(self.path), variables.TOOLS_SECRET: self._secret}
+        return {
+            variables.TOOLS_SOCKET: str(self.path),
+            variables.TOOLS_SECRET_FILE: str(self.secret_file),
+        }
 
     async def __aenter__(self) -> Self:
         self._folder = Path(tempfile.mkdtemp(prefix="tools-", dir=runtime_dir()))
         self._stack.callback(shutil.rmtree, self._folder, True)
+        descriptor = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(self._secret)
         listener = await anyio.create_unix_listener(self.path, mode=0o600)
         await self._stack.enter_async_context(listener)
         tasks = await self._stack.enter_async_context(task_group())

@@ -5,14 +5,32 @@
 // the running cell, through the same socket (Pi's `tool_call` hook, which can block a call).
 // When the notebook has a budget, the run's spending so far is checked before each tool and
 // each model call, and the run is aborted once the kernel says it is over.
-// The socket's path and secret come in the environment; they are taken out of it at once, so
-// the commands Pi's own tools run (bash) never see them.  Names must match catalog.py.
+// The socket's path comes in the environment; the secret waits in a 0600 file (never in an
+// environment: /proc keeps a process's first one readable), read and removed here at once.
+// Both variables are taken out of the environment, so the commands Pi's own tools run (bash)
+// inherit neither.  Kept on globalThis, so that a reload of the extensions in this process
+// (the file is gone by then) finds them again.  Names must match catalog.py.
+import * as fs from "node:fs";
 import * as net from "node:net";
 
-const SOCKET = process.env.PI_KERNEL_TOOLS_SOCKET;
-const SECRET = process.env.PI_KERNEL_TOOLS_SECRET;
-delete process.env.PI_KERNEL_TOOLS_SOCKET;
-delete process.env.PI_KERNEL_TOOLS_SECRET;
+const KEPT = Symbol.for("pi-kernel.tools");
+globalThis[KEPT] ??= readChannel();
+const { socket: SOCKET, secret: SECRET } = globalThis[KEPT];
+
+function readChannel() {
+  const socket = process.env.PI_KERNEL_TOOLS_SOCKET;
+  const file = process.env.PI_KERNEL_TOOLS_SECRET_FILE;
+  delete process.env.PI_KERNEL_TOOLS_SOCKET;
+  delete process.env.PI_KERNEL_TOOLS_SECRET_FILE;
+  if (!socket || !file) return {};
+  try {
+    const secret = fs.readFileSync(file, "utf8");
+    fs.rmSync(file, { force: true });
+    return { socket, secret };
+  } catch {
+    return {}; // no secret: nothing can be asked of the kernel, so nothing is offered
+  }
+}
 
 const NAMESPACE_NOTE =
   "This is the user's own live Jupyter kernel: the same namespace as their notebook cells, " +
