@@ -10,6 +10,7 @@ model) runs in ``on_start``, under the same lock, so nobody sees the Pi before t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from .rpc.client import PiClient, UIHandler, cancel_dialog, open_client
 from .rpc.errors import PiError
 from .rpc.launch import PiInstall, locate_pi
 from .rpc.transport import task_group
+from .sandbox import Sandbox, confine
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +58,14 @@ class PiSupervisor:
         env: Mapping[str, str] | None = None,
         ui_handler: UIHandler = cancel_dialog,
         tools: ToolHandler | None = None,
+        sandbox: Sandbox | None = None,
         pi_path_hint: str = "",
         on_start: Callable[[PiClient], Awaitable[None]] | None = None,
         on_stop: Callable[[], None] | None = None,
     ) -> None:
         """``tools``: the notebook's tools for Pi; each Pi started then loads the extension
-        that offers them, with a channel of its own.  ``on_start`` prepares a new Pi before
+        that offers them, with a channel of its own.  ``sandbox``: each Pi starts inside it (see
+        ``pi_kernel.sandbox``), or not at all.  ``on_start`` prepares a new Pi before
         anyone else gets it; ``on_stop`` runs whenever a Pi is let go.  ``pi_path_hint``:
         how this program's user sets the Pi to run, for the error when none can."""
         self.pi_path = pi_path
@@ -70,6 +74,7 @@ class PiSupervisor:
         self.env = env
         self.ui_handler = ui_handler
         self.tools = tools
+        self.sandbox = sandbox
         self.pi_path_hint = pi_path_hint
         self._on_start = on_start
         self._on_stop = on_stop
@@ -159,6 +164,13 @@ class PiSupervisor:
                     channel = await stack.enter_async_context(ToolChannel(self.tools))
                     args = (*channel.args, *args)
                     env = {**(os.environ if env is None else env), **channel.env}
+                if self.sandbox is not None:
+                    env = os.environ if env is None else env
+                    folder = channel.path.parent if channel is not None else None
+                    argv = await confine(
+                        self.sandbox, install.argv, cwd=self.cwd, env=env, channel=folder
+                    )
+                    install = dataclasses.replace(install, argv=tuple(argv))
                 client = await stack.enter_async_context(
                     open_client(
                         install, args=args, cwd=self.cwd, env=env, ui_handler=self.ui_handler

@@ -38,11 +38,13 @@ OWNER = "PI_KERNEL_OWNER"
 LOCAL_KEY = "PI_KERNEL_LOCAL_KEY"
 BUDGET_USD = "PI_KERNEL_BUDGET_USD"
 BUDGET_TOKENS = "PI_KERNEL_BUDGET_TOKENS"
+SANDBOX = "PI_KERNEL_SANDBOX"
 TOOLS_SOCKET = "PI_KERNEL_TOOLS_SOCKET"
 TOOLS_SECRET_FILE = "PI_KERNEL_TOOLS_SECRET_FILE"
 AGENT_DIR = "PI_CODING_AGENT_DIR"
 PI_OFFLINE = "PI_OFFLINE"
 HOME = "HOME"
+TMPDIR = "TMPDIR"
 XDG_RUNTIME_DIR = "XDG_RUNTIME_DIR"
 XDG_STATE_HOME = "XDG_STATE_HOME"
 
@@ -88,6 +90,11 @@ VARIABLES = (
         "What each kernel's Pi may spend, in tokens (`200000`, `200k`): for local models, "
         "which cost nothing.",
     ),
+    Variable(
+        SANDBOX,
+        "you",
+        "`1`: each kernel's Pi runs inside bubblewrap (PiMagics.sandbox): for shared servers.",
+    ),
     Variable(MAIN, "pi-kernel", "Marks the main command's processes, to stop them all."),
     Variable(OWNER, "pi-kernel", "Marks a Pi's processes, to stop them all with it."),
     Variable(LOCAL_KEY, "pi-kernel", "The local model server's key, given to it alone."),
@@ -109,6 +116,7 @@ VARIABLES = (
         "the system",
         "Where the kernel tools' socket and the session claims live (else the temp folder).",
     ),
+    Variable(TMPDIR, "the system", "The temporary folder; inside Pi's sandbox, an empty one."),
     Variable(XDG_STATE_HOME, "the system", "The base of pi-kernel's state folder."),
 )
 """The table, in the order the docs list it."""

@@ -14,12 +14,15 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from functools import cache, partial
+from pathlib import Path
 from typing import Any
 
+from ipykernel.connect import get_connection_file
 from IPython.core.error import UsageError
 from IPython.core.magic import cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
+from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import observe
 
 from pi_kernel.agent_dir import no_models_hint
@@ -36,6 +39,7 @@ from pi_kernel.rpc.protocol import (
     SlashCommand,
 )
 from pi_kernel.rpc.usage import Followed, UsageTally
+from pi_kernel.sandbox import Sandbox
 from pi_kernel.session import PiSession
 from pi_kernel.transcript import Transcript, transcript_of
 from pi_kernel.turn import Turn, TurnResult
@@ -105,6 +109,7 @@ class PiMagics(PiSettings, RecordCommands):
                 pi_path_hint="In a notebook: %config PiMagics.pi_path = '/path/to/pi'.",
             )
         )
+        self.session.pi.sandbox = self._sandbox()
         self.picker: Picker | None = None
         """Made by the first ``%pi picker``; later ones show the same widgets again."""
         self.last_turn: Turn | None = None
@@ -127,6 +132,23 @@ class PiMagics(PiSettings, RecordCommands):
         self.session.pi.pi_path = self.pi_path
         self.session.pi.args = tuple(self.pi_args)
         self.bridge.call(self.session.stop)  # the next cell starts the Pi now configured
+
+    @observe("sandbox", "sandbox_writable")
+    def _sandbox_changed(self, change: Any) -> None:
+        if hasattr(self, "session"):
+            self.session.pi.sandbox = self._sandbox()
+            self.bridge.call(self.session.stop)  # the next cell starts Pi inside or outside
+
+    def _sandbox(self) -> Sandbox | None:
+        """The sandbox the next Pi starts in (None: off); Jupyter's runtime folder and this
+        kernel's connection file are hidden in it (they lead into the kernels)."""
+        if not self.sandbox:
+            return None
+        hidden = [Path(jupyter_runtime_dir())]
+        with suppress(RuntimeError):  # not an ipykernel kernel: no connection file to hide
+            hidden.append(Path(get_connection_file()))
+        writable = tuple(Path(path).expanduser() for path in self.sandbox_writable)
+        return Sandbox(writable=writable, hidden=tuple(hidden))
 
     @observe("discovery_timeout")
     def _discovery_timeout_changed(self, change: Any) -> None:

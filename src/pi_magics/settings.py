@@ -19,6 +19,8 @@ from .render import HEARTBEAT
 
 _N = TypeVar("_N", int, float)
 
+SANDBOX_OFF = frozenset({"", "0", "false", "no", "off"})
+
 
 class PiSettings(Magics):
     """``PiMagics``' configurable traits (the magics react to changes themselves)."""
@@ -128,6 +130,25 @@ class PiSettings(Magics):
     @observe("budget_usd", "budget_tokens")
     def _budget_set(self, change: Any) -> None:
         self.budget_problem = None  # a budget set here replaces what the environment said
+
+    sandbox = Bool(
+        help="Run Pi, and every command it runs, inside bubblewrap: its own processes only, "
+        "the filesystem read-only but for the notebook's folder and Pi's agent folder, no "
+        "Jupyter runtime files nor other kernels' sockets. The default comes from "
+        "PI_KERNEL_SANDBOX (any value but 0, false, no or off is on).",
+    ).tag(config=True)
+    sandbox_writable = List(
+        Unicode(),
+        default_value=[],
+        help="More folders Pi may write inside the sandbox (the notebook's folder and Pi's "
+        "agent folder always are).",
+    ).tag(config=True)
+
+    @default("sandbox")
+    def _sandbox_from_environment(self) -> bool:
+        # A deployment's word that cannot be read counts as on: off must be said.
+        text = (variables.read(variables.SANDBOX) or "").strip().lower()
+        return text not in SANDBOX_OFF
 
     discovery_timeout = Float(
         DISCOVERY_TIMEOUT, help="Seconds the picker waits for Pi's models and levels."
