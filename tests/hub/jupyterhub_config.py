@@ -44,6 +44,8 @@ c.Spawner.environment = {
     **settings["environment"],
     # Each user their own Pi agent dir, so their own provider key (written by the test).
     "PI_CODING_AGENT_DIR": lambda spawner: str(users_root / spawner.user.name / "agent"),
+    # Some users' Pis run in pi-kernel's sandbox, as a shared server's should.
+    "PI_KERNEL_SANDBOX": lambda spawner: "1" if spawner.user.name in settings["sandboxed"] else "0",
 }
 # Generous for a busy 2-core machine; the test's own deadlines are the real bounds.
 c.Spawner.start_timeout = 90

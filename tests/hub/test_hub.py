@@ -13,7 +13,9 @@ only its own, not because anything stops a user from taking another's.  A real d
 isolates users with one uid or one container each (SystemdSpawner, KubeSpawner,
 DockerSpawner); what is proved here is what pi-kernel itself must get right in any of them:
 each server's Pi uses the key it was given, the notebook never shows it, the hub's token
-for the server never reaches the model provider, and no Pi outlives its server.
+for the server never reaches the model provider, and no Pi outlives its server.  Bob's
+server runs with ``PI_KERNEL_SANDBOX=1``, as a shared server's should: his Pi's bash looks
+for the hub's token in every process's environment, and finds no other process.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import scripted_llm as script
-from tests.support.hub import Hub, running_hub
+from tests.support.hub import SANDBOXED, Hub, running_hub
 from tests.support.processes import assert_none_left
 from tests.support.scripted_llm import ScriptedLLM
 
@@ -66,6 +68,10 @@ def test_each_users_pi_uses_their_own_key_and_never_sends_the_hub_token(hub: Hub
         # The tool prints what a careless command would: the environment, and the user's
         # provider config with their key in it.
         command = f"env; cat {user.agent_dir / 'models.json'}"
+        if user.name in SANDBOXED:
+            # And what a hostile one would: every process's environment (the server's and the
+            # kernel's hold the hub's token), which the sandbox leaves out of Pi's sight.
+            command += "; cat /proc/[0-9]*/environ | tr '\\0' '\\n' | grep JUPYTERHUB_API"
         llm.enqueue(*script.tool_then_answer(command, f"That was {user.name}'s environment."))
         run = hub.execute(user, kernel, "What is in my environment?")
         assert run.status == "ok", run.shown

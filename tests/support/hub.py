@@ -72,6 +72,8 @@ POLL_INTERVAL = 0.2
 ACTIVITY_INTERVAL = 1
 """Seconds between a server's activity reports to the hub (the default is 300)."""
 
+SANDBOXED = ("bob",)
+"""Users whose Pis run in pi-kernel's sandbox (``PI_KERNEL_SANDBOX=1`` in their servers)."""
 DRIVER = "pi-kernel-test"
 """The service the test acts as: it makes users, starts and stops their servers, uses them."""
 DRIVER_SCOPES = ["admin:users", "admin:servers", "access:servers"]
@@ -183,6 +185,7 @@ class Hub:
             "proxy_api_port": proxy_api_port,
             "proxy_command": [str(NODE), str(PROXY)],
             "environment": self._server_environment(),
+            "sandboxed": list(SANDBOXED),
             "services": [
                 {"name": DRIVER, "api_token": self.token, "scopes": DRIVER_SCOPES},
                 {"name": CULLER, "api_token": self._culler_token, "scopes": CULLER_SCOPES},
