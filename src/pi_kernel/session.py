@@ -48,6 +48,10 @@ DISCOVERY_TIMEOUT = 15.0
 """Seconds for discovery (models, current state, levels) before it is reported as stuck."""
 
 
+STATUS_ANSWER_TIMEOUT = 1.0
+"""Seconds ``status`` waits for Pi's own answers before it says Pi is not answering."""
+
+
 @dataclass
 class SessionStatus:
     """What ``%pi status`` shows."""
@@ -64,6 +68,8 @@ class SessionStatus:
     """Usage outside the answers since this Pi started (idle cache warming), by kind."""
     tools: ChannelStats | None = None
     """What the kernel tools' channel of this Pi served (None: no kernel tools)."""
+    answering: bool = True
+    """False: the process is there and did not answer within ``STATUS_ANSWER_TIMEOUT``."""
 
 
 class PiSession:
@@ -222,9 +228,13 @@ class PiSession:
             if self.pi.current.channel is not None:
                 status.tools = self.pi.current.channel.stats()
             if client.alive:
-                status.state = await client.get_state()
-                with suppress(PiCommandError):  # a Pi without the command: no totals
-                    status.stats = await client.get_session_stats()
+                # Status is what people ask when something is wrong: a Pi that stopped
+                # answering is reported at once, with what the kernel itself knows.
+                with anyio.move_on_after(STATUS_ANSWER_TIMEOUT) as asking:
+                    status.state = await client.get_state()
+                    with suppress(PiCommandError):  # a Pi without the command: no totals
+                        status.stats = await client.get_session_stats()
+                status.answering = not asking.cancelled_caught
             elif client.exit_error is not None:
                 status.last_error = str(client.exit_error)
         return status

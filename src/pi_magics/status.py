@@ -8,7 +8,7 @@ from pi_kernel.kernel_tools.catalog import Policy
 from pi_kernel.kernel_tools.channel import ChannelStats
 from pi_kernel.rpc.errors import PiExited
 from pi_kernel.rpc.protocol import CACHE_WARM, ContextUsage
-from pi_kernel.session import SessionStatus
+from pi_kernel.session import STATUS_ANSWER_TIMEOUT, SessionStatus
 from pi_kernel.turn import Turn, tokens_text
 
 from .render import warming_text
@@ -56,7 +56,12 @@ def format_status(
     lines = []
     if status.install is not None:
         lines.append(f"Pi:        {status.install.describe()}")
-    if status.running and status.pid is not None:
+    if status.running and status.pid is not None and not status.answering:
+        lines.append(
+            f"Process:   running, pid {status.pid}, and not answering (nothing in "
+            f"{STATUS_ANSWER_TIMEOUT:g} s): %pi restart starts a new one"
+        )
+    elif status.running and status.pid is not None:
         lines.append(f"Process:   running, pid {status.pid}")
     else:
         lines.append("Process:   not running (the next %%pi cell starts it)")

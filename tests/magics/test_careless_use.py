@@ -266,22 +266,19 @@ def test_a_huge_prompt_is_not_saved_again_in_full(kernel: KernelHarness, llm: Sc
 
 
 @pytest.mark.timing
-def test_a_pi_that_stops_answering_can_be_interrupted_out_of_pi_status(
+def test_pi_status_on_a_pi_that_stopped_answering_says_so_within_two_seconds(
     kernel: KernelHarness, llm: ScriptedLLM
 ):
     works(kernel, llm)  # Pi is up and has answered
     [pi] = kernel.pis()
     pi.suspend()  # SIGSTOP: Pi is there, and answers nothing
-
-    def interrupt_while_waiting(message: dict[str, Any]) -> None:
-        if message["msg_type"] == "execute_input":
-            time.sleep(1.0)
-            kernel.interrupt()
-
     try:
-        run = kernel.execute("%pi status", on_message=interrupt_while_waiting)
+        run = kernel.execute("%pi status")
     finally:
         pi.resume()
-    assert "Interrupted while waiting for Pi" in short_failure(run)
-    assert run.seconds < 5  # not the 10 s command timeout
+    assert run.status == "ok", run.error_text
+    assert f"running, pid {pi.pid}, and not answering" in run.text()
+    assert "%pi restart starts a new one" in run.text()
+    assert "Cwd:" in run.text()  # and the rest of what the kernel knows
+    assert run.seconds < 2  # the bound (Pi's own command timeout is 10 s)
     works(kernel, llm)
