@@ -499,13 +499,22 @@ class PiMagics(PiSettings, RecordCommands):
         if self.workbench is not None:
             tools = (self.tools.policy, self.tools.offered())
         cassette = self.cassettes.describe()
-        guards = [("Budget", self._budget_status())]
+        guards = [("Budget", self._budget_status()), ("Sandbox", self._sandbox_status())]
         if self.workbench is not None and self.tools.asked():
             asked = ", ".join(self.tools.asked())
             if self.tools.always:
                 asked += f" (always approved now: {', '.join(sorted(self.tools.always))})"
             guards.append(("Ask first", asked))
         print(format_status(status, self.last_turn, self.last_exit, cassette, tools, guards))
+
+    def _sandbox_status(self) -> str:
+        sandbox = self.session.pi.sandbox
+        if sandbox is None:
+            return "off (Pi's tools reach what you can; PiMagics.sandbox = True confines them)"
+        writable = [self.session.cwd, "Pi's agent folder", *map(str, sandbox.writable)]
+        return (
+            f"on (bubblewrap): Pi sees only its own processes and writes only {', '.join(writable)}"
+        )
 
     def _pi_budget(self, rest: list[str]) -> None:
         if rest:
