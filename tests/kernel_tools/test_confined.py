@@ -149,3 +149,33 @@ def test_a_sandbox_without_bubblewrap_starts_no_pi(pi_env: PiEnv, llm: ScriptedL
     assert "apt-get install bubblewrap" in run.error_text
     assert "Traceback" not in run.error_text
     assert llm.requests == []
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="taking the namespaces away needs root")
+def test_a_sandbox_that_cannot_be_made_starts_no_pi(
+    pi_env: PiEnv, llm: ScriptedLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A kernel without the privilege to make namespaces, as in many containers: itself run
+    # by bubblewrap with every capability dropped.
+    bwrap = shutil.which("bwrap")
+    assert bwrap is not None
+    spec = tmp_path / "jupyter" / "kernels" / "capless"
+    spec.mkdir(parents=True)
+    argv = [bwrap, "--dev-bind", "/", "/", "--cap-drop", "ALL"]
+    argv += [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    kernel_json = {"argv": argv, "display_name": "capless", "language": "python"}
+    (spec / "kernel.json").write_text(json.dumps(kernel_json))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    env = _env(pi_env, "on")
+    with running_kernel(env=env, cwd=pi_env.cwd, kernel_name="capless") as kernel:
+        assert kernel.execute("%load_ext pi_magics").status == "ok"
+        run = kernel.execute("%%pi\nHello?")
+        assert run.status == "error"
+        assert kernel.pis() == []
+        status = kernel.execute("%pi status").text()
+    assert "bubblewrap cannot make it here (" in run.error_text
+    assert "): Pi was not started." in run.error_text
+    assert "user namespaces" in run.error_text
+    assert "Traceback" not in run.error_text
+    assert "Error:     The sandbox is on, and bubblewrap cannot make it here" in status
+    assert llm.requests == []
