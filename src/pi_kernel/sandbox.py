@@ -12,8 +12,8 @@ the sandbox on, Pi, and so every command it runs, starts inside ``bwrap`` (Debia
   settings), this Pi's tool channel folder and the extra ``writable`` paths;
 - empty temporary folders over ``/tmp``, ``$TMPDIR``, ``$XDG_RUNTIME_DIR``, pi-kernel's
   runtime folder (other kernels' sockets) and the ``hidden`` paths the caller adds
-  (Jupyter's runtime folder; a hidden file reads as empty), and ``$HOME`` read-only even
-  when it lies under one of those;
+  (Jupyter's runtime folder; a hidden file reads as empty), and ``$HOME`` and Node's
+  compile caches read-only even when they lie under one of those;
 - the network kept: Pi must reach its provider.
 
 bwrap is started with Pi's (filtered) environment and nothing else: inside the PID namespace
@@ -98,6 +98,14 @@ def _options(
         if value := variables.read(name, env):
             hidden.append(Path(value))
     home = variables.read(variables.HOME, env)
+    readable = [Path(home)] if home else []
+    # Node's compile cache and jiti's (Pi's extensions) under the temp folder, read-only: a
+    # sandboxed Pi starts as fast as one outside (an empty cache costs about 0.2 s), and
+    # cannot plant compiled code that another Pi would run.
+    temp = Path(variables.read(variables.TMPDIR, env) or "/tmp")
+    readable += [temp / "node-compile-cache", temp / "jiti"]
+    if cache := variables.read(variables.NODE_COMPILE_CACHE, env):
+        readable.append(Path(cache))
     writable = [Path(cwd), agent_dir(env), *sandbox.writable]
     if channel is not None:
         writable.append(channel)
@@ -106,7 +114,7 @@ def _options(
     # /tmp stays writable and Jupyter's runtime folder under a writable home stays hidden.
     # A home under a hidden folder (a test's) is seen, read-only, as at home.
     rules: dict[Path, int] = {}
-    for kind, paths in ((HIDE, hidden), (READ, [Path(home)] if home else []), (WRITE, writable)):
+    for kind, paths in ((HIDE, hidden), (READ, readable), (WRITE, writable)):
         for path in _existing(paths):
             rules[path] = max(kind, rules.get(path, kind))
     options = [

@@ -45,6 +45,7 @@ AGENT_DIR = "PI_CODING_AGENT_DIR"
 PI_OFFLINE = "PI_OFFLINE"
 HOME = "HOME"
 TMPDIR = "TMPDIR"
+NODE_COMPILE_CACHE = "NODE_COMPILE_CACHE"
 XDG_RUNTIME_DIR = "XDG_RUNTIME_DIR"
 XDG_STATE_HOME = "XDG_STATE_HOME"
 
@@ -115,6 +116,11 @@ VARIABLES = (
         XDG_RUNTIME_DIR,
         "the system",
         "Where the kernel tools' socket and the session claims live (else the temp folder).",
+    ),
+    Variable(
+        NODE_COMPILE_CACHE,
+        "the system",
+        "Where Node keeps compiled code (else in the temp folder): read-only in Pi's sandbox.",
     ),
     Variable(TMPDIR, "the system", "The temporary folder; inside Pi's sandbox, an empty one."),
     Variable(XDG_STATE_HOME, "the system", "The base of pi-kernel's state folder."),

@@ -21,12 +21,13 @@ pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bub
 
 @pytest.fixture
 def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    names = ("notebook", "home", "agent", "channel", "runtime", "other", "extra")
+    names = ("notebook", "home", "agent", "channel", "runtime", "other", "extra", "cache")
     found = {name: tmp_path / name for name in names}
     for path in found.values():
         path.mkdir()
     (found["other"] / "kernel.json").write_text("the key")
     (found["home"] / "profile").write_text("at home")
+    (found["cache"] / "compiled").write_text("compiled code")
     monkeypatch.setenv(variables.XDG_RUNTIME_DIR, str(found["runtime"]))
     return found
 
@@ -37,6 +38,7 @@ def _run(places: dict[str, Path], script: str, sandbox: Sandbox) -> str:
         variables.HOME: str(places["home"]),
         variables.AGENT_DIR: str(places["agent"]),
         variables.XDG_RUNTIME_DIR: str(places["runtime"]),
+        variables.NODE_COMPILE_CACHE: str(places["cache"]),
     }
     argv = anyio.run(
         lambda: confine(
@@ -53,16 +55,18 @@ def _run(places: dict[str, Path], script: str, sandbox: Sandbox) -> str:
 
 def test_pi_writes_only_where_it_must_and_sees_no_other_process(places: dict[str, Path]):
     script = (
-        "for d in . $PI_CODING_AGENT_DIR {channel} {extra} $HOME /usr; do "
+        "for d in . $PI_CODING_AGENT_DIR {channel} {extra} $HOME $NODE_COMPILE_CACHE /usr; do "
         "touch $d/probe 2>/dev/null && echo writes $d || echo reads-only $d; done; "
-        "cat $HOME/profile; echo; ls /proc | grep -c '^[0-9]'; grep CapEff /proc/self/status"
+        "cat $HOME/profile $NODE_COMPILE_CACHE/compiled; echo; ls /proc | grep -c '^[0-9]'; grep CapEff /proc/self/status"
     ).format(channel=places["channel"], extra=places["extra"])
     said = _run(places, script, Sandbox(writable=(places["extra"],)))
     for writable in (".", str(places["agent"]), str(places["channel"]), str(places["extra"])):
         assert f"writes {writable}\n" in said
     assert f"reads-only {places['home']}\n" in said
+    assert f"reads-only {places['cache']}\n" in said  # seen (a fast start), never written
     assert "reads-only /usr\n" in said
     assert "at home" in said  # a home under /tmp (as here) is still home
+    assert "compiled code" in said
     assert said.split("CapEff:")[1].strip() == "0000000000000000"
     assert int(said.split("\n")[-3]) <= 4  # bwrap's helper, sh, ls, grep
 
