@@ -15,7 +15,6 @@ import os
 import sys
 import tokenize
 import traceback
-import types
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
@@ -34,6 +33,7 @@ from pi_kernel.kernel_tools.catalog import (
 )
 
 from .images import image_line
+from .namespace import variables
 
 PART_LIMIT = 10_000
 """Characters of each part of a reply (output, result, error) that go back to Pi."""
@@ -41,7 +41,6 @@ HISTORY_CELLS = 10
 """Cells the history tool returns unless asked for more."""
 HISTORY_LIMIT = 40_000
 """Characters of history in one reply."""
-SUMMARY_LIMIT = 120
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 """What Pi takes as image content; the first of these a display carries is sent."""
 IMAGES_PER_CALL = 4
@@ -100,7 +99,8 @@ class Workbench:
         if call.tool == HISTORY:
             return self.history(call.args)
         if call.tool == VARIABLES:
-            return ToolReply(variables(self.shell))
+            shell = self.shell
+            return ToolReply(variables(shell.user_ns, getattr(shell, "user_ns_hidden", {})))
         if call.tool == PROPOSE_CELL:
             return self.propose(_text_arg(call, "code"))
         return ToolReply(f"This kernel has no tool {call.tool!r}.", is_error=True)
@@ -236,51 +236,6 @@ def format_error(error: BaseException) -> str:
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_IPYTHON_DIR):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(error), error, tb)).rstrip()
-
-
-def variables(shell: Any) -> str:
-    """``%whos`` for Pi: the user's names, with summaries that call nothing expensive."""
-    hidden = getattr(shell, "user_ns_hidden", {})
-    rows = []
-    for name, value in sorted(shell.user_ns.items()):
-        if name.startswith("_") or name in hidden or _is_module(value):
-            continue
-        rows.append(f"{name}: {_type_name(value)}{summary_of(value)}")
-    return "\n".join(rows) if rows else "The namespace has no user variables yet."
-
-
-def summary_of(value: Any) -> str:
-    """A short, cheap description: shapes, lengths and small values only."""
-    kind = type(value)
-    module = kind.__module__.split(".")[0]
-    try:
-        if module == "pandas" and kind.__name__ == "DataFrame":
-            dtypes = ", ".join(f"{c}: {t}" for c, t in list(value.dtypes.items())[:20])
-            more = ", …" if value.shape[1] > 20 else ""
-            return f", shape {value.shape}, columns {{{dtypes}{more}}}"
-        if module == "pandas" and kind.__name__ == "Series":
-            return f", length {len(value)}, dtype {value.dtype}"
-        if hasattr(value, "shape") and hasattr(value, "dtype"):  # numpy and its kin
-            return f", shape {tuple(value.shape)}, dtype {value.dtype}"
-        if isinstance(value, bool | int | float | complex) or value is None:
-            return f" = {repr(value)[:SUMMARY_LIMIT]}"
-        if isinstance(value, str | bytes):
-            shown = repr(value[:SUMMARY_LIMIT])
-            return f", length {len(value)}: {shown}" if len(value) > 40 else f" = {shown}"
-        if isinstance(value, list | tuple | set | frozenset | dict):
-            return f", length {len(value)}"
-    except Exception:  # a property that fails on a strange object: the type is enough
-        return ""
-    return ""
-
-
-def _type_name(value: Any) -> str:
-    kind = type(value)
-    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
-
-
-def _is_module(value: Any) -> bool:
-    return isinstance(value, types.ModuleType)
 
 
 def _safe_repr(value: Any) -> str:
