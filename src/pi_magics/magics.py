@@ -43,6 +43,7 @@ from pi_kernel.turn import Turn, TurnResult
 from . import budget, slash
 from .bridge import Bridge
 from .cell import CellTurn, Request
+from .credentials import Credentials
 from .desk import Desk
 from .dialogs import put_dialog
 from .images import load_image
@@ -80,6 +81,12 @@ class PiMagics(PiSettings, RecordCommands):
         if hasattr(self, "tools"):
             self.tools.policy = check_policy(self.kernel_tools)
 
+    @observe("hidden_names")
+    def _hidden_names_changed(self, change: Any) -> None:
+        workbench = getattr(self, "workbench", None)  # None until __init__ has made it
+        if workbench is not None:
+            workbench.credentials = Credentials(self.hidden_names)
+
     @observe("ask_before")
     def _ask_before_changed(self, change: Any) -> None:
         if hasattr(self, "tools"):
@@ -95,6 +102,8 @@ class PiMagics(PiSettings, RecordCommands):
         self.spending = budget.Spending()
         """What this kernel's Pi has spent (``%pi budget``)."""
         self.workbench = Workbench(shell) if shell is not None else None
+        if self.workbench is not None:
+            self.workbench.credentials = Credentials(self.hidden_names)
         self.session = self.bridge.enter(
             PiSession(
                 pi_path=self.pi_path,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import dataclasses
 import getpass
 import os
 import sys
@@ -32,6 +33,7 @@ from pi_kernel.kernel_tools.catalog import (
     ToolReply,
 )
 
+from .credentials import Credentials
 from .images import image_line
 from .namespace import variables
 
@@ -74,6 +76,9 @@ class Workbench:
         else by default (the Pi kernel's ``%%py``: its own cells are prompts)."""
         self.errors: dict[int, str] = {}
         """The traceback of each user cell that failed, by execution count (bounded)."""
+        self.credentials = Credentials()
+        """The credential-like names whose values the read tools keep from Pi
+        (``PiMagics.hidden_names`` adds to them)."""
 
     def note_cell(self, result: Any) -> None:
         """IPython's ``post_run_cell`` hook: keep a failed cell's traceback for the history."""
@@ -97,10 +102,12 @@ class Workbench:
             code = _text_arg(call, "code")
             return self.python(code, on_clear, images=images, call_id=call.call_id)
         if call.tool == HISTORY:
-            return self.history(call.args)
+            return self._without_credentials(self.history(call.args))
         if call.tool == VARIABLES:
             shell = self.shell
-            return ToolReply(variables(shell.user_ns, getattr(shell, "user_ns_hidden", {})))
+            hidden = getattr(shell, "user_ns_hidden", {})
+            listed = variables(shell.user_ns, hidden, self.credentials.named)
+            return self._without_credentials(ToolReply(listed))
         if call.tool == PROPOSE_CELL:
             return self.propose(_text_arg(call, "code"))
         return ToolReply(f"This kernel has no tool {call.tool!r}.", is_error=True)
@@ -198,6 +205,11 @@ class Workbench:
         if len(text) > HISTORY_LIMIT:
             text = "… earlier cells cut …\n" + text[-HISTORY_LIMIT:]
         return ToolReply(text)
+
+    def _without_credentials(self, reply: ToolReply) -> ToolReply:
+        """A read tool's reply without the values of credential-like names."""
+        text = self.credentials.hide(reply.text, self.shell.user_ns)
+        return dataclasses.replace(reply, text=text)
 
     def propose(self, code: str) -> ToolReply:
         # IPython keeps one next-input payload per execution: a later proposal replaces it.
