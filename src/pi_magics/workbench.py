@@ -34,7 +34,7 @@ from pi_kernel.kernel_tools.catalog import (
 )
 
 from .credentials import Credentials
-from .images import image_line
+from .images import image_line, pixels_problem
 from .namespace import variables
 
 PART_LIMIT = 10_000
@@ -165,10 +165,14 @@ class Workbench:
             return text or f"({', '.join(data)})"
         raw = data[kind]  # base64 text, or the bytes themselves (IPython's formatters give both)
         encoded = raw if isinstance(raw, str) else base64.b64encode(raw).decode("ascii")
+        decoded = base64.b64decode(encoded)
         # Size and hash: the transcript keeps this line, not the image (notebooks stay small).
-        image = image_line(base64.b64decode(encoded), kind)
+        image = image_line(decoded, kind)
+        too_many_pixels = pixels_problem(decoded)
         if not images():
             why = "not sent: this model takes no image input"
+        elif too_many_pixels is not None:
+            why = f"not sent: {too_many_pixels}"
         elif len(encoded) > IMAGE_LIMIT:
             why = "not sent: too large"
         elif len(sent) >= IMAGES_PER_CALL:

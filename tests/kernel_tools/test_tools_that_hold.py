@@ -5,14 +5,15 @@ says so)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from pi_kernel import variables
-from pi_kernel.kernel_tools.catalog import HISTORY, VARIABLES
+from pi_kernel.kernel_tools.catalog import HISTORY, PYTHON, VARIABLES
 from pi_kernel.transcript import transcripts_in
 from tests.support import scripted_llm as script
 from tests.support.kernels import KernelHarness, running_kernel
-from tests.support.pi_env import PiEnv
-from tests.support.scripted_llm import ScriptedLLM, tool_result
+from tests.support.pi_env import PiEnv, add_vision_model
+from tests.support.scripted_llm import ScriptedLLM, images_in, tool_result
 
 STRANGE_NAMESPACE = '''\
 class Unconfigured:
@@ -98,3 +99,57 @@ def test_credential_like_values_reach_neither_the_model_nor_the_transcript(
         assert secret not in sent
         assert secret not in kept
         assert secret not in json.dumps(run.outputs)
+
+
+SHOW_IMAGE = """\
+import struct, zlib
+from IPython.display import Image, display
+
+def png(width, height):
+    def chunk(kind, body):
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+    packer = zlib.compressobj(9)
+    row = b"\\0" * (1 + (width + 7) // 8)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    return b"\\x89PNG\\r\\n\\x1a\\n" + chunks
+
+display(Image(data=png({side}, {side}), format="png"))
+"""
+PEAK_GROWTH_MB = 200
+"""What Pi's peak memory may grow by over a turn whose code shows a huge image: decoding
+the one shown here (12000x12000, 144 megapixels) takes Pi over 576 MB."""
+
+
+def peak_mb(pid: int) -> float:
+    """A process's peak resident memory (VmHWM), in MB."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    [line] = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+    return int(line.split()[1]) / 1024
+
+
+def test_a_huge_image_from_pis_code_is_left_out_before_pi_decodes_it(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    vision = add_vision_model(pi_env.agent_dir)
+    assert kernel.execute("%pi restart").status == "ok"
+    # A small image first: Pi's own image handling is loaded and warm before the baseline.
+    llm.enqueue(*script.call(PYTHON, code=SHOW_IMAGE.replace("{side}", "64")))
+    assert kernel.execute(f"%%pi --model {vision}\nShow a small one").status == "ok"
+    assert "sent as image 1" in tool_result(llm.requests[1])
+    [pi] = kernel.pis()
+    before = peak_mb(pi.pid)
+    llm.enqueue(*script.call(PYTHON, code=SHOW_IMAGE.replace("{side}", "12000")))
+    run = kernel.execute(f"%%pi --model {vision}\nShow a huge one")
+    assert run.status == "ok", run.error_text
+    reply = tool_result(llm.requests[3])
+    assert "image/png 12000x12000" in reply
+    assert "not sent: 12000x12000 pixels (144 megapixels) is above the bound of 25 megapixels" in (
+        reply
+    )
+    assert images_in(llm.requests[3]) == images_in(llm.requests[1])  # the small one alone
+    growth = peak_mb(pi.pid) - before
+    print(f"Pi's peak memory grew by {growth:.0f} MB (from {before:.0f} MB)")
+    assert growth < PEAK_GROWTH_MB
