@@ -13,9 +13,12 @@ import builtins
 import dataclasses
 import getpass
 import os
+import signal
 import sys
+import threading
 import tokenize
 import traceback
+import types
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
@@ -97,7 +100,8 @@ class Workbench:
         """Do ``call``; ``images`` says whether the model takes image input (asked only when
         there is an image: figures then go back as images); ``on_clear`` is called when
         the code cleared the cell's outputs.  Raises KeyboardInterrupt when the user
-        interrupted Pi's code (it was shown, and Pi is told by the caller)."""
+        interrupted Pi's code (it was shown, and Pi is told by the caller); a
+        KeyboardInterrupt the code raised itself is an error like any other."""
         if call.tool == PYTHON:
             code = _text_arg(call, "code")
             return self.python(code, on_clear, images=images, call_id=call.call_id)
@@ -128,17 +132,19 @@ class Workbench:
         # IPython reads the trailing ";" that hides a result from the last stored cell (the
         # %%pi cell here): Pi's own code decides.
         quiet = partial(_ends_with_semicolon, shell.displayhook, code)
+        interrupts: list[int] = []
         with (
             _tee(captured),
             _displays(shell, displays, mark),
             _replaced(shell.displayhook, "quiet", quiet),
             _clears(shell, on_clear),
             _labelled_input(),
+            _interrupts_noted(interrupts),
         ):
             result = shell.run_cell(source, store_history=False)
-        error = result.error_before_exec or result.error_in_exec
-        if isinstance(error, KeyboardInterrupt):
+        if interrupts:  # the user's, even if the code caught it: the turn stops
             raise KeyboardInterrupt
+        error = result.error_before_exec or result.error_in_exec
         parts = []
         output = "".join(captured)
         if output:
@@ -341,6 +347,31 @@ def _labelled_input() -> Iterator[None]:
 
     with _replaced(builtins, "input", asking), _replaced(getpass, "getpass", asking_secret):
         yield
+
+
+@contextmanager
+def _interrupts_noted(interrupts: list[int]) -> Iterator[None]:
+    """Note each SIGINT (the user's interrupt: the stop button, ``interrupt_kernel``) before
+    it raises KeyboardInterrupt in Pi's code as it did: only then does the turn stop, not for
+    a KeyboardInterrupt the code raises itself.  Signals reach the main thread alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+
+    def noting(signum: int, frame: types.FrameType | None) -> None:
+        interrupts.append(signum)
+        if callable(before):
+            before(signum, frame)
+        else:  # ignored or the default before: an interrupt still stops the code
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, noting)
+    try:
+        yield
+    finally:
+        # None: a handler not set from Python, which Python cannot set back.
+        signal.signal(signal.SIGINT, signal.default_int_handler if before is None else before)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pi_kernel import variables
 from pi_kernel.kernel_tools.catalog import HISTORY, PYTHON, VARIABLES
@@ -153,3 +154,47 @@ def test_a_huge_image_from_pis_code_is_left_out_before_pi_decodes_it(
     growth = peak_mb(pi.pid) - before
     print(f"Pi's peak memory grew by {growth:.0f} MB (from {before:.0f} MB)")
     assert growth < PEAK_GROWTH_MB
+
+
+def test_a_keyboard_interrupt_pis_code_raises_is_an_error_and_the_turn_goes_on(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    llm.enqueue(
+        script.tool_calls((PYTHON, {"code": "print('before')\nraise KeyboardInterrupt('mine')"})),
+        script.tool_calls((PYTHON, {"code": "print('went on')"})),
+        script.text("Went on."),
+    )
+    run = kernel.execute("%%pi\nTry it")
+    assert run.status == "ok", run.error_text
+    raised = tool_result(llm.requests[1])
+    assert "Output:\nbefore" in raised
+    assert "Traceback" in raised
+    assert "KeyboardInterrupt: mine" in raised
+    assert "went on" in tool_result(llm.requests[2])
+    [transcript] = transcripts_in(run.outputs)
+    assert (transcript.status, transcript.text) == ("completed", "Went on.")
+
+
+def test_the_users_interrupt_stops_the_turn_even_when_pis_code_catches_it(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    code = (
+        "import time\ntry:\n    print('sleeping', flush=True)\n    time.sleep(30)\n"
+        "except KeyboardInterrupt:\n    caught = True"
+    )
+    llm.enqueue(*script.call(PYTHON, "Slept.", code=code), script.text("Back."))
+    interrupted: list[bool] = []
+
+    def interrupt_when_asleep(message: dict[str, Any]) -> None:
+        if not interrupted and "sleeping" in message["content"].get("text", ""):
+            interrupted.append(True)
+            kernel.interrupt()
+
+    run = kernel.execute("%%pi\nSleep", on_message=interrupt_when_asleep)
+    assert interrupted, run.outputs
+    assert kernel.execute("assert caught").status == "ok"
+    assert len(llm.requests) == 1  # the turn stopped: Pi never asked the model again
+    [transcript] = transcripts_in(run.outputs)
+    assert transcript.status == "interrupted"
+    after = kernel.execute("%%pi\nStill there?")
+    assert after.status == "ok", after.error_text
