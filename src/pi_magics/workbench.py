@@ -222,6 +222,9 @@ class Workbench:
         return dataclasses.replace(reply, text=text)
 
     def propose(self, code: str) -> ToolReply:
+        marker = self.python_marker
+        if marker is not None and code.lstrip().partition("\n")[0].strip() != marker:
+            code = f"{marker}\n{code}"  # Python, where cells are prompts by default
         # IPython keeps one next-input payload per execution: a later proposal replaces it.
         self.shell.set_next_input(code, replace=False)
         lines = code.count("\n") + 1

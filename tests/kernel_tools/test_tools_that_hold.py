@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pi_kernel import variables
-from pi_kernel.kernel_tools.catalog import HISTORY, PYTHON, VARIABLES
+from pi_kernel.kernel_tools.catalog import HISTORY, PROPOSE_CELL, PYTHON, VARIABLES
 from pi_kernel.transcript import transcripts_in
 from tests.support import scripted_llm as script
 from tests.support.kernels import KernelHarness, running_kernel
@@ -198,3 +198,18 @@ def test_the_users_interrupt_stops_the_turn_even_when_pis_code_catches_it(
     assert transcript.status == "interrupted"
     after = kernel.execute("%%pi\nStill there?")
     assert after.status == "ok", after.error_text
+
+
+def test_a_cell_proposed_in_the_pi_kernel_is_python(pi_kernel: KernelHarness, llm: ScriptedLLM):
+    llm.enqueue(*script.call(PROPOSE_CELL, code="proposed = True"))
+    llm.enqueue(*script.call(PROPOSE_CELL, code="%%py\nmarked = True"))
+    proposed = []
+    for prompt in ("Propose something", "Propose it marked"):
+        run = pi_kernel.execute(prompt)
+        assert run.status == "ok", run.error_text
+        payloads = run.reply["content"]["payload"]
+        proposed += [p["text"] for p in payloads if p["source"] == "set_next_input"]
+    assert proposed == ["%%py\nproposed = True", "%%py\nmarked = True"]  # not marked twice
+    # Run as the user runs it: Python, not a prompt for Pi (which has no reply queued).
+    assert pi_kernel.execute(proposed[0]).status == "ok"
+    assert pi_kernel.execute("%%py\nassert proposed").status == "ok"
