@@ -58,6 +58,12 @@ from .subcommands import BY_NAME, HELP, NAMES, USAGE, usage_of
 from .widgets import Picker
 from .workbench import Workbench
 
+NESTED_PI = (
+    "%%pi does not run inside Pi's own code: this turn's Pi is waiting for that code, so "
+    "the prompt was not sent."
+)
+"""What Pi's code reads when it calls ``%%pi`` (its output goes on around it)."""
+
 
 def _tool_names(value: str | None) -> tuple[str, ...]:
     """``--ask bash,notebook_python``: the names, without blanks."""
@@ -213,6 +219,9 @@ class PiMagics(PiSettings, RecordCommands):
     @cell_magic
     def pi(self, line: str, cell: str) -> None:
         """Send the cell to Pi and stream the answer into it."""
+        if self.workbench is not None and self.workbench.running_code:
+            self.workbench.refuse(NESTED_PI)
+            return
         try:
             args = parse_argstring(self.pi, line)
         except ValueError as exc:  # shlex: an unclosed quote

@@ -79,6 +79,9 @@ class Workbench:
         else by default (the Pi kernel's ``%%py``: its own cells are prompts)."""
         self.errors: dict[int, str] = {}
         """The traceback of each user cell that failed, by execution count (bounded)."""
+        self.running_code = False
+        """Whether Pi's code runs now (``notebook_python``)."""
+        self._refused = False
         self.credentials = Credentials()
         """The credential-like names whose values the read tools keep from Pi
         (``PiMagics.hidden_names`` adds to them)."""
@@ -141,7 +144,11 @@ class Workbench:
             _labelled_input(),
             _interrupts_noted(interrupts),
         ):
-            result = shell.run_cell(source, store_history=False)
+            self.running_code, self._refused = True, False
+            try:
+                result = shell.run_cell(source, store_history=False)
+            finally:
+                self.running_code = False
         if interrupts:  # the user's, even if the code caught it: the turn stops
             raise KeyboardInterrupt
         error = result.error_before_exec or result.error_in_exec
@@ -160,7 +167,14 @@ class Workbench:
             parts.append(f"Error:\n{cut(format_error(error))}")
         if not parts:
             parts.append("Ran without output.")
-        return ToolReply("\n".join(parts), images=sent, is_error=error is not None)
+        failed = error is not None or self._refused
+        return ToolReply("\n".join(parts), images=sent, is_error=failed)
+
+    def refuse(self, why: str) -> None:
+        """Something Pi's code asked of the notebook that it does not do while that code
+        runs: ``why`` goes to the code's stderr, where it is, and the reply is an error."""
+        print(why, file=sys.stderr)
+        self._refused = True
 
     @staticmethod
     def _display(data: Mapping[str, Any], sent: list[Image], images: TakesImages) -> str:

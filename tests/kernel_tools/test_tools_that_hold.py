@@ -11,6 +11,7 @@ from typing import Any
 from pi_kernel import variables
 from pi_kernel.kernel_tools.catalog import HISTORY, PROPOSE_CELL, PYTHON, VARIABLES
 from pi_kernel.transcript import transcripts_in
+from pi_magics.magics import NESTED_PI
 from tests.support import scripted_llm as script
 from tests.support.kernels import KernelHarness, running_kernel
 from tests.support.pi_env import PiEnv, add_vision_model
@@ -213,3 +214,21 @@ def test_a_cell_proposed_in_the_pi_kernel_is_python(pi_kernel: KernelHarness, ll
     # Run as the user runs it: Python, not a prompt for Pi (which has no reply queued).
     assert pi_kernel.execute(proposed[0]).status == "ok"
     assert pi_kernel.execute("%%py\nassert proposed").status == "ok"
+
+
+def test_pis_code_calling_pi_is_refused_in_one_line_and_the_turn_goes_on(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    nested = "print('before')\nget_ipython().run_cell_magic('pi', '', 'hi')\nprint('after')"
+    llm.enqueue(
+        script.tool_calls((PYTHON, {"code": nested})),
+        script.tool_calls((PYTHON, {"code": "print('next call')"})),
+        script.text("Done."),
+    )
+    run = kernel.execute("%%pi\nAsk yourself")
+    assert run.status == "ok", run.error_text
+    assert tool_result(llm.requests[1]) == f"Output:\nbefore\n{NESTED_PI}\nafter\n"
+    assert tool_result(llm.requests[2]) == "Output:\nnext call\n"
+    assert len(llm.requests) == 3  # the nested prompt never reached the model
+    [transcript] = transcripts_in(run.outputs)
+    assert (transcript.status, transcript.text) == ("completed", "Done.")
