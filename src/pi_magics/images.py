@@ -6,8 +6,8 @@ and a variable holds an image (a matplotlib figure, a PIL image, anything with
 ``_repr_png_``, or image bytes).
 
 The pixels are the bound that matters to Pi: it decodes every image it is sent, to fit it to
-the model, at 4 bytes a pixel, so a 389 KB PNG of 20000x20000 pixels cost it 4.2 GB and
-32 s.  The size is read from the image's header (PNG's IHDR, JPEG's start of frame, GIF's
+the model, at 4 bytes a pixel: a 17 KB PNG of 12000x12000 pixels raised its peak memory by
+1.6 GB.  The size is read from the image's header (PNG's IHDR, JPEG's start of frame, GIF's
 screen, WebP's VP8/VP8L/VP8X), never by decoding it; an image whose header does not say is
 refused too.  Pi's code's images (``workbench``) are held to the same bound.
 """
