@@ -28,6 +28,7 @@ class Variable:
 PI_PATH = "PI_KERNEL_PI_PATH"
 PI_RECORDED = "PI_KERNEL_PI_RECORDED"
 HIDE_ENV = "PI_KERNEL_HIDE_ENV"
+HIDE_NAMES = "PI_KERNEL_HIDE_NAMES"
 LOG = "PI_KERNEL_LOG"
 RECORD = "PI_KERNEL_RECORD"
 REPLAY = "PI_KERNEL_REPLAY"
@@ -64,6 +65,12 @@ VARIABLES = (
         "you",
         "More variables Pi's process must not get (names or shell patterns, spaces or "
         "commas), besides the notebook server's credentials it never gets.",
+    ),
+    Variable(
+        HIDE_NAMES,
+        "you",
+        "More credential-like Python names (shell patterns, spaces or commas) whose values "
+        "notebook_variables and notebook_history keep from Pi: PiMagics.hidden_names' default.",
     ),
     Variable(LOG, "you", "`debug` or `info`: pi-kernel's log on stderr, for a bug report."),
     Variable(RECORD, "you", "A cassette every %%pi cell of the kernel records to."),

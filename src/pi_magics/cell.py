@@ -8,9 +8,11 @@ asks the dialogs, and on an interrupt cancels the run and waits briefly for Pi's
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from contextlib import suppress
@@ -28,6 +30,8 @@ from .desk import Desk, Errand
 from .dialogs import Dialog, Reader, ask
 from .notebook_tools import KernelCall
 from .render import TurnDisplay
+
+logger = logging.getLogger(__name__)
 
 Item = ClientEvent | Errand[Any] | None
 Inbox = queue.SimpleQueue[Item]
@@ -203,6 +207,12 @@ class CellTurn:
         except KeyboardInterrupt:
             call.reply(INTERRUPTED_REPLY)
             raise  # the cell's interrupt: Pi's turn is aborted
+        except Exception as exc:
+            # pi-kernel's own failure (the code's errors are replies): Pi hears it, the cell
+            # and the turn go on, and the log keeps the traceback.
+            logger.exception("kernel tool %s failed", call.call.tool)
+            error = "".join(traceback.format_exception_only(exc)).strip()
+            reply = ToolReply(f"The kernel could not run {call.call.tool}: {error}", is_error=True)
         call.reply(reply)
 
     def _show_call(self, call: KernelToolCall) -> Block:

@@ -47,6 +47,7 @@ from pi_kernel.turn import Turn, TurnResult
 from . import budget, slash
 from .bridge import Bridge
 from .cell import CellTurn, Request
+from .credentials import Credentials
 from .desk import Desk
 from .dialogs import put_dialog
 from .images import load_image
@@ -60,6 +61,12 @@ from .status import format_status
 from .subcommands import BY_NAME, HELP, NAMES, USAGE, usage_of
 from .widgets import Picker
 from .workbench import Workbench
+
+NESTED_PI = (
+    "%%pi does not run inside Pi's own code: this turn's Pi is waiting for that code, so "
+    "the prompt was not sent."
+)
+"""What Pi's code reads when it calls ``%%pi`` (its output goes on around it)."""
 
 
 def _tool_names(value: str | None) -> tuple[str, ...]:
@@ -84,6 +91,12 @@ class PiMagics(PiSettings, RecordCommands):
         if hasattr(self, "tools"):
             self.tools.policy = check_policy(self.kernel_tools)
 
+    @observe("hidden_names")
+    def _hidden_names_changed(self, change: Any) -> None:
+        workbench = getattr(self, "workbench", None)  # None until __init__ has made it
+        if workbench is not None:
+            workbench.credentials = Credentials(self.hidden_names)
+
     @observe("ask_before")
     def _ask_before_changed(self, change: Any) -> None:
         if hasattr(self, "tools"):
@@ -99,6 +112,8 @@ class PiMagics(PiSettings, RecordCommands):
         self.spending = budget.Spending()
         """What this kernel's Pi has spent (``%pi budget``)."""
         self.workbench = Workbench(shell) if shell is not None else None
+        if self.workbench is not None:
+            self.workbench.credentials = Credentials(self.hidden_names)
         self.session = self.bridge.enter(
             PiSession(
                 pi_path=self.pi_path,
@@ -226,6 +241,9 @@ class PiMagics(PiSettings, RecordCommands):
     @cell_magic
     def pi(self, line: str, cell: str) -> None:
         """Send the cell to Pi and stream the answer into it."""
+        if self.workbench is not None and self.workbench.running_code:
+            self.workbench.refuse(NESTED_PI)
+            return
         try:
             args = parse_argstring(self.pi, line)
         except ValueError as exc:  # shlex: an unclosed quote

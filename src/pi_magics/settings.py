@@ -15,6 +15,7 @@ from pi_kernel.kernel_tools.catalog import check_policy
 from pi_kernel.session import DISCOVERY_TIMEOUT
 
 from . import budget
+from .credentials import split_patterns
 from .render import HEARTBEAT
 
 _N = TypeVar("_N", int, float)
@@ -53,6 +54,18 @@ class PiSettings(Magics):
             return check_policy(proposal["value"])
         except ValueError as exc:
             raise TraitError(f"PiMagics.kernel_tools: {exc}") from None
+
+    hidden_names = List(
+        Unicode(),
+        help="More credential-like names (shell patterns such as '*_pin', matched without "
+        "regard to case) whose values notebook_variables and notebook_history never send to "
+        "Pi, besides names saying key, token, secret, passw, credential or auth; the default "
+        "comes from PI_KERNEL_HIDE_NAMES.",
+    ).tag(config=True)
+
+    @default("hidden_names")
+    def _hidden_names_from_environment(self) -> list[str]:
+        return split_patterns(variables.read(variables.HIDE_NAMES) or "")
 
     ask_before = List(
         Unicode(),

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import base64
 import builtins
+import dataclasses
 import getpass
 import os
+import signal
 import sys
+import threading
 import tokenize
 import traceback
 import types
@@ -33,7 +36,9 @@ from pi_kernel.kernel_tools.catalog import (
     ToolReply,
 )
 
-from .images import image_line
+from .credentials import Credentials
+from .images import image_line, pixels_problem
+from .namespace import variables
 
 PART_LIMIT = 10_000
 """Characters of each part of a reply (output, result, error) that go back to Pi."""
@@ -41,7 +46,6 @@ HISTORY_CELLS = 10
 """Cells the history tool returns unless asked for more."""
 HISTORY_LIMIT = 40_000
 """Characters of history in one reply."""
-SUMMARY_LIMIT = 120
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 """What Pi takes as image content; the first of these a display carries is sent."""
 IMAGES_PER_CALL = 4
@@ -75,6 +79,12 @@ class Workbench:
         else by default (the Pi kernel's ``%%py``: its own cells are prompts)."""
         self.errors: dict[int, str] = {}
         """The traceback of each user cell that failed, by execution count (bounded)."""
+        self.running_code = False
+        """Whether Pi's code runs now (``notebook_python``)."""
+        self._refused = False
+        self.credentials = Credentials()
+        """The credential-like names whose values the read tools keep from Pi
+        (``PiMagics.hidden_names`` adds to them)."""
 
     def note_cell(self, result: Any) -> None:
         """IPython's ``post_run_cell`` hook: keep a failed cell's traceback for the history."""
@@ -93,14 +103,18 @@ class Workbench:
         """Do ``call``; ``images`` says whether the model takes image input (asked only when
         there is an image: figures then go back as images); ``on_clear`` is called when
         the code cleared the cell's outputs.  Raises KeyboardInterrupt when the user
-        interrupted Pi's code (it was shown, and Pi is told by the caller)."""
+        interrupted Pi's code (it was shown, and Pi is told by the caller); a
+        KeyboardInterrupt the code raised itself is an error like any other."""
         if call.tool == PYTHON:
             code = _text_arg(call, "code")
             return self.python(code, on_clear, images=images, call_id=call.call_id)
         if call.tool == HISTORY:
-            return self.history(call.args)
+            return self._without_credentials(self.history(call.args))
         if call.tool == VARIABLES:
-            return ToolReply(variables(self.shell))
+            shell = self.shell
+            hidden = getattr(shell, "user_ns_hidden", {})
+            listed = variables(shell.user_ns, hidden, self.credentials.named)
+            return self._without_credentials(ToolReply(listed))
         if call.tool == PROPOSE_CELL:
             return self.propose(_text_arg(call, "code"))
         return ToolReply(f"This kernel has no tool {call.tool!r}.", is_error=True)
@@ -121,17 +135,23 @@ class Workbench:
         # IPython reads the trailing ";" that hides a result from the last stored cell (the
         # %%pi cell here): Pi's own code decides.
         quiet = partial(_ends_with_semicolon, shell.displayhook, code)
+        interrupts: list[int] = []
         with (
             _tee(captured),
             _displays(shell, displays, mark),
             _replaced(shell.displayhook, "quiet", quiet),
             _clears(shell, on_clear),
             _labelled_input(),
+            _interrupts_noted(interrupts),
         ):
-            result = shell.run_cell(source, store_history=False)
-        error = result.error_before_exec or result.error_in_exec
-        if isinstance(error, KeyboardInterrupt):
+            self.running_code, self._refused = True, False
+            try:
+                result = shell.run_cell(source, store_history=False)
+            finally:
+                self.running_code = False
+        if interrupts:  # the user's, even if the code caught it: the turn stops
             raise KeyboardInterrupt
+        error = result.error_before_exec or result.error_in_exec
         parts = []
         output = "".join(captured)
         if output:
@@ -147,7 +167,14 @@ class Workbench:
             parts.append(f"Error:\n{cut(format_error(error))}")
         if not parts:
             parts.append("Ran without output.")
-        return ToolReply("\n".join(parts), images=sent, is_error=error is not None)
+        failed = error is not None or self._refused
+        return ToolReply("\n".join(parts), images=sent, is_error=failed)
+
+    def refuse(self, why: str) -> None:
+        """Something Pi's code asked of the notebook that it does not do while that code
+        runs: ``why`` goes to the code's stderr, where it is, and the reply is an error."""
+        print(why, file=sys.stderr)
+        self._refused = True
 
     @staticmethod
     def _display(data: Mapping[str, Any], sent: list[Image], images: TakesImages) -> str:
@@ -158,10 +185,14 @@ class Workbench:
             return text or f"({', '.join(data)})"
         raw = data[kind]  # base64 text, or the bytes themselves (IPython's formatters give both)
         encoded = raw if isinstance(raw, str) else base64.b64encode(raw).decode("ascii")
+        decoded = base64.b64decode(encoded)
         # Size and hash: the transcript keeps this line, not the image (notebooks stay small).
-        image = image_line(base64.b64decode(encoded), kind)
+        image = image_line(decoded, kind)
+        too_many_pixels = pixels_problem(decoded)
         if not images():
             why = "not sent: this model takes no image input"
+        elif too_many_pixels is not None:
+            why = f"not sent: {too_many_pixels}"
         elif len(encoded) > IMAGE_LIMIT:
             why = "not sent: too large"
         elif len(sent) >= IMAGES_PER_CALL:
@@ -199,7 +230,15 @@ class Workbench:
             text = "… earlier cells cut …\n" + text[-HISTORY_LIMIT:]
         return ToolReply(text)
 
+    def _without_credentials(self, reply: ToolReply) -> ToolReply:
+        """A read tool's reply without the values of credential-like names."""
+        text = self.credentials.hide(reply.text, self.shell.user_ns)
+        return dataclasses.replace(reply, text=text)
+
     def propose(self, code: str) -> ToolReply:
+        marker = self.python_marker
+        if marker is not None and code.lstrip().partition("\n")[0].strip() != marker:
+            code = f"{marker}\n{code}"  # Python, where cells are prompts by default
         # IPython keeps one next-input payload per execution: a later proposal replaces it.
         self.shell.set_next_input(code, replace=False)
         lines = code.count("\n") + 1
@@ -236,51 +275,6 @@ def format_error(error: BaseException) -> str:
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_IPYTHON_DIR):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(error), error, tb)).rstrip()
-
-
-def variables(shell: Any) -> str:
-    """``%whos`` for Pi: the user's names, with summaries that call nothing expensive."""
-    hidden = getattr(shell, "user_ns_hidden", {})
-    rows = []
-    for name, value in sorted(shell.user_ns.items()):
-        if name.startswith("_") or name in hidden or _is_module(value):
-            continue
-        rows.append(f"{name}: {_type_name(value)}{summary_of(value)}")
-    return "\n".join(rows) if rows else "The namespace has no user variables yet."
-
-
-def summary_of(value: Any) -> str:
-    """A short, cheap description: shapes, lengths and small values only."""
-    kind = type(value)
-    module = kind.__module__.split(".")[0]
-    try:
-        if module == "pandas" and kind.__name__ == "DataFrame":
-            dtypes = ", ".join(f"{c}: {t}" for c, t in list(value.dtypes.items())[:20])
-            more = ", …" if value.shape[1] > 20 else ""
-            return f", shape {value.shape}, columns {{{dtypes}{more}}}"
-        if module == "pandas" and kind.__name__ == "Series":
-            return f", length {len(value)}, dtype {value.dtype}"
-        if hasattr(value, "shape") and hasattr(value, "dtype"):  # numpy and its kin
-            return f", shape {tuple(value.shape)}, dtype {value.dtype}"
-        if isinstance(value, bool | int | float | complex) or value is None:
-            return f" = {repr(value)[:SUMMARY_LIMIT]}"
-        if isinstance(value, str | bytes):
-            shown = repr(value[:SUMMARY_LIMIT])
-            return f", length {len(value)}: {shown}" if len(value) > 40 else f" = {shown}"
-        if isinstance(value, list | tuple | set | frozenset | dict):
-            return f", length {len(value)}"
-    except Exception:  # a property that fails on a strange object: the type is enough
-        return ""
-    return ""
-
-
-def _type_name(value: Any) -> str:
-    kind = type(value)
-    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
-
-
-def _is_module(value: Any) -> bool:
-    return isinstance(value, types.ModuleType)
 
 
 def _safe_repr(value: Any) -> str:
@@ -370,6 +364,31 @@ def _labelled_input() -> Iterator[None]:
 
     with _replaced(builtins, "input", asking), _replaced(getpass, "getpass", asking_secret):
         yield
+
+
+@contextmanager
+def _interrupts_noted(interrupts: list[int]) -> Iterator[None]:
+    """Note each SIGINT (the user's interrupt: the stop button, ``interrupt_kernel``) before
+    it raises KeyboardInterrupt in Pi's code as it did: only then does the turn stop, not for
+    a KeyboardInterrupt the code raises itself.  Signals reach the main thread alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+
+    def noting(signum: int, frame: types.FrameType | None) -> None:
+        interrupts.append(signum)
+        if callable(before):
+            before(signum, frame)
+        else:  # ignored or the default before: an interrupt still stops the code
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, noting)
+    try:
+        yield
+    finally:
+        # None: a handler not set from Python, which Python cannot set back.
+        signal.signal(signal.SIGINT, signal.default_int_handler if before is None else before)
 
 
 @contextmanager

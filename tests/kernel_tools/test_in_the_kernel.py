@@ -245,6 +245,11 @@ def test_an_image_goes_with_the_prompt_from_a_file_or_a_variable(
         ("--image missing.png", "--image missing.png: no such file, and no variable of that name."),
         ("--image numbers", "--image numbers: a list is not an image"),
         ("--image notes.txt", "--image notes.txt: not a PNG, JPEG, GIF or WebP image."),
+        (
+            "--image huge.png",
+            "--image huge.png: 6000x5000 pixels (30 megapixels) is above the bound of 25 "
+            "megapixels.",
+        ),
     ],
 )
 def test_a_bad_image_is_one_line_and_nothing_is_sent(
@@ -252,7 +257,10 @@ def test_a_bad_image_is_one_line_and_nothing_is_sent(
 ):
     vision = add_vision_model(pi_env.agent_dir)
     assert kernel.execute("%pi restart").status == "ok"
-    setup = "numbers = [1, 2]\nopen('notes.txt', 'w').write('hello')"
+    setup = (
+        "numbers = [1, 2]\nopen('notes.txt', 'w').write('hello')\n"
+        "from PIL import Image\nImage.new('1', (6000, 5000)).save('huge.png')"
+    )
     assert kernel.execute(setup).status == "ok"
     run = kernel.execute(f"%%pi --model {vision} {line}\nLook")
     assert run.status == "error"

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
+from pi_kernel.kernel_tools.catalog import VARIABLES, KernelToolCall, ToolReply
 from pi_kernel.rpc.client import DialogDeclined
 from pi_kernel.rpc.errors import PiCommandError
 from pi_kernel.rpc.feed import ClientEvent, ClientNotice
@@ -30,6 +31,7 @@ from pi_magics.bridge import Bridge
 from pi_magics.cell import INTERRUPT_GRACE, CellTurn, Post, Request
 from pi_magics.desk import Desk
 from pi_magics.dialogs import put_dialog
+from pi_magics.notebook_tools import KernelCall
 from pi_magics.render import TurnDisplay
 from tests.support.fake_frontend import Frontend, Output
 from tests.support.pis import DATA
@@ -268,3 +270,26 @@ def test_a_failed_run_raises_its_error_after_the_turn_keeps_it(bridge: Bridge):
     # Pi never named the model: the turn ran on the one it was asked of.
     assert (cell.turn.provider, cell.turn.model) == ("scripted", "model-a")
     assert cell.turn.thinking_level == "low"
+
+
+def test_a_kernel_tool_that_fails_in_pi_kernel_itself_answers_pi_and_the_cell_goes_on(
+    bridge: Bridge,
+):
+    desk = Desk()
+    replies: list[ToolReply] = []
+
+    def broken(call: KernelToolCall, redraw: object) -> ToolReply:
+        raise RuntimeError("a bug in the tool")
+
+    async def run(post: Post) -> TurnResult:
+        call = KernelToolCall(VARIABLES, "c1", {})
+        replies.append(await desk.bring(KernelCall(call), no_cell="no cell"))
+        return result()
+
+    cell = CellTurn(REQUEST, TurnDisplay(Frontend()), desk, work=broken)
+    assert cell.outcome(cell.stream(bridge.submit, run)) == result()
+    [reply] = replies
+    assert reply.is_error
+    assert reply.text == (
+        "The kernel could not run notebook_variables: RuntimeError: a bug in the tool"
+    )
