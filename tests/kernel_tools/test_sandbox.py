@@ -57,7 +57,8 @@ def test_pi_writes_only_where_it_must_and_sees_no_other_process(places: dict[str
     script = (
         "for d in . $PI_CODING_AGENT_DIR {channel} {extra} $HOME $NODE_COMPILE_CACHE /usr; do "
         "touch $d/probe 2>/dev/null && echo writes $d || echo reads-only $d; done; "
-        "cat $HOME/profile $NODE_COMPILE_CACHE/compiled; echo; ls /proc | grep -c '^[0-9]'; grep CapEff /proc/self/status"
+        "cat $HOME/profile $NODE_COMPILE_CACHE/compiled; echo; "
+        "ls /proc | grep -c '^[0-9]'; grep CapEff /proc/self/status"
     ).format(channel=places["channel"], extra=places["extra"])
     said = _run(places, script, Sandbox(writable=(places["extra"],)))
     for writable in (".", str(places["agent"]), str(places["channel"]), str(places["extra"])):
