@@ -163,10 +163,33 @@ class SessionClaim:
         return False
 
 
+def state_dir(env: Mapping[str, str]) -> Path:
+    """``$PI_KERNEL_STATE_DIR``, else ``$XDG_STATE_HOME/pi-kernel`` (``~/.local/state``)."""
+    configured = variables.read(variables.STATE_DIR, env)
+    if configured:
+        return Path(configured).expanduser()
+    home = variables.read(variables.HOME, env) or Path.home()
+    base = variables.read(variables.XDG_STATE_HOME, env) or str(Path(home, ".local/state"))
+    return Path(base) / "pi-kernel"
+
+
 def runtime_dir() -> Path:
-    """pi-kernel's per-user runtime directory (0700): claims, and the kernel tools' sockets."""
+    """pi-kernel's per-user runtime directory (0700): claims, and the kernel tools' sockets.
+
+    ``$XDG_RUNTIME_DIR/pi-kernel-UID``, else the same in the temporary folder; when that one
+    is not this user's private folder (another user made it first in a shared ``/tmp``), a
+    ``runtime`` folder in pi-kernel's state folder instead, which is in the user's home."""
     runtime = variables.read(variables.XDG_RUNTIME_DIR) or tempfile.gettempdir()
-    folder = Path(runtime) / f"pi-kernel-{os.getuid()}"
+    usual = Path(runtime) / f"pi-kernel-{os.getuid()}"
+    try:
+        return _private_folder(usual)
+    except PiError as exc:
+        fallback = state_dir(os.environ) / "runtime"
+        logger.warning("%s Using %s instead.", exc, fallback)
+        return _private_folder(fallback)
+
+
+def _private_folder(folder: Path) -> Path:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     # In a shared temporary directory someone else may have made it first: a folder another
     # user owns or can write into would let them swap the sockets and locks inside.

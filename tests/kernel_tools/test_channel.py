@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 from pi_kernel import variables
+from pi_kernel.kernel_tools import channel as channel_module
 from pi_kernel.kernel_tools.catalog import (
     EXTENSION,
     PYTHON,
@@ -223,3 +224,73 @@ async def test_the_secret_is_in_no_environment_but_in_a_private_file_beside_the_
             variables.TOOLS_SOCKET: str(channel.path),
             variables.TOOLS_SECRET_FILE: str(channel.secret_file),
         }
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.anyio
+async def test_a_flood_of_idle_connections_holds_few_descriptors_and_a_request_still_goes_through():
+    tools = Recorder()
+    idle: list[socket.socket] = []
+    async with ToolChannel(tools) as channel:
+        before = _open_fds()
+        for _ in range(300):
+            client = socket.socket(socket.AF_UNIX)
+            client.connect(str(channel.path))
+            idle.append(client)
+            if len(idle) % 50 == 0:
+                await anyio.sleep(0.05)  # the channel accepts as they come
+        await anyio.sleep(0.3)
+        held = _open_fds() - before - len(idle)
+        secret = channel.secret_file.read_text()
+        request = {"secret": secret, "op": "call", "tool": PYTHON, "callId": "c1"}
+        reply = await anyio.to_thread.run_sync(
+            ask, str(channel.path), {**request, "args": {"code": "1"}}
+        )
+        closed = sum(1 for client in idle if _closed_by_the_channel(client))
+    for client in idle:
+        client.close()
+    assert held <= channel_module.MAX_WAITING + 2
+    assert reply["ok"] is True
+    assert closed >= len(idle) - channel_module.MAX_WAITING
+    assert tools.calls == [KernelToolCall(PYTHON, "c1", {"code": "1"})]
+
+
+def _closed_by_the_channel(client: socket.socket) -> bool:
+    client.setblocking(False)
+    try:
+        return client.recv(1) == b""
+    except BlockingIOError:
+        return False
+
+
+@pytest.mark.anyio
+async def test_a_connection_that_sends_nothing_is_let_go(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(channel_module, "REQUEST_TIMEOUT", 0.2)
+    async with ToolChannel(Recorder()) as channel:
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(str(channel.path))
+        client.settimeout(5)
+        said = await anyio.to_thread.run_sync(client.recv, 100)
+        client.close()
+    assert said == b""  # closed, no answer
+    assert channel.refused == 1
+
+
+@pytest.mark.anyio
+async def test_a_runtime_folder_too_long_for_a_socket_gives_way_to_a_short_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    long = tmp_path / ("r" * 60) / ("u" * 60)
+    long.mkdir(parents=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(long))
+    async with ToolChannel(Recorder()) as channel:
+        secret = channel.secret_file.read_text()
+        offer = await anyio.to_thread.run_sync(
+            ask, str(channel.path), {"secret": secret, "op": "offer"}
+        )
+    assert offer["ok"] is True
+    assert len(os.fsencode(channel.path)) <= 107
+    assert channel.path.parent.parent == Path("/tmp")

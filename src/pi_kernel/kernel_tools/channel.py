@@ -29,7 +29,6 @@ import secrets
 import shutil
 import socket
 import struct
-import tempfile
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, suppress
 from pathlib import Path
@@ -37,23 +36,34 @@ from types import TracebackType
 from typing import Any, Literal, NamedTuple, Protocol, Self
 
 import anyio
-from anyio.abc import SocketAttribute, SocketStream
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import variables
-from ..agent_dir import runtime_dir
 from ..records.redaction import redact
 from ..rpc.environment import hidden_values
 from ..rpc.protocol import Usage
 from ..rpc.transport import task_group
 from ..rpc.usage import UsageTally
 from .catalog import EXTENSION, KernelToolCall, ToolReply, Verdict
+from .folders import make_folder
 
 logger = logging.getLogger(__name__)
 
 REQUEST_LIMIT = 4_000_000
 """Bytes of one request line: code Pi wants run, with room to spare."""
+REQUEST_TIMEOUT = 10.0
+"""Seconds a connection has to deliver its request line (Pi's extension sends it at once)."""
+REPLY_TIMEOUT = 30.0
+"""Seconds a reply may take to be taken: a caller that reads nothing is let go."""
+MAX_WAITING = 32
+"""Connections still owing their request; past this the oldest is closed, so a flood of idle
+connections (from any process of the user, Pi's own bash included) holds only this many of
+the kernel's file descriptors.  One from a process that already proved the secret (Pi) is
+never the one closed."""
+ACCEPT_BACKOFF = 0.1
+"""Seconds to wait when the kernel has no file descriptor left to accept with."""
 
 
 class ChannelStats(NamedTuple):
@@ -128,6 +138,32 @@ class ToolChannel:
         self.refused = 0
         """Requests refused: a wrong secret, another user, or a malformed request."""
         self._stack = AsyncExitStack()
+        self._waiting: dict[anyio.CancelScope, int] = {}
+        """Connections still owing their request (oldest first), and their peers' pids."""
+        self._proven: set[int] = set()
+        """Processes that sent the secret: Pi's."""
+
+    async def _request_line(self, stream: SocketStream, pid: int) -> bytes | None:
+        """The request line, read within ``REQUEST_TIMEOUT``; None when it did not come (too
+        slow, or closed to make room for a newer connection)."""
+        with anyio.CancelScope() as waiting:
+            if pid not in self._proven:
+                self._waiting[waiting] = pid
+                if len(self._waiting) > MAX_WAITING:
+                    oldest = next(iter(self._waiting))
+                    del self._waiting[oldest]
+                    oldest.cancel()
+            try:
+                with anyio.fail_after(REQUEST_TIMEOUT):
+                    receiver = BufferedByteReceiveStream(stream)
+                    return await receiver.receive_until(b"\n", REQUEST_LIMIT)
+            except (anyio.IncompleteRead, anyio.DelimiterNotFound):
+                return b""  # cut short, or too long: not a request (the caller hears so)
+            except (TimeoutError, OSError, anyio.BrokenResourceError):
+                return None
+            finally:
+                self._waiting.pop(waiting, None)
+        return None  # closed to make room
 
     def stats(self) -> ChannelStats:
         return ChannelStats(self.offers, self.calls, self.approvals, self.refused)
@@ -154,8 +190,9 @@ class ToolChannel:
         }
 
     async def __aenter__(self) -> Self:
-        self._folder = Path(tempfile.mkdtemp(prefix="tools-", dir=runtime_dir()))
+        self._folder, lock = make_folder()
         self._stack.callback(shutil.rmtree, self._folder, True)
+        self._stack.callback(lock.close)
         descriptor = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(self._secret)
@@ -163,7 +200,7 @@ class ToolChannel:
         await self._stack.enter_async_context(listener)
         tasks = await self._stack.enter_async_context(task_group())
         self._stack.callback(tasks.cancel_scope.cancel)  # runs first: the listener stops
-        tasks.start_soon(listener.serve, self._serve_one, tasks)
+        tasks.start_soon(self._accept, listener, tasks)
         return self
 
     async def __aexit__(
@@ -174,26 +211,50 @@ class ToolChannel:
     ) -> None:
         await self._stack.aclose()
 
+    async def _accept(self, listener: SocketListener, tasks: TaskGroup) -> None:
+        """Accept for as long as the channel lives: no caller, however many, ends it."""
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:  # out of file descriptors: the next accept may succeed
+                logger.warning("the kernel tools' socket cannot accept now: %s", exc)
+                await anyio.sleep(ACCEPT_BACKOFF)
+                continue
+            tasks.start_soon(self._serve_one, stream)
+
     async def _serve_one(self, stream: SocketStream) -> None:
         async with stream:
             reply = await self._answer(stream)
+            if reply is None:
+                return
             # A caller that gave up (Pi aborted the turn) is not there to hear the answer.
-            with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            with (
+                suppress(anyio.BrokenResourceError, anyio.ClosedResourceError),
+                anyio.move_on_after(REPLY_TIMEOUT),
+            ):
                 await stream.send(json.dumps(reply).encode() + b"\n")
 
-    async def _answer(self, stream: SocketStream) -> dict[str, Any]:
-        if not _same_user(stream):
+    async def _answer(self, stream: SocketStream) -> dict[str, Any] | None:
+        """The reply to the request on ``stream``; None when the connection was closed
+        before it asked (too slow, or the oldest of too many waiting)."""
+        pid, uid = _peer(stream)
+        if uid != os.getuid():
             self.refused += 1
             return refusal("this channel serves only the user who runs the kernel")
+        line = await self._request_line(stream, pid)
+        if line is None:
+            self.refused += 1
+            return None
         try:
-            line = await BufferedByteReceiveStream(stream).receive_until(b"\n", REQUEST_LIMIT)
             request = _Request.model_validate_json(line)
-        except (anyio.IncompleteRead, anyio.DelimiterNotFound, ValidationError):
+        except ValidationError:
             self.refused += 1
             return refusal("not a kernel tools request")
         if not hmac.compare_digest(request.secret.encode(), self._secret.encode()):
             self.refused += 1
             return refusal("wrong secret: this channel serves only its own kernel's Pi")
+        if pid:
+            self._proven.add(pid)
         if request.op == "offer":
             self.offers += 1
             tools, asked = list(self.tools.offered()), list(self.tools.asked())
@@ -228,13 +289,13 @@ def _without_hidden(reply: ToolReply) -> ToolReply:
     return reply if text == reply.text else dataclasses.replace(reply, text=text)
 
 
-def _same_user(stream: SocketStream) -> bool:
-    """Whether the peer runs as this user; True where the system does not say (the socket's
-    0700 folder already keeps other users out)."""
+def _peer(stream: SocketStream) -> tuple[int, int]:
+    """The peer's pid (0: unknown) and uid (this user's where the system does not say: the
+    socket's 0700 folder already keeps other users out)."""
     peer_credentials = getattr(socket, "SO_PEERCRED", None)
     if peer_credentials is None:
-        return True
+        return 0, os.getuid()
     raw = stream.extra(SocketAttribute.raw_socket)
     size = struct.calcsize("3i")
-    _pid, uid, _gid = struct.unpack("3i", raw.getsockopt(socket.SOL_SOCKET, peer_credentials, size))
-    return bool(uid == os.getuid())
+    pid, uid, _gid = struct.unpack("3i", raw.getsockopt(socket.SOL_SOCKET, peer_credentials, size))
+    return int(pid), int(uid)

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .. import variables
+from ..agent_dir import state_dir
 from ..errors import LocalModelError, StartError
 from ..kernel import kernelspec
 from ..rpc import PiInstall
@@ -53,16 +54,6 @@ class Options:
     output: Path | None = None
     """Headless: the directory to run the notebook in (default: a new one under runs/)."""
     open_browser: bool = True
-
-
-def state_dir(env: Mapping[str, str]) -> Path:
-    """``$PI_KERNEL_STATE_DIR``, else ``$XDG_STATE_HOME/pi-kernel`` (``~/.local/state``)."""
-    configured = variables.read(variables.STATE_DIR, env)
-    if configured:
-        return Path(configured).expanduser()
-    home = variables.read(variables.HOME, env) or Path.home()
-    base = variables.read(variables.XDG_STATE_HOME, env) or str(Path(home, ".local/state"))
-    return Path(base) / "pi-kernel"
 
 
 def run(install: PiInstall, options: Options) -> int:
