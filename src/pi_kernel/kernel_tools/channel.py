@@ -143,28 +143,6 @@ class ToolChannel:
         self._proven: set[int] = set()
         """Processes that sent the secret: Pi's."""
 
-    async def _request_line(self, stream: SocketStream, pid: int) -> bytes | None:
-        """The request line, read within ``REQUEST_TIMEOUT``; None when it did not come (too
-        slow, or closed to make room for a newer connection)."""
-        with anyio.CancelScope() as waiting:
-            if pid not in self._proven:
-                self._waiting[waiting] = pid
-                if len(self._waiting) > MAX_WAITING:
-                    oldest = next(iter(self._waiting))
-                    del self._waiting[oldest]
-                    oldest.cancel()
-            try:
-                with anyio.fail_after(REQUEST_TIMEOUT):
-                    receiver = BufferedByteReceiveStream(stream)
-                    return await receiver.receive_until(b"\n", REQUEST_LIMIT)
-            except (anyio.IncompleteRead, anyio.DelimiterNotFound):
-                return b""  # cut short, or too long: not a request (the caller hears so)
-            except (TimeoutError, OSError, anyio.BrokenResourceError):
-                return None
-            finally:
-                self._waiting.pop(waiting, None)
-        return None  # closed to make room
-
     def stats(self) -> ChannelStats:
         return ChannelStats(self.offers, self.calls, self.approvals, self.refused)
 
@@ -280,6 +258,28 @@ class ToolChannel:
             logger.exception("kernel tool %s failed", request.tool)
             return refusal(f"the kernel could not run {request.tool}: {exc}")
         return _without_hidden(reply).wire()
+
+    async def _request_line(self, stream: SocketStream, pid: int) -> bytes | None:
+        """The request line, read within ``REQUEST_TIMEOUT``; None when it did not come (too
+        slow, or closed to make room for a newer connection)."""
+        with anyio.CancelScope() as waiting:
+            if pid not in self._proven:
+                self._waiting[waiting] = pid
+                if len(self._waiting) > MAX_WAITING:
+                    oldest = next(iter(self._waiting))
+                    del self._waiting[oldest]
+                    oldest.cancel()
+            try:
+                with anyio.fail_after(REQUEST_TIMEOUT):
+                    receiver = BufferedByteReceiveStream(stream)
+                    return await receiver.receive_until(b"\n", REQUEST_LIMIT)
+            except (anyio.IncompleteRead, anyio.DelimiterNotFound):
+                return b""  # cut short, or too long: not a request (the caller hears so)
+            except (TimeoutError, OSError, anyio.BrokenResourceError):
+                return None
+            finally:
+                self._waiting.pop(waiting, None)
+        return None  # closed to make room
 
 
 def _without_hidden(reply: ToolReply) -> ToolReply:
