@@ -13,7 +13,8 @@ the sandbox on, Pi, and so every command it runs, starts inside ``bwrap`` (Debia
 - empty temporary folders over ``/tmp``, ``$TMPDIR``, ``$XDG_RUNTIME_DIR``, pi-kernel's
   runtime folder (other kernels' sockets) and the ``hidden`` paths the caller adds
   (Jupyter's runtime folder; a hidden file reads as empty), and ``$HOME`` and Node's
-  compile caches read-only even when they lie under one of those;
+  compile caches, Node and Pi's packages, pi-kernel and the kernel's Python environment
+  read-only even when they lie under one of those;
 - the network kept: Pi must reach its provider.
 
 bwrap is started with Pi's (filtered) environment and nothing else: inside the PID namespace
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,13 +87,18 @@ async def confine(
             "The sandbox is on, and bubblewrap (`bwrap`) is not installed: Pi was not started.",
             hint=INSTALL_HINT,
         )
-    options = [bwrap, *_options(sandbox, cwd=cwd, env=env, channel=channel)]
+    options = [bwrap, *_options(sandbox, argv, cwd=cwd, env=env, channel=channel)]
     await _try(options, for_pi(env))
     return [*options, "--", *argv]
 
 
 def _options(
-    sandbox: Sandbox, *, cwd: str, env: Mapping[str, str], channel: Path | None
+    sandbox: Sandbox,
+    argv: Sequence[str],
+    *,
+    cwd: str,
+    env: Mapping[str, str],
+    channel: Path | None,
 ) -> list[str]:
     hidden = [Path("/tmp"), runtime_dir(), *sandbox.hidden]
     for name in (variables.TMPDIR, variables.XDG_RUNTIME_DIR):
@@ -106,6 +113,10 @@ def _options(
     readable += [temp / "node-compile-cache", temp / "jiti"]
     if cache := variables.read(variables.NODE_COMPILE_CACHE, env):
         readable.append(Path(cache))
+    # What runs Pi, and what Pi runs with, wherever it is installed (also under /tmp): Node
+    # and Pi's packages, pi-kernel (its extension), the kernel's Python environment.
+    readable += [_install_root(Path(item)) for item in argv if Path(item).is_absolute()]
+    readable += [Path(__file__).resolve().parent, Path(sys.prefix)]
     writable = [Path(cwd), agent_dir(env), *sandbox.writable]
     if channel is not None:
         writable.append(channel)
@@ -149,6 +160,13 @@ HIDE, READ, WRITE = range(3)
 def _ruled_by(path: Path, rules: Mapping[Path, int]) -> int:
     """The rule of ``path``'s nearest ruled folder (readable, when none is)."""
     return next((rules[folder] for folder in path.parents if folder in rules), READ)
+
+
+def _install_root(path: Path) -> Path:
+    """The ``node_modules`` folder ``path`` is installed in (its dependencies are there
+    too), else its own folder."""
+    real = path.resolve()
+    return next((parent for parent in real.parents if parent.name == "node_modules"), real.parent)
 
 
 def _existing(paths: Sequence[Path]) -> list[Path]:

@@ -117,3 +117,26 @@ def test_namespaces_refused_is_one_sentence_and_what_to_change(tmp_path: Path):
     assert message.startswith("The sandbox is on, and bubblewrap cannot make it here (")
     assert message.endswith("): Pi was not started.")
     assert "user namespaces" in hint
+
+
+def test_a_pi_installed_under_a_hidden_folder_still_runs_with_its_packages(
+    places: dict[str, Path], tmp_path: Path
+):
+    # As a checkout in /tmp: npm's node_modules, with the program and what it reads.
+    modules = tmp_path / "checkout" / "node_modules"
+    (modules / ".bin").mkdir(parents=True)
+    (modules / "dependency").mkdir()
+    (modules / "dependency" / "data").write_text("from a dependency")
+    program = modules / ".bin" / "pi"
+    program.write_text(f"#!/bin/sh\ncat {modules / 'dependency' / 'data'}\n")
+    program.chmod(0o755)
+    env = {
+        "PATH": os.environ["PATH"],
+        variables.HOME: str(places["home"]),
+        variables.AGENT_DIR: str(places["agent"]),
+    }
+    argv = anyio.run(
+        lambda: confine(Sandbox(), [str(program)], cwd=str(places["notebook"]), env=env)
+    )
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert done.stdout == "from a dependency"
