@@ -127,11 +127,18 @@ function ask(request, signal) {
 export default function (pi) {
   if (!SOCKET || !SECRET) return; // not started by a pi-kernel kernel: nothing to offer
 
+  // Calls go to the kernel one after the other, in the order Pi starts them: the kernel runs
+  // one at a time anyway, and a Pi that runs a message's tools in parallel would otherwise
+  // race their connections, so the second call's code could run (and print) before the first's.
+  let previous = Promise.resolve();
   for (const tool of TOOLS) {
     pi.registerTool({
       ...tool,
       async execute(toolCallId, params, signal) {
-        const reply = await ask({ op: "call", tool: tool.name, callId: toolCallId, args: params ?? {} }, signal);
+        const request = { op: "call", tool: tool.name, callId: toolCallId, args: params ?? {} };
+        const mine = previous.then(() => ask(request, signal));
+        previous = mine.catch(() => undefined);
+        const reply = await mine;
         if (!reply.ok) throw new Error(reply.error);
         if (reply.isError) throw new Error(reply.content.map((part) => part.text ?? "").join("\n"));
         return { content: reply.content, details: { kernel: true } };
