@@ -138,8 +138,8 @@ class ToolChannel:
         self.refused = 0
         """Requests refused: a wrong secret, another user, or a malformed request."""
         self._stack = AsyncExitStack()
-        self._waiting: dict[anyio.CancelScope, int] = {}
-        """Connections still owing their request (oldest first), and their peers' pids."""
+        self._waiting: dict[anyio.CancelScope, None] = {}
+        """Connections still owing their request, oldest first (an ordered set)."""
         self._proven: set[int] = set()
         """Processes that sent the secret: Pi's."""
 
@@ -264,7 +264,7 @@ class ToolChannel:
         slow, or closed to make room for a newer connection)."""
         with anyio.CancelScope() as waiting:
             if pid not in self._proven:
-                self._waiting[waiting] = pid
+                self._waiting[waiting] = None
                 if len(self._waiting) > MAX_WAITING:
                     oldest = next(iter(self._waiting))
                     del self._waiting[oldest]
