@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -294,3 +296,69 @@ async def test_a_runtime_folder_too_long_for_a_socket_gives_way_to_a_short_one(
     assert offer["ok"] is True
     assert len(os.fsencode(channel.path)) <= 107
     assert channel.path.parent.parent == Path("/tmp")
+
+
+FLOOD = """
+import json, socket, sys
+path, secret = sys.argv[1], sys.argv[2]
+sys.stdin.readline()  # the kernel's side is ready: its descriptors are few now
+idle = []
+for _ in range(120):
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(path)
+    idle.append(client)
+print("flooded", flush=True)
+with socket.socket(socket.AF_UNIX) as client:
+    client.settimeout(20)
+    client.connect(path)
+    client.sendall(json.dumps({"secret": secret, "op": "offer"}).encode() + b"\\n")
+    print(client.makefile("rb").readline().decode(), flush=True)
+"""
+
+
+@pytest.mark.anyio
+async def test_a_kernel_out_of_descriptors_goes_on_accepting_and_says_so_once_per_stretch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    # The kernel's own descriptor limit, not the channel's bound, is what the flood meets
+    # here: accept() fails with EMFILE until the waiting connections time out.
+    monkeypatch.setattr(channel_module, "REQUEST_TIMEOUT", 0.3)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    async with ToolChannel(Recorder()) as channel:
+        secret = channel.secret_file.read_text()
+        async with await anyio.open_process(
+            [sys.executable, "-c", FLOOD, str(channel.path), secret]
+        ) as flood:
+            assert flood.stdin is not None
+            assert flood.stdout is not None
+            resource.setrlimit(resource.RLIMIT_NOFILE, (_open_fds() + 8, hard))
+            try:
+                await flood.stdin.send(b"go\n")
+                with anyio.fail_after(30):
+                    said = b""
+                    while said.count(b"\n") < 2:
+                        said += await flood.stdout.receive()
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    reply = json.loads(said.decode().splitlines()[1])
+    assert reply["ok"] is True
+    failed = [r for r in caplog.records if "cannot accept now" in r.getMessage()]
+    recovered = [r for r in caplog.records if "accepts again" in r.getMessage()]
+    assert failed  # the limit was really met
+    assert len(failed) - len(recovered) in (0, 1)
+
+
+@pytest.mark.anyio
+async def test_a_channel_that_cannot_start_leaves_no_folder_behind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+
+    async def no_listener(*args: object, **kwargs: object) -> None:
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(channel_module.anyio, "create_unix_listener", no_listener)
+    with pytest.raises(OSError, match="in use"):
+        async with ToolChannel(Recorder()):
+            pass
+    assert not list(tmp_path.rglob("tools-*"))

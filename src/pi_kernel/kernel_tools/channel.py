@@ -171,12 +171,17 @@ class ToolChannel:
         self._folder, lock = make_folder()
         self._stack.callback(shutil.rmtree, self._folder, True)
         self._stack.callback(lock.close)
-        descriptor = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(self._secret)
-        listener = await anyio.create_unix_listener(self.path, mode=0o600)
-        await self._stack.enter_async_context(listener)
-        tasks = await self._stack.enter_async_context(task_group())
+        try:
+            descriptor = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(self._secret)
+            listener = await anyio.create_unix_listener(self.path, mode=0o600)
+            await self._stack.enter_async_context(listener)
+            tasks = await self._stack.enter_async_context(task_group())
+        except BaseException:
+            # No __aexit__ follows a failed __aenter__: the folder and its lock go now.
+            await self._stack.aclose()
+            raise
         self._stack.callback(tasks.cancel_scope.cancel)  # runs first: the listener stops
         tasks.start_soon(self._accept, listener, tasks)
         return self
@@ -191,13 +196,22 @@ class ToolChannel:
 
     async def _accept(self, listener: SocketListener, tasks: TaskGroup) -> None:
         """Accept for as long as the channel lives: no caller, however many, ends it."""
+        failing = False  # logged once per stretch of failures, not ten times a second
         while True:
             try:
                 stream = await listener.accept()
-            except OSError as exc:  # out of file descriptors: the next accept may succeed
-                logger.warning("the kernel tools' socket cannot accept now: %s", exc)
+            except (OSError, anyio.BrokenResourceError) as exc:
+                # Out of file descriptors (anyio says EMFILE as BrokenResourceError): the next
+                # accept may succeed, once connections waiting for their request are let go.
+                if not failing:
+                    reason = exc.__cause__ or exc
+                    logger.warning("the kernel tools' socket cannot accept now: %s", reason)
+                failing = True
                 await anyio.sleep(ACCEPT_BACKOFF)
                 continue
+            if failing:
+                logger.warning("the kernel tools' socket accepts again")
+            failing = False
             tasks.start_soon(self._serve_one, stream)
 
     async def _serve_one(self, stream: SocketStream) -> None:
