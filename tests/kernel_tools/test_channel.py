@@ -21,7 +21,9 @@ import anyio
 import pytest
 
 from pi_kernel import variables
+from pi_kernel.errors import PiError
 from pi_kernel.kernel_tools import channel as channel_module
+from pi_kernel.kernel_tools import folders
 from pi_kernel.kernel_tools.catalog import (
     EXTENSION,
     PYTHON,
@@ -362,3 +364,23 @@ async def test_a_channel_that_cannot_start_leaves_no_folder_behind(
         async with ToolChannel(Recorder()):
             pass
     assert not list(tmp_path.rglob("tools-*"))
+
+
+@pytest.mark.anyio
+async def test_no_place_for_the_socket_is_one_sentence_naming_each_place_tried(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    long = tmp_path / ("r" * 60) / ("u" * 60)
+    long.mkdir(parents=True)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(long))
+    monkeypatch.setattr(folders, "SHORT_BASES", (not_a_folder,))
+    with pytest.raises(PiError) as raised:
+        async with ToolChannel(Recorder()):
+            pass
+    message = str(raised.value)
+    assert message.startswith("There is no folder for the kernel tools' socket (")
+    assert "is too long for a Unix socket's path" in message
+    assert f"{not_a_folder}: Not a directory" in message
+    assert "XDG_RUNTIME_DIR" in (raised.value.hint or "")
