@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -382,6 +383,39 @@ async def test_leaving_a_run_early_aborts_it_and_the_next_run_is_clean(
         assert run.outcome.status == "aborted"
         _, after = await collect(client, "Again")
     assert after.final_text == "Fresh answer."
+
+
+SLOW_START = """
+export default function (pi) {
+  pi.on("before_agent_start", async () => { await new Promise((r) => setTimeout(r, 1000)); });
+}
+"""
+"""An extension whose hook holds every run's start (Pi's preflight) for 1 s."""
+
+
+async def test_leaving_a_run_before_pi_started_it_still_stops_it(
+    pi_install: PiInstall, pi_env: PiEnv, llm: ScriptedLLM, tmp_path: Path
+):
+    # An abort that reaches Pi before the run started stops nothing: the run then streamed
+    # into the next one (seen under load, when Pi's start took longer than the caller waited).
+    extension = tmp_path / "slow_start.js"
+    extension.write_text(SLOW_START)
+    llm.enqueue(script.text("word " * 400, pieces=400, delay=0.05))
+    async with client_for(pi_install, pi_env, *PLAIN, "-e", str(extension)) as client:
+        with anyio.move_on_after(0.3):
+            async with client.prompt("Talk slowly") as run:
+                async for _ in run:
+                    pass
+        assert run.outcome is not None
+        assert run.outcome.status == "aborted"
+        # Past the hook's second: a run the abort missed would be streaming by now.  The
+        # aborted one may have been stopped before its model request: its reply goes.
+        await anyio.sleep(1.5)
+        llm.reset()
+        llm.enqueue(script.text("Fresh answer."))
+        events, after = await collect(client, "Again")
+    assert after.final_text == "Fresh answer."
+    assert "word" not in json.dumps([event.model_dump(mode="json") for event in events])
 
 
 async def test_requests_in_flight_fail_at_once_when_pi_dies(pi_install: PiInstall, pi_env: PiEnv):

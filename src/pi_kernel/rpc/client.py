@@ -66,6 +66,9 @@ SETTLED_SINCE = (0, 80, 4)
 """First Pi version that emits ``agent_settled``."""
 THINKING_LEVELS_SINCE = (0, 81, 0)
 """First Pi version with the ``get_available_thinking_levels`` command."""
+ABORTS_STARTING_RUN_SINCE = (1, 2, 0)
+"""First Pi version where an abort that arrives while a run starts (its preflight:
+compaction, ``before_agent_start``) stops the run; earlier ones ignore it."""
 
 _TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 """An ANSI control sequence (colours) in Pi's stderr."""
@@ -168,6 +171,11 @@ class PiClient:
     def settles_with_event(self) -> bool:
         """Whether this Pi ends runs with ``agent_settled`` (else the client infers it)."""
         return self.install.at_least(*SETTLED_SINCE)
+
+    @property
+    def aborts_starting_run(self) -> bool:
+        """Whether an abort sent before Pi answered the prompt stops its run."""
+        return self.install.at_least(*ABORTS_STARTING_RUN_SINCE)
 
     def take_diagnostics(self) -> list[str]:
         """Pi's stderr lines since the last call: its diagnostics (Pi >= 1 writes a model it

@@ -51,6 +51,8 @@ class RunClient(Protocol):
     def exit_error(self) -> PiExited | None: ...
     @property
     def settles_with_event(self) -> bool: ...
+    @property
+    def aborts_starting_run(self) -> bool: ...
 
     command_timeout: float
     abort_timeout: float
@@ -281,9 +283,24 @@ class Run:
         """Ask Pi to stop, then read this run's remaining records up to abort's answer.
 
         Pi answers ``abort`` only once the run has wound down, so every event of this run
-        precedes the answer in stdout and none can leak into the next run.
+        precedes the answer in stdout and none can leak into the next run.  But Pi starts
+        the run only after the prompt's preflight (extension hooks, a compaction), and then
+        answers the prompt: before Pi 1.2 an abort that arrives before that stops nothing,
+        and the run then streams into the next one.  There the prompt's answer comes first
+        (later Pis stop a starting run at once, even during a long compaction).
         """
         assert self._subscriber is not None
+        try:
+            while not (self._accepted or self.done or self._client.aborts_starting_run):
+                item = await self._subscriber.receive.receive()
+                if isinstance(item, Response):
+                    await self._on_response(item)
+                else:
+                    await self._on_event(item)
+        except PiCommandError:
+            return  # rejected: no run to stop (the outcome says why)
+        if self.done:
+            return
         abort_id = self._client.next_id()
         self._subscriber.watched.add(abort_id)
         await self._client.send_record({"type": "abort", "id": abort_id})
