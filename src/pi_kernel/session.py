@@ -21,6 +21,7 @@ import anyio
 
 from .agent_dir import SessionClaim, agent_dir, find_session, no_models_hint, settings_kept
 from .choices import Choices, parse_model_ref
+from .conversation import NotebookConversation, Placement
 from .errors import (
     PiChoiceError,
     PiCommandError,
@@ -48,6 +49,8 @@ DISCOVERY_TIMEOUT = 15.0
 """Seconds for discovery (models, current state, levels) before it is reported as stuck."""
 
 
+FOLLOW_TIMEOUT = 10.0
+"""Seconds to label a turn in Pi's session tree once it ended."""
 STATUS_ANSWER_TIMEOUT = 1.0
 """Seconds ``status`` waits for Pi's own answers before it says Pi is not answering."""
 
@@ -109,6 +112,8 @@ class PiSession:
         """The notebook's model (``provider/id``), chosen in the picker: a new Pi gets it too."""
         self.chosen_level: str | None = None
         """The notebook's thinking level, likewise."""
+        self.conversation = NotebookConversation()
+        """Each cell's place in Pi's session tree, for turns asked with a cell."""
         self._turn_lock = anyio.Lock()
         """Held while a turn runs: one prompt at a time per notebook."""
         self._models: list[ModelInfo] | None = None
@@ -386,6 +391,7 @@ class PiSession:
         new: bool = False,
         before: SessionState | None = None,
         images: Sequence[ImageContent] = (),
+        cell: str | None = None,
     ) -> TurnResult:
         """Send ``prompt`` and feed every event to ``on_event`` until Pi settles.
 
@@ -393,6 +399,9 @@ class PiSession:
         Pi offers before anything is sent, and put back afterwards.  ``before`` is the state
         the caller has just read, so it is not asked for again (with ``new`` it is).
         ``images`` go with the prompt (checked by the caller: Pi takes what it is given).
+        ``cell``: the notebook cell asking, when the conversation follows the notebook's
+        cells (``conversation``): a cell asked before is asked again where it was first
+        asked.
         """
         if self._turn_lock.locked():
             # One Pi runs one prompt at a time; a second one at once (a thread, a widget
@@ -407,6 +416,14 @@ class PiSession:
                 await self.new_session()
             if new or before is None:
                 before = await client.get_state()
+            placement, linear = None, None
+            if cell is not None:
+                linear = await self.conversation.unavailable(client)
+                if linear is None:
+                    placement = await self.conversation.place(client, before.session_id, cell)
+                    if placement.again:
+                        await self._keep_choices(client, before)
+            prompt_entry, follow_problem = None, None
             try:
                 if model is not None:
                     await self._set_offered_model(model)
@@ -428,6 +445,8 @@ class PiSession:
                 if (model is not None or thinking is not None) and client.alive:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT):
                         await self._restore(client, before)
+                if placement is not None and client.alive:
+                    prompt_entry, follow_problem = await self._settle(client, placement)
             self._claim.hold(state.session_file)
             return TurnResult(
                 run.outcome,
@@ -435,7 +454,32 @@ class PiSession:
                 state.thinking_level,
                 state.session_id,
                 state.session_file,
+                placement=placement,
+                prompt_entry=prompt_entry,
+                linear=linear,
+                follow_problem=follow_problem,
             )
+
+    async def _settle(
+        self, client: PiClient, placement: Placement
+    ) -> tuple[str | None, str | None]:
+        """Label the turn in Pi's tree, even after an interrupt: its prompt entry, or what
+        went wrong (the answer is whole either way)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(FOLLOW_TIMEOUT) as waiting:
+            try:
+                return await self.conversation.settle(client, placement), None
+            except PiError as exc:
+                logger.warning("labelling the turn failed: %s", exc)
+                return None, str(exc)
+        assert waiting.cancelled_caught
+        return None, f"Pi did not label this cell's prompt within {FOLLOW_TIMEOUT:g} s."
+
+    async def _keep_choices(self, client: PiClient, before: SessionState) -> None:
+        """Moving in the tree may bring back the model and level an earlier branch used:
+        the notebook's stay."""
+        now = await client.get_state()
+        if (now.model_ref, now.thinking_level) != (before.model_ref, before.thinking_level):
+            await self._restore(client, before)
 
     async def _has_models(self, client: PiClient) -> bool:
         try:

@@ -13,6 +13,7 @@ recorded one did.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -37,7 +38,7 @@ from .blocks import (
     ToolState,
 )
 from .rpc.usage import UsageTally
-from .turn import Turn, TurnStatus
+from .turn import Turn, TurnPlace, TurnStatus
 
 MIMETYPE = "application/vnd.pi.transcript+json"
 SCHEMA_VERSION: Literal[1] = 1
@@ -135,6 +136,20 @@ Part = Annotated[
 ]
 
 
+class PlaceRecord(_Record):
+    """Where the turn sat: its notebook cell, and its prompt in Pi's session tree."""
+
+    cell_id: str | None = None
+    entry_id: str | None = None
+    """The prompt's entry in Pi's session."""
+    parent_id: str | None = None
+    """The entry it was asked after (None: the start, or not known)."""
+    asked_again: bool = False
+    """A cell run before, asked again where it was first asked."""
+    after_count: int | None = None
+    """The execution count of the cell whose answer it followed, as the page showed it."""
+
+
 class UsageRecord(_Record):
     input: int = 0
     output: int = 0
@@ -179,6 +194,16 @@ class Transcript(_Record):
     ended: datetime | None = None
     replayed_from: str | None = None
     """The cassette a replayed turn came from (its file name); None for a live turn."""
+    place: PlaceRecord | None = None
+    """Its cell and place in Pi's session; None (and left out of the record, so that older
+    readers read it) when not known."""
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_place(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        record: dict[str, Any] = handler(self)
+        if record.get("place") is None:
+            record.pop("place", None)
+        return record
 
     @property
     def model_ref(self) -> str | None:
@@ -209,6 +234,7 @@ class Transcript(_Record):
             started=self.started.timestamp(),
             ended=None if self.ended is None else self.ended.timestamp(),
             replayed_from=self.replayed_from,
+            place=None if self.place is None else TurnPlace(**self.place.model_dump()),
         )
 
 
@@ -245,6 +271,7 @@ def transcript_of(
         cache_warming=_warming_record(turn.cache_warming),
         started=_time(turn.started),
         ended=_time(turn.ended) if turn.ended is not None else None,
+        place=None if turn.place is None else PlaceRecord(**dataclasses.asdict(turn.place)),
     )
 
 

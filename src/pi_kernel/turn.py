@@ -39,6 +39,7 @@ from .blocks import (
     ToolBlock,
     edit_diff,
 )
+from .conversation import Placement
 from .rpc.feed import ClientEvent, ClientNotice
 from .rpc.protocol import (
     AgentEnd,
@@ -101,6 +102,28 @@ class _Message:
     blocks: dict[int, Block] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TurnPlace:
+    """Where a turn sat: its notebook cell, and its prompt in Pi's session tree."""
+
+    cell_id: str | None = None
+    entry_id: str | None = None
+    """The prompt's entry in Pi's session."""
+    parent_id: str | None = None
+    """The entry it was asked after (None: the start of the conversation)."""
+    asked_again: bool = False
+    """The cell was run before, and asked again where it was first asked."""
+    after_count: int | None = None
+    """The execution count of the cell whose answer it followed, when it followed one."""
+
+    def note(self) -> str | None:
+        """What the footer says of a turn asked again: where, and that nothing is lost."""
+        if not self.asked_again:
+            return None
+        where = f"after In [{self.after_count}]" if self.after_count else "from the start"
+        return f"asked again {where}, the earlier answer kept in Pi's session"
+
+
 class Turn:
     """Fold events with ``apply``; read ``blocks`` (in order) and the turn's facts."""
 
@@ -128,6 +151,8 @@ class Turn:
         """Seconds the turn took, set when it finishes."""
         self.replayed_from: str | None = None
         """The cassette a replayed turn was read from, instead of asking Pi."""
+        self.place: TurnPlace | None = None
+        """Its cell and its place in Pi's session tree, where known."""
         self._message: _Message | None = None
         self._last_message_blocks: list[Block] = []
         self._tools: dict[str, ToolBlock] = {}
@@ -150,6 +175,7 @@ class Turn:
         started: float,
         ended: float | None,
         replayed_from: str | None,
+        place: TurnPlace | None = None,
     ) -> Turn:
         """A finished turn as a record kept it (a transcript replayed or resumed)."""
         turn = cls(prompt)
@@ -162,6 +188,7 @@ class Turn:
         turn.started, turn.ended = started, ended
         turn.elapsed = None if ended is None else ended - started
         turn.replayed_from = replayed_from
+        turn.place = place
         return turn
 
     # -- reading ---------------------------------------------------------------------------
@@ -480,3 +507,12 @@ class TurnResult:
     thinking_level: str | None
     session_id: str | None = None
     session_file: str | None = None
+    placement: Placement | None = None
+    """Where the turn was asked when the conversation follows the notebook's cells."""
+    prompt_entry: str | None = None
+    """The prompt's entry in Pi's session tree (when the conversation follows the cells)."""
+    linear: str | None = None
+    """Why the conversation could not follow the notebook's cells with this Pi (None: it
+    did, or was not asked to)."""
+    follow_problem: str | None = None
+    """What went wrong labelling the turn in Pi's tree (the answer itself is whole)."""

@@ -47,6 +47,7 @@ from pi_kernel.turn import Turn, TurnResult
 from . import budget, slash
 from .bridge import Bridge
 from .cell import CellTurn, Request
+from .cells import NO_CELL_ID, CellsSeen
 from .credentials import Credentials
 from .desk import Desk
 from .dialogs import put_dialog
@@ -55,7 +56,7 @@ from .notebook_tools import NotebookTools
 from .prompt import check_prompt, check_variable_name, interpolate
 from .record_commands import RecordCommands
 from .render import TurnDisplay
-from .settings import PiSettings
+from .settings import NOTEBOOK, PiSettings
 from .slash import terminal_command
 from .status import format_status
 from .subcommands import BY_NAME, HELP, NAMES, USAGE, usage_of
@@ -135,9 +136,12 @@ class PiMagics(PiSettings, RecordCommands):
         """Every turn this kernel showed, in order (for %pi export and %pi resume)."""
         self.cassettes = Cassettes()
         self._cassette_from_environment()
+        self.cells = CellsSeen()
+        """Which cell asks (the conversation follows the notebook's cells)."""
         if self.prewarm:
             self.bridge.submit(self.session.prewarm)
         if shell is not None:
+            shell.events.register("pre_run_cell", self._before_cell)
             shell.events.register("post_run_cell", self._after_cell)
 
     @observe("pi_path", "pi_args")
@@ -180,11 +184,19 @@ class PiMagics(PiSettings, RecordCommands):
         """Stop Pi and the bridge thread (on unload and at shell exit)."""
         if self.shell is not None:
             with suppress(ValueError):  # already unregistered
+                self.shell.events.unregister("pre_run_cell", self._before_cell)
                 self.shell.events.unregister("post_run_cell", self._after_cell)
         if self.picker is not None:
             self.picker.close()
         self.cassettes.close()
         self.bridge.close()
+
+    def _before_cell(self, info: Any) -> None:
+        if self.desk.cell_running:
+            return  # Pi's own code, run inside a %%pi cell: still that cell
+        assert self.shell is not None
+        # IPython has counted the cell already: its In [n] is one less.
+        self.cells.starting(getattr(info, "cell_id", None), self.shell.execution_count - 1)
 
     def _after_cell(self, result: object) -> None:
         if self.desk.cell_running:
@@ -340,6 +352,7 @@ class PiMagics(PiSettings, RecordCommands):
             raise UsageError(str(exc)) from None
         if recorded is not None:
             return self._show_replayed(recorded, quiet=quiet, secrets=secrets)
+        key = self.cells.next_key() if self.conversation == NOTEBOOK else None
         turn = partial(
             self.session.run_turn,
             prompt,
@@ -347,9 +360,10 @@ class PiMagics(PiSettings, RecordCommands):
             thinking=thinking,
             new=new,
             before=state,
+            cell=key,
         )
         return self._run_live(
-            request, turn, state, secrets, quiet=quiet, tools=tools, ask=ask, images=images
+            request, turn, state, secrets, quiet=quiet, tools=tools, ask=ask, images=images, key=key
         )
 
     def _run_live(
@@ -363,9 +377,11 @@ class PiMagics(PiSettings, RecordCommands):
         tools: Policy | None,
         ask: Sequence[str],
         images: Sequence[str],
+        key: str | None = None,
     ) -> Turn:
         """Ask Pi: ``turn`` is the session's ``run_turn`` for this cell, given the events'
-        callback and the images; stream, then show the end and keep the transcript."""
+        callback and the images; stream, then show the end and keep the transcript.
+        ``key``: the cell's, when the conversation follows the notebook's cells."""
         limits = self._limits()
         spent = self._spent()
         reached = budget.over(limits, spent)
@@ -412,8 +428,31 @@ class PiMagics(PiSettings, RecordCommands):
                 )
                 raise self.last_exit from None
             raise
+        self._place(cell.turn, key, result)
         self._finish(cell, state, secrets, result)
         return cell.turn
+
+    def _place(self, turn: Turn, key: str | None, result: TurnResult | None) -> None:
+        """Where the turn sat (its transcript keeps it), and, once, why the conversation
+        could not follow the notebook's cells."""
+        if result is None:
+            return
+        turn.place = self.cells.place(key, result)
+        # Without cell ids (a terminal, a headless run: nbclient sends none, and runs each
+        # cell once in a fresh kernel, where linear is the notebook's order) %pi status says
+        # so; a Pi that cannot follow the cells is said in the cell, once.
+        no_ids = key is None and self.conversation == NOTEBOOK
+        self.cells.linear = NO_CELL_ID if no_ids else result.linear
+        if result.linear is not None and (said := self.cells.linear_once(result.linear)):
+            turn.apply(ClientNotice(level="info", message=said))
+        if result.follow_problem:
+            turn.apply(
+                ClientNotice(
+                    level="warning",
+                    message=f"{result.follow_problem} The answer is whole; where it sits in "
+                    "Pi's session is not known to the notebook's conversation.",
+                )
+            )
 
     def _transcript(
         self,
@@ -517,13 +556,24 @@ class PiMagics(PiSettings, RecordCommands):
         if self.workbench is not None:
             tools = (self.tools.policy, self.tools.offered())
         cassette = self.cassettes.describe()
-        guards = [("Budget", self._budget_status()), ("Sandbox", self._sandbox_status())]
+        guards = [
+            ("Budget", self._budget_status()),
+            ("Sandbox", self._sandbox_status()),
+            ("Cells", self._conversation_status()),
+        ]
         if self.workbench is not None and self.tools.asked():
             asked = ", ".join(self.tools.asked())
             if self.tools.always:
                 asked += f" (always approved now: {', '.join(sorted(self.tools.always))})"
             guards.append(("Ask first", asked))
         print(format_status(status, self.last_turn, self.last_exit, cassette, tools, guards))
+
+    def _conversation_status(self) -> str:
+        if self.conversation != NOTEBOOK:
+            return "the conversation is linear (PiMagics.conversation): each asked at its end"
+        if self.cells.linear is not None:
+            return f"the conversation is linear: {self.cells.linear}"
+        return self.cells.standing(self.session.conversation)
 
     def _sandbox_status(self) -> str:
         sandbox = self.session.pi.sandbox

@@ -152,6 +152,8 @@ def footer_line(turn: Turn) -> str:
         parts.append(f"+{warming_text(turn.cache_warming)} since the last cell")
     if turn.status != "completed":
         parts.append(turn.status)
+    if turn.place is not None and (note := turn.place.note()):
+        parts.append(note)
     if turn.replayed_from:
         parts.append(f"replayed from {turn.replayed_from}")
     return clean_text(" · ".join(parts))

@@ -21,6 +21,8 @@ from .render import HEARTBEAT
 _N = TypeVar("_N", int, float)
 
 SANDBOX_OFF = frozenset({"", "0", "false", "no", "off"})
+NOTEBOOK, LINEAR = "notebook", "linear"
+"""What ``PiMagics.conversation`` may be."""
 
 
 class PiSettings(Magics):
@@ -162,6 +164,21 @@ class PiSettings(Magics):
         # A deployment's word that cannot be read counts as on: off must be said.
         text = (variables.read(variables.SANDBOX) or "").strip().lower()
         return text not in SANDBOX_OFF
+
+    conversation = Unicode(
+        NOTEBOOK,
+        help="'notebook': the conversation follows the notebook's cells (a cell run again is "
+        "asked where it was first asked, after the latest answer of the cell it followed; "
+        "the earlier answers stay in Pi's session as branches); 'linear': every cell is "
+        "asked at the end of one conversation.",
+    ).tag(config=True)
+
+    @validate("conversation")
+    def _known_conversation(self, proposal: Any) -> str:
+        value = proposal["value"]
+        if value not in (NOTEBOOK, LINEAR):
+            raise TraitError(f"PiMagics.conversation is 'notebook' or 'linear', not {value!r}.")
+        return str(value)
 
     discovery_timeout = Float(
         DISCOVERY_TIMEOUT, help="Seconds the picker waits for Pi's models and levels."

@@ -199,7 +199,7 @@ _MODE = "(the record or replay notice)"
 # %pi status lines that name this machine and this run: which files, which process, and what
 # the live Pi has used or served (a replay asks it nothing).
 _STATUS_LINE = re.compile(
-    r"^(Pi|Process|Session|Totals|Context|Warming|Tools|Cwd|Cassette|Budget|Sandbox): .*$"
+    r"^(Pi|Process|Session|Totals|Context|Warming|Tools|Cwd|Cassette|Budget|Sandbox|Cells): .*$"
 )
 
 

@@ -125,11 +125,13 @@ class KernelHarness:
         timeout: float = CELL_TIMEOUT,
         on_message: Callable[[dict[str, Any]], None] | None = None,
         answer: Callable[[str], str] | None = None,
+        cell_id: str | None = None,
     ) -> CellRun:
         """Run ``code``; with ``answer``, the frontend allows stdin and ``answer(prompt)``
-        replies to each input request (kept in ``run.input_requests``)."""
+        replies to each input request (kept in ``run.input_requests``); ``cell_id``: the
+        cell's id, as JupyterLab sends it (in the request's metadata)."""
         started = time.monotonic()
-        msg_id = self.client.execute(code, allow_stdin=answer is not None)
+        msg_id = self._send_execute(code, allow_stdin=answer is not None, cell_id=cell_id)
         run = CellRun(reply={})
         by_display_id: dict[str, dict[str, Any]] = {}
         deadline = started + timeout
@@ -157,6 +159,21 @@ class KernelHarness:
         run.reply = self.reply_to(msg_id, timeout=max(1.0, deadline - time.monotonic()))
         run.seconds = time.monotonic() - started
         return run
+
+    def _send_execute(self, code: str, *, allow_stdin: bool, cell_id: str | None) -> str:
+        if cell_id is None:
+            return str(self.client.execute(code, allow_stdin=allow_stdin))
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": allow_stdin,
+            "stop_on_error": True,
+        }
+        message = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id})
+        self.client.shell_channel.send(message)
+        return str(message["header"]["msg_id"])
 
     def reply_to(self, msg_id: str, *, timeout: float = CELL_TIMEOUT) -> dict[str, Any]:
         """The shell reply to request ``msg_id``, as a frontend matches it: by its parent.

@@ -36,6 +36,9 @@ EVERY_TOOL = "*"
 """In a list of tools to ask before (``PiMagics.ask_before``): every tool, Pi's own too."""
 
 EXTENSION = Path(__file__).with_name("extension.js")
+BRANCH_COMMAND = "pi-kernel-branch"
+"""The extension's command that moves the conversation or labels an entry (``extension.js``
+has the same name): the kernel's, not offered to the user."""
 """The Pi extension (``pi -e``) that offers the tools and forwards their calls."""
 
 

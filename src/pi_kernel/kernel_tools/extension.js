@@ -95,6 +95,7 @@ const TOOLS = [
   },
 ];
 const NAMES = new Set(TOOLS.map((tool) => tool.name));
+const BRANCH_COMMAND = "pi-kernel-branch";
 
 // One request, one reply, one connection: the kernel answers when the call is done.
 function ask(request, signal) {
@@ -207,6 +208,26 @@ export default function (pi) {
     if (!reply.ok) return { block: true, reason: `Not run: ${reply.error}.` };
     if (!reply.allowed) return { block: true, reason: reply.reason || "The user did not approve this call." };
     return undefined;
+  });
+
+  // The conversation follows the notebook's cells: between turns the kernel moves the
+  // session's leaf (in place, in the same session file) back to where a re-run cell was first
+  // asked, and labels each cell's prompt, so that a resumed session still says which cell
+  // asked what.  Sent as a prompt ("/pi-kernel-branch goto <id>"); Pi answers it once the
+  // handler is done, and a throw reaches the kernel as an extension_error.
+  pi.registerCommand(BRANCH_COMMAND, {
+    description: "Used by pi-kernel's notebook kernel: move the conversation to an entry, or label one",
+    handler: async (args, ctx) => {
+      const [verb, id, ...words] = args.trim().split(/\s+/);
+      if (verb === "goto") {
+        const moved = await ctx.navigateTree(id, { summarize: false });
+        if (moved?.cancelled) throw new Error("another extension cancelled the move");
+      } else if (verb === "label") {
+        pi.setLabel(id, words.join(" "));
+      } else {
+        throw new Error(`/${BRANCH_COMMAND} takes goto or label, not ${verb}`);
+      }
+    },
   });
 
   async function budgetStop() {

@@ -37,6 +37,7 @@ from .protocol import (
     ExtensionUIRequest,
     ModelInfo,
     Response,
+    SessionEntries,
     SessionState,
     SessionStats,
     SessionSwitch,
@@ -66,6 +67,8 @@ SETTLED_SINCE = (0, 80, 4)
 """First Pi version that emits ``agent_settled``."""
 THINKING_LEVELS_SINCE = (0, 81, 0)
 """First Pi version with the ``get_available_thinking_levels`` command."""
+ENTRIES_SINCE = (0, 80, 3)
+"""First Pi version with the ``get_entries`` command (the session tree, read over RPC)."""
 ABORTS_STARTING_RUN_SINCE = (1, 2, 0)
 """First Pi version where an abort that arrives while a run starts (its preflight:
 compaction, ``before_agent_start``) stops the run; earlier ones ignore it."""
@@ -426,6 +429,19 @@ class PiClient:
     async def export_html(self, output_path: str | None = None) -> str:
         data = await self.request("export_html", outputPath=output_path)
         return str(data["path"])
+
+    @property
+    def reads_entries(self) -> bool:
+        """Whether this Pi answers ``get_entries`` (the session tree)."""
+        return self.install.at_least(*ENTRIES_SINCE)
+
+    async def get_entries(self, since: str | None = None) -> SessionEntries:
+        """The session's entries in append order (those after entry ``since``), and its
+        leaf: where the next prompt attaches."""
+        data = await (
+            self.request("get_entries", since=since) if since else self.request("get_entries")
+        )
+        return SessionEntries.model_validate(data or {})
 
     async def get_commands(self) -> list[SlashCommand]:
         data = await self.request("get_commands")

@@ -599,6 +599,32 @@ class SessionState(WireModel):
         return self.model.ref if self.model else None
 
 
+class SessionEntry(WireModel):
+    """One entry of Pi's session tree, as far as pi-kernel reads it (``get_entries``):
+    every entry has an id and a parent; a message says whose it is; a label names another
+    entry."""
+
+    type: str
+    id: str
+    parent_id: str | None = None
+    message: dict[str, Any] | None = None
+    target_id: str | None = None
+    """A ``label`` entry's entry."""
+    label: str | None = None
+
+    @property
+    def is_prompt(self) -> bool:
+        """A user's message: the prompt of a turn."""
+        return self.type == "message" and (self.message or {}).get("role") == "user"
+
+
+class SessionEntries(WireModel):
+    """``get_entries``'s data: entries in append order, and where the next prompt attaches."""
+
+    entries: list[SessionEntry] = []
+    leaf_id: str | None = None
+
+
 class TokenStats(WireModel):
     input: int = 0
     output: int = 0

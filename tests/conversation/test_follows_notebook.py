@@ -1,0 +1,121 @@
+"""The conversation follows the notebook's cells: real kernels, the real Pi, and what the
+scripted model received (the only stand-in).
+
+Cells are named as JupyterLab names them (``cellId`` in the execute request's metadata).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pi_kernel.transcript import transcripts_in
+from tests.support import scripted_llm as script
+from tests.support.kernels import CellRun, KernelHarness
+from tests.support.pi_env import PiEnv
+from tests.support.scripted_llm import ScriptedLLM
+
+
+def user_texts(request: dict[str, Any]) -> list[str]:
+    """The user messages of one model request, in order."""
+    texts = []
+    for message in request["messages"]:
+        if message["role"] != "user":
+            continue
+        content = message["content"]
+        if isinstance(content, list):
+            content = " ".join(part.get("text", "") for part in content)
+        texts.append(str(content))
+    return texts
+
+
+def ask(
+    kernel: KernelHarness, llm: ScriptedLLM, cell: str, prompt: str
+) -> tuple[list[str], CellRun]:
+    """Run a ``%%pi`` cell; what the model was sent (its user messages), and the run."""
+    llm.enqueue(script.text(f"Answer to {prompt}."))
+    asked = len(llm.requests)
+    run = kernel.execute(f"%%pi\n{prompt}", cell_id=cell)
+    assert run.status == "ok", run.outputs
+    assert len(llm.requests) == asked + 1
+    return user_texts(llm.requests[-1]), run
+
+
+def test_a_rerun_cell_is_asked_where_it_was_first_asked(kernel: KernelHarness, llm: ScriptedLLM):
+    assert ask(kernel, llm, "a", "A one")[0] == ["A one"]
+    assert ask(kernel, llm, "b", "B one")[0] == ["A one", "B one"]
+    # A edited and run again: neither B nor A's first prompt.
+    sent, run = ask(kernel, llm, "a", "A two")
+    assert sent == ["A two"]
+    a_count = run.reply["content"]["execution_count"]
+    [record] = transcripts_in(run.outputs)
+    assert record.place is not None
+    assert record.place.asked_again
+    assert "asked again from the start" in run.text()
+    # B again: after A's new answer.
+    sent, run = ask(kernel, llm, "b", "B two")
+    assert sent == ["A two", "B two"]
+    assert f"asked again after In [{a_count}], the earlier answer kept" in run.text()
+    # A new cell follows where the conversation now stands.
+    assert ask(kernel, llm, "c", "C one")[0] == ["A two", "B two", "C one"]
+
+
+def test_linear_keeps_one_conversation(kernel: KernelHarness, llm: ScriptedLLM):
+    assert kernel.execute("%config PiMagics.conversation = 'linear'").status == "ok"
+    ask(kernel, llm, "a", "A one")
+    ask(kernel, llm, "b", "B one")
+    assert ask(kernel, llm, "a", "A two")[0] == ["A one", "B one", "A two"]
+
+
+def test_run_all_twice_sends_each_cell_only_the_cells_above_it(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    cells = ["a", "b", "c", "d"]
+    for _ in range(2):
+        for index, cell in enumerate(cells):
+            sent, _ = ask(kernel, llm, cell, f"Cell {cell}")
+            assert sent == [f"Cell {above}" for above in cells[: index + 1]]
+
+
+def test_the_earlier_answers_stay_in_pis_session_file(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    ask(kernel, llm, "a", "A one")
+    ask(kernel, llm, "b", "B one")
+    ask(kernel, llm, "a", "A two")
+    [session_file] = pi_env.agent_dir.glob("sessions/**/*.jsonl")
+    entries = [json.loads(line) for line in session_file.read_text().splitlines()]
+    prompts = [
+        entry["message"]["content"][0]["text"]
+        for entry in entries
+        if entry.get("type") == "message" and entry["message"]["role"] == "user"
+    ]
+    assert prompts == ["A one", "B one", "A two"]
+    labels = [entry["label"] for entry in entries if entry.get("type") == "label"]
+    assert labels == ["pi-kernel cell a", "pi-kernel cell b", "pi-kernel cell a"]
+
+
+def test_a_resumed_session_keeps_each_cells_place(kernel: KernelHarness, llm: ScriptedLLM):
+    ask(kernel, llm, "a", "A one")
+    ask(kernel, llm, "b", "B one")
+    ask(kernel, llm, "c", "C one")
+    kernel.restart()
+    assert kernel.execute("%load_ext pi_magics").status == "ok"
+    assert kernel.execute("%pi resume").status == "ok"
+    # B edited, after the restart: still asked after A's answer, not after C's.
+    assert ask(kernel, llm, "b", "B two")[0] == ["A one", "B two"]
+    assert ask(kernel, llm, "c", "C two")[0] == ["A one", "B two", "C two"]
+
+
+def test_status_says_where_the_conversation_stands(kernel: KernelHarness, llm: ScriptedLLM):
+    ask(kernel, llm, "a", "A one")
+    _, run = ask(kernel, llm, "b", "B one")
+    count = run.reply["content"]["execution_count"]
+    status = kernel.execute("%pi status").text()
+    follows = "the conversation follows them (2 in this session)"
+    assert f"Cells:     {follows}; a new cell follows In [{count}]" in status
+    # Without a cell id (as a terminal, or nbclient) the status says why it is linear.
+    llm.enqueue(script.text("ok"))
+    assert kernel.execute("%%pi\nNo id").status == "ok"
+    status = kernel.execute("%pi status").text()
+    assert "Cells:     the conversation is linear: this frontend does not say which cell" in status
