@@ -31,6 +31,7 @@ from .errors import (
     PiSessionNotFound,
     PiTimeout,
 )
+from .kernel_tools.catalog import BRANCH_COMMAND
 from .kernel_tools.channel import ChannelStats, ToolHandler
 from .rpc.client import PiClient, UIHandler, cancel_dialog
 from .rpc.feed import ClientEvent
@@ -217,8 +218,10 @@ class PiSession:
         return self._models
 
     async def commands(self) -> list[SlashCommand]:
-        """Pi's slash commands: prompt templates, skills and extension commands."""
-        return await (await self.client()).get_commands()
+        """Pi's slash commands: prompt templates, skills and extension commands (but the
+        one pi-kernel's extension keeps for the kernel)."""
+        commands = await (await self.client()).get_commands()
+        return [command for command in commands if command.name != BRANCH_COMMAND]
 
     async def state(self) -> SessionState:
         return await (await self.client()).get_state()

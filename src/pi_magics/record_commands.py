@@ -126,15 +126,40 @@ class RecordCommands:
             return
         if not self.transcripts:
             raise UsageError("Nothing to export yet: no Pi turn ran in this kernel.")
+        turns = self._conversation_turns()
         if kind == ".md":
-            text, ours = to_markdown(self.transcripts), is_markdown_export
+            text, ours = to_markdown(turns), is_markdown_export
         else:
-            text, ours = to_jsonl(self.transcripts), is_jsonl_export
+            text, ours = to_jsonl(turns), is_jsonl_export
         try:
             write_file(path, text, ours=ours, replace=replace)
         except FileRefused as exc:
             raise UsageError(str(exc)) from None
-        print(f"Exported {len(self.transcripts)} turns to {paths[0]}.")
+        left = len(self.transcripts) - len(turns)
+        print(
+            f"Exported {len(turns)} turns to {paths[0]}"
+            + (
+                f" (left out: {left} earlier {'answer' if left == 1 else 'answers'} of cells "
+                "asked again)."
+                if left
+                else "."
+            )
+        )
+
+    def _conversation_turns(self) -> list[Transcript]:
+        """This kernel's turns as the conversation now stands, in the order asked: an
+        answer replaced by its cell's re-run (on another branch of Pi's session, where it
+        stays) is left out."""
+        conversation = self.session.conversation
+        on_branch = conversation.branch_prompts()
+
+        def current(turn: Transcript) -> bool:
+            place = turn.place
+            if place is None or place.entry_id is None:
+                return True
+            return turn.session_id != conversation.session_id or place.entry_id in on_branch
+
+        return [turn for turn in self.transcripts if current(turn)]
 
 
 def notebook_path(text: str) -> Path:

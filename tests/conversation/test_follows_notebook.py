@@ -7,26 +7,16 @@ Cells are named as JupyterLab names them (``cellId`` in the execute request's me
 from __future__ import annotations
 
 import json
-from typing import Any
 
+import pytest
+
+from pi_kernel.rpc import PiInstall
+from pi_kernel.rpc.client import ENTRIES_SINCE
 from pi_kernel.transcript import transcripts_in
 from tests.support import scripted_llm as script
 from tests.support.kernels import CellRun, KernelHarness
 from tests.support.pi_env import PiEnv
-from tests.support.scripted_llm import ScriptedLLM
-
-
-def user_texts(request: dict[str, Any]) -> list[str]:
-    """The user messages of one model request, in order."""
-    texts = []
-    for message in request["messages"]:
-        if message["role"] != "user":
-            continue
-        content = message["content"]
-        if isinstance(content, list):
-            content = " ".join(part.get("text", "") for part in content)
-        texts.append(str(content))
-    return texts
+from tests.support.scripted_llm import ScriptedLLM, user_texts
 
 
 def ask(
@@ -119,3 +109,34 @@ def test_status_says_where_the_conversation_stands(kernel: KernelHarness, llm: S
     assert kernel.execute("%%pi\nNo id").status == "ok"
     status = kernel.execute("%pi status").text()
     assert "Cells:     the conversation is linear: this frontend does not say which cell" in status
+
+
+@pytest.mark.contract
+def test_each_pi_follows_the_cells_or_says_once_why_it_cannot(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_install: PiInstall
+):
+    runs = [ask(kernel, llm, cell, prompt) for cell, prompt in (("a", "A one"), ("b", "B one"))]
+    sent, rerun = ask(kernel, llm, "a", "A two")
+    notices = [
+        run.text().count("The conversation stays linear") for _, run in [*runs, (sent, rerun)]
+    ]
+    if pi_install.at_least(*ENTRIES_SINCE):
+        assert sent == ["A two"]
+        assert notices == [0, 0, 0]
+    else:
+        assert sent == ["A one", "B one", "A two"]
+        assert notices == [1, 0, 0]
+        assert f"Pi {pi_install.version} cannot show its session tree" in runs[0][1].text()
+
+
+def test_an_export_is_the_conversation_as_it_stands(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    for cell, prompt in (("a", "A one"), ("b", "B one"), ("b", "B two"), ("c", "C one")):
+        ask(kernel, llm, cell, prompt)
+    said = kernel.execute("%pi export talk.jsonl").text()
+    assert (
+        "Exported 3 turns to talk.jsonl (left out: 1 earlier answer of cells asked again)." in said
+    )
+    lines = (pi_env.cwd / "talk.jsonl").read_text().splitlines()
+    assert [json.loads(line)["prompt"] for line in lines] == ["A one", "B two", "C one"]

@@ -372,8 +372,7 @@ async def test_no_place_for_the_socket_is_one_sentence_naming_each_place_tried(
 ):
     long = tmp_path / ("r" * 60) / ("u" * 60)
     long.mkdir(parents=True)
-    not_a_folder = tmp_path / "file"
-    not_a_folder.write_text("")
+    not_a_folder = Path("/dev/null")  # short: a path under tmp_path may be too long itself
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(long))
     monkeypatch.setattr(folders, "SHORT_BASES", (not_a_folder,))
     with pytest.raises(PiError) as raised:

@@ -515,6 +515,19 @@ def offered(request: dict[str, Any]) -> list[str]:
     return [tool["function"]["name"] for tool in request.get("tools", [])]
 
 
+def user_texts(request: dict[str, Any]) -> list[str]:
+    """The user messages of a request Pi sent, in order: the prompts the model saw."""
+    texts = []
+    for message in request["messages"]:
+        if message["role"] != "user":
+            continue
+        content = message["content"]
+        if isinstance(content, list):
+            content = " ".join(part.get("text", "") for part in content)
+        texts.append(str(content))
+    return texts
+
+
 def tool_result(request: dict[str, Any]) -> str:
     """The last tool result in a request Pi sent (the text the model reads)."""
     message = [m for m in request["messages"] if m["role"] == "tool"][-1]
