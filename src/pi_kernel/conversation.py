@@ -47,6 +47,19 @@ class CellPlace:
 
 
 @dataclass(frozen=True)
+class TreeRow:
+    """One prompt of the session's tree, for ``%pi tree``."""
+
+    depth: int
+    """How many prompts come before it on its branch."""
+    cell: str | None
+    """The cell that asked it (None: a turn pi-kernel did not label)."""
+    text: str
+    current: bool
+    """On the conversation as it stands."""
+
+
+@dataclass(frozen=True)
 class Placement:
     """Where a turn is asked."""
 
@@ -162,6 +175,42 @@ class NotebookConversation:
             self.cells[placement.cell] = CellPlace(placement.after, prompt, leaf)
         return prompt
 
+    async def refresh(self, client: PiClient, session_id: str | None) -> None:
+        """Read what is new in the session (the whole of a session not read before)."""
+        await self._follow(client, session_id)
+
+    def rows(self) -> list[TreeRow]:
+        """Every prompt in the session, as a tree (children in the order asked)."""
+        entries = self._tree.entries
+        cells = {
+            entry.target_id: cell
+            for entry in entries.values()
+            if (cell := cell_of(entry)) is not None and entry.target_id
+        }
+        children: dict[str | None, list[str]] = {}
+        for entry in entries.values():
+            if entry.is_prompt:
+                children.setdefault(self._prompt_above(entry.parent_id), []).append(entry.id)
+        current = self.branch_prompts()
+        rows: list[TreeRow] = []
+
+        def visit(parent: str | None, depth: int) -> None:
+            for prompt in children.get(parent, []):
+                text = _first_line(entries[prompt])
+                rows.append(TreeRow(depth, cells.get(prompt), text, prompt in current))
+                visit(prompt, depth + 1)
+
+        visit(None, 0)
+        return rows
+
+    def _prompt_above(self, entry_id: str | None) -> str | None:
+        while entry_id is not None and entry_id in self._tree.entries:
+            entry = self._tree.entries[entry_id]
+            if entry.is_prompt:
+                return entry_id
+            entry_id = entry.parent_id
+        return None
+
     def standing(self) -> str | None:
         """The cell whose answer the conversation ends with now (as last read)."""
         return self._tree.owner(self._tree.leaf)
@@ -216,6 +265,14 @@ class NotebookConversation:
         if failures or outcome is None or not outcome.handled_without_run:
             reason = "; ".join(failures) or "Pi did not take it as pi-kernel's command"
             raise PiError(f"Pi could not {args.split()[0]} in its session tree: {reason}.")
+
+
+def _first_line(entry: SessionEntry, limit: int = 70) -> str:
+    content = (entry.message or {}).get("content", "")
+    if isinstance(content, list):
+        content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    line = str(content).strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 async def _unavailable(client: PiClient) -> str | None:

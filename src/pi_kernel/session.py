@@ -21,7 +21,7 @@ import anyio
 
 from .agent_dir import SessionClaim, agent_dir, find_session, no_models_hint, settings_kept
 from .choices import Choices, parse_model_ref
-from .conversation import NotebookConversation, Placement
+from .conversation import NotebookConversation, Placement, TreeRow
 from .errors import (
     PiChoiceError,
     PiCommandError,
@@ -372,6 +372,19 @@ class PiSession:
             raise PiCommandError("switch_session", "an extension cancelled the switch")
         self._claim.hold(str(path))
         return await client.get_state()
+
+    async def conversation_tree(self) -> tuple[str | None, list[TreeRow]]:
+        """The session's id and its prompts as a tree, read fresh from Pi."""
+        client = await self.client()
+        if not client.reads_entries:
+            raise PiError(
+                f"Pi {client.install.version} cannot show its session tree to the kernel "
+                "(get_entries came with Pi 0.80.3).",
+                hint="Pi's own /tree shows it in a terminal.",
+            )
+        state = await client.get_state()
+        await self.conversation.refresh(client, state.session_id)
+        return state.session_id, self.conversation.rows()
 
     async def export_html(self, path: str) -> str:
         """Pi's own HTML export of the whole session, written to ``path``."""

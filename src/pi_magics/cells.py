@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pi_kernel.conversation import NotebookConversation
+from pi_kernel.conversation import NotebookConversation, TreeRow
 from pi_kernel.turn import TurnPlace, TurnResult
 
 NO_CELL_ID = "this frontend does not say which cell runs (no cell id)"
@@ -83,6 +83,25 @@ class CellsSeen:
             return text
         count = self._counts.get(owner)
         return text + (f"; a new cell follows In [{count}]" if count else "")
+
+    def tree_text(self, session_id: str | None, rows: list[TreeRow]) -> str:
+        """``%pi tree``: each prompt under the one it followed, named by its cell."""
+        if not rows:
+            return "Pi's session holds no prompt yet."
+        lines = [
+            f"Pi session {session_id or '(in memory)'}: each prompt under the one it "
+            "followed; * the conversation as it stands"
+        ]
+        for row in rows:
+            mark = "*" if row.current else " "
+            lines.append(f"{mark} {'  ' * row.depth}{self._name(row.cell)}  {row.text}")
+        return "\n".join(lines)
+
+    def _name(self, cell: str | None) -> str:
+        if cell is None:
+            return "(no cell)"
+        count = self._counts.get(cell)
+        return f"In [{count}]" if count is not None else f"cell {cell[:8]}"
 
     def _cell_id(self, key: str | None) -> str | None:
         return key.split("#", 1)[0] if key else None

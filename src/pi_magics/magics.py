@@ -612,6 +612,11 @@ class PiMagics(PiSettings, RecordCommands):
         self.bridge.call(self.session.new_session)
         print("Started a fresh Pi conversation.")
 
+    def _pi_tree(self, rest: list[str]) -> None:
+        if rest:
+            raise UsageError(usage_of("tree"))
+        print(self.cells.tree_text(*self.bridge.call(self.session.conversation_tree)))
+
     def _pi_abort(self, rest: list[str]) -> None:
         self.bridge.call(self.session.abort)
         print("Asked Pi to stop.")

@@ -45,6 +45,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("models", "the models Pi offers (* marks the current one)"),
     Subcommand("picker", "choose this notebook's model and thinking level from dropdowns"),
     Subcommand("new", "start a fresh Pi conversation"),
+    Subcommand(
+        "tree",
+        "the prompts of Pi's session as a tree, by cell: a cell asked again starts a branch "
+        "where it was first asked; * marks the conversation as it stands",
+    ),
     Subcommand("abort", "ask Pi to stop what it is doing"),
     Subcommand("restart", "stop this notebook's Pi and start a new one"),
     Subcommand(
@@ -137,6 +142,8 @@ PI_KERNEL_REPLAY to a cassette path (relative to the notebook) before the kernel
 Settings: %config PiMagics.pi_path = "/path/to/pi" (or the PI_KERNEL_PI_PATH environment
 variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True,
 PiMagics.discovery_timeout = 15 (seconds the picker waits for Pi),
-PiMagics.kernel_tools = "all" | "read" | "off" (what Pi may do in this kernel).""".replace(
+PiMagics.kernel_tools = "all" | "read" | "off" (what Pi may do in this kernel),
+PiMagics.conversation = "notebook" (a cell run again is asked where it was first asked, after
+the latest answer of the cell it followed) | "linear" (every cell asked at the end).""".replace(
     "{subcommands}", help_text()
 )

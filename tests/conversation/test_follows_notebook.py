@@ -140,3 +140,21 @@ def test_an_export_is_the_conversation_as_it_stands(
     )
     lines = (pi_env.cwd / "talk.jsonl").read_text().splitlines()
     assert [json.loads(line)["prompt"] for line in lines] == ["A one", "B two", "C one"]
+
+
+def test_an_interrupted_cell_keeps_its_place(kernel: KernelHarness, llm: ScriptedLLM):
+    ask(kernel, llm, "a", "A one")
+    llm.enqueue(script.text("word " * 200, pieces=200, delay=0.05))
+    run, _ = kernel.execute_interrupted("%%pi\nB one", cell_id="b")
+    assert "interrupted" in run.text()
+    # B's first, cut-short answer is not in what B is asked with the second time.
+    assert ask(kernel, llm, "b", "B two")[0] == ["A one", "B two"]
+
+
+def test_the_tree_shows_each_cells_branches(kernel: KernelHarness, llm: ScriptedLLM):
+    counts = []
+    for cell, prompt in (("a", "A one"), ("b", "B one"), ("a", "A two")):
+        counts.append(ask(kernel, llm, cell, prompt)[1].reply["content"]["execution_count"])
+    tree = kernel.execute("%pi tree").text().splitlines()
+    a, b = counts[2], counts[1]  # the page's numbers now
+    assert tree[1:] == [f"  In [{a}]  A one", f"    In [{b}]  B one", f"* In [{a}]  A two"]

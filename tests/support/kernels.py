@@ -214,7 +214,9 @@ class KernelHarness:
             time.sleep(0.05)
         raise AssertionError("the kernel started no Pi")
 
-    def execute_interrupted(self, code: str) -> tuple[CellRun, float]:
+    def execute_interrupted(
+        self, code: str, *, cell_id: str | None = None
+    ) -> tuple[CellRun, float]:
         """Run ``code``, interrupt the kernel at its first display output (as the stop
         button would once text shows); return the run and the seconds from the interrupt
         to the cell's end."""
@@ -225,7 +227,7 @@ class KernelHarness:
                 interrupted_at.append(time.monotonic())
                 self.interrupt()
 
-        run = self.execute(code, on_message=interrupt_on_first_display)
+        run = self.execute(code, on_message=interrupt_on_first_display, cell_id=cell_id)
         assert interrupted_at, "the cell ended before showing anything to interrupt"
         return run, time.monotonic() - interrupted_at[0]
 

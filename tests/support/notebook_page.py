@@ -52,6 +52,25 @@ class NotebookPage:
         self.wait_done(index)
         return self.output(index)
 
+    def rerun_and_wait(self, index: int) -> Locator:
+        """Run a cell that ran before, and wait for its new execution count."""
+        prompt = self.cell(index).locator(".jp-InputArea-prompt")
+        before = prompt.inner_text()
+        self.run(index)
+        expect(prompt).not_to_have_text(before, timeout=CELL_TIMEOUT)
+        self.wait_done(index)
+        return self.output(index)
+
+    def edit(self, index: int, lines: list[str]) -> None:
+        """Replace the cell's text, typed line by line as a person would."""
+        self.cell(index).locator(".cm-content").click()
+        self.page.keyboard.press("Control+A")
+        self.page.keyboard.press("Delete")
+        for number, line in enumerate(lines):
+            if number:
+                self.page.keyboard.press("Enter")
+            self.page.keyboard.type(line)
+
     def watch(self, index: int, until: str, timeout: float = 30.0) -> list[str]:
         """The distinct texts the cell's output showed until it contained ``until``."""
         seen: list[str] = []
