@@ -14,7 +14,7 @@ from pi_kernel.rpc import PiInstall
 from pi_kernel.rpc.client import ENTRIES_SINCE
 from pi_kernel.transcript import transcripts_in
 from tests.support import scripted_llm as script
-from tests.support.kernels import CellRun, KernelHarness
+from tests.support.kernels import CellRun, KernelHarness, run_notebook
 from tests.support.pi_env import PiEnv
 from tests.support.scripted_llm import ScriptedLLM, user_texts
 
@@ -158,3 +158,43 @@ def test_the_tree_shows_each_cells_branches(kernel: KernelHarness, llm: Scripted
     tree = kernel.execute("%pi tree").text().splitlines()
     a, b = counts[2], counts[1]  # the page's numbers now
     assert tree[1:] == [f"  In [{a}]  A one", f"    In [{b}]  B one", f"* In [{a}]  A two"]
+
+
+def test_a_recording_with_reruns_replays_the_same_answers_in_order(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    steps = [("a", "A one"), ("b", "B one"), ("a", "A two"), ("b", "B two")]
+    assert kernel.execute("%pi record talk.jsonl").status == "ok"
+    recorded = [
+        transcripts_in(ask(kernel, llm, cell, prompt)[1].outputs)[0] for cell, prompt in steps
+    ]
+    assert kernel.execute("%pi record off").status == "ok"
+    kernel.restart()
+    assert kernel.execute("%load_ext pi_magics").status == "ok"
+    assert kernel.execute("%pi replay talk.jsonl").status == "ok"
+    asked = len(llm.requests)
+    for (cell, prompt), first in zip(steps, recorded, strict=True):
+        run = kernel.execute(f"%%pi\n{prompt}", cell_id=cell)
+        [replayed] = transcripts_in(run.outputs)
+        assert replayed.text == first.text
+        assert replayed.place == first.place
+    assert "asked again after In [" in run.text()  # the last re-run, as recorded
+    assert len(llm.requests) == asked  # nothing was asked of the model
+
+
+def test_a_headless_run_asks_in_the_notebooks_order_and_says_why_it_is_linear(
+    llm: ScriptedLLM, pi_env: PiEnv
+):
+    # nbclient sends no cell id; it runs each cell once, in order, in a fresh kernel.
+    prompts = ["One", "Two", "Three"]
+    for prompt in prompts:
+        llm.enqueue(script.text(f"Answer to {prompt}."))
+    cells = ["%load_ext pi_magics", *(f"%%pi\n{prompt}" for prompt in prompts), "%pi status"]
+    notebook = run_notebook(cells, env=pi_env.env, path=pi_env.cwd / "headless.ipynb")
+    assert [user_texts(request) for request in llm.requests] == [
+        prompts[: index + 1] for index in range(len(prompts))
+    ]
+    shown = json.dumps([cell.get("outputs", []) for cell in notebook.cells])
+    assert "The conversation stays linear" not in shown  # nothing said into the saved cells
+    status = notebook.cells[-1].outputs[0]["text"]
+    assert "Cells:     the conversation is linear: this frontend does not say which cell" in status
