@@ -50,11 +50,11 @@ class CellsSeen:
         self._counts[key] = running.count
         return key
 
-    def place(self, key: str | None, result: TurnResult) -> TurnPlace:
-        """Where the turn sat, as its transcript records it."""
+    def place(self, key: str | None, result: TurnResult) -> TurnPlace | None:
+        """Where the turn sat, as its transcript records it (None: nothing known)."""
         placement = result.placement
         if placement is None:
-            return TurnPlace(cell_id=self._cell_id(key))
+            return TurnPlace(cell_id=self._cell_id(key)) if key else None
         after = self._counts.get(placement.after) if placement.after else None
         return TurnPlace(
             cell_id=self._cell_id(key),

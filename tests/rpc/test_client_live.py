@@ -375,14 +375,19 @@ async def test_leaving_a_run_early_aborts_it_and_the_next_run_is_clean(
     llm.enqueue(script.text("word " * 400, pieces=400, delay=0.05))
     llm.enqueue(script.text("Fresh answer."))
     async with client_for(pi_install, pi_env) as client:
-        with anyio.move_on_after(0.5):
-            async with client.prompt("Talk slowly") as run:
-                async for _ in run:
-                    pass
-        assert run.outcome is not None
-        assert run.outcome.status == "aborted"
+        assert await left_after(client, 0.5) == "aborted"
         _, after = await collect(client, "Again")
     assert after.final_text == "Fresh answer."
+
+
+async def left_after(client: PiClient, seconds: float) -> str:
+    """Start a run and leave it after ``seconds``: how it ended."""
+    with anyio.move_on_after(seconds):
+        async with client.prompt("Talk slowly") as run:
+            async for _ in run:
+                pass
+    assert run.outcome is not None
+    return run.outcome.status
 
 
 SLOW_START = """
@@ -402,12 +407,7 @@ async def test_leaving_a_run_before_pi_started_it_still_stops_it(
     extension.write_text(SLOW_START)
     llm.enqueue(script.text("word " * 400, pieces=400, delay=0.05))
     async with client_for(pi_install, pi_env, *PLAIN, "-e", str(extension)) as client:
-        with anyio.move_on_after(0.3):
-            async with client.prompt("Talk slowly") as run:
-                async for _ in run:
-                    pass
-        assert run.outcome is not None
-        assert run.outcome.status == "aborted"
+        assert await left_after(client, 0.3) == "aborted"
         # Past the hook's second: a run the abort missed would be streaming by now.  The
         # aborted one may have been stopped before its model request: its reply goes.
         await anyio.sleep(1.5)
