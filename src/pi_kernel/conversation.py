@@ -72,45 +72,74 @@ class Placement:
     """The entry the prompt attaches to (None: the root)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """What pi-kernel keeps of one entry: its place, and whether it is a prompt or one of
+    pi-kernel's labels (never the messages themselves: Pi keeps those)."""
+
+    id: str
+    parent: str | None
+    type: str
+    prompt: str | None = None
+    """A prompt's first line."""
+    cell: str | None = None
+    """The cell a pi-kernel label names."""
+    target: str | None = None
+    """The entry that label names."""
+
+
+def _node(entry: SessionEntry) -> _Node:
+    if entry.is_prompt:
+        return _Node(entry.id, entry.parent_id, entry.type, prompt=_first_line(entry))
+    if entry.type == "label" and entry.label and entry.label.startswith(LABEL_PREFIX):
+        cell = entry.label.removeprefix(LABEL_PREFIX)
+        return _Node(entry.id, entry.parent_id, entry.type, cell=cell, target=entry.target_id)
+    return _Node(entry.id, entry.parent_id, entry.type)
+
+
 class _Tree:
-    """What pi-kernel knows of the session's entries: parents, pi-kernel's labels, the leaf."""
+    """What pi-kernel knows of the session's entries: parents, prompts, pi-kernel's labels,
+    and the leaf."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, SessionEntry] = {}
+        self.nodes: dict[str, _Node] = {}
+        """In the order Pi appended them."""
         self.cursor: str | None = None
         """The newest entry read (``get_entries``'s ``since``)."""
         self.leaf: str | None = None
 
-    def add(self, read: SessionEntries) -> list[SessionEntry]:
-        for entry in read.entries:
-            self.entries[entry.id] = entry
-        if read.entries:
-            self.cursor = read.entries[-1].id
+    def add(self, read: SessionEntries) -> list[_Node]:
+        added = [_node(entry) for entry in read.entries]
+        for node in added:
+            self.nodes[node.id] = node
+        if added:
+            self.cursor = added[-1].id
         self.leaf = read.leaf_id
-        return read.entries
+        return added
 
     def parent(self, entry_id: str) -> str | None:
-        return self.entries[entry_id].parent_id
+        return self.nodes[entry_id].parent
 
     def owner(self, entry_id: str | None) -> str | None:
         """The cell whose answer ``entry_id`` ends (walking up past entries that are no
         turn); None when a turn pi-kernel did not label, or the root, comes first."""
-        while entry_id is not None and entry_id in self.entries:
-            entry = self.entries[entry_id]
-            cell = cell_of(entry)
-            if cell is not None:
-                return cell
-            if entry.type not in PASSED_THROUGH:
+        while entry_id is not None and entry_id in self.nodes:
+            node = self.nodes[entry_id]
+            if node.cell is not None:
+                return node.cell
+            if node.type not in PASSED_THROUGH:
                 return None
-            entry_id = entry.parent_id
+            entry_id = node.parent
         return None
 
-
-def cell_of(entry: SessionEntry) -> str | None:
-    """The cell a pi-kernel label entry names; None for any other entry."""
-    if entry.type == "label" and entry.label and entry.label.startswith(LABEL_PREFIX):
-        return entry.label.removeprefix(LABEL_PREFIX)
-    return None
+    def prompt_above(self, entry_id: str | None) -> str | None:
+        """The nearest prompt at or above ``entry_id``."""
+        while entry_id is not None and entry_id in self.nodes:
+            node = self.nodes[entry_id]
+            if node.prompt is not None:
+                return entry_id
+            entry_id = node.parent
+        return None
 
 
 class NotebookConversation:
@@ -160,13 +189,13 @@ class NotebookConversation:
         """After the turn: label its prompt and keep the cell's new leaf.  Returns the
         prompt's entry (None: the turn left none, as a command Pi handled itself)."""
         fresh = await self._read(client)
-        prompt = next((entry.id for entry in fresh if entry.is_prompt), None)
+        prompt = next((node.id for node in fresh if node.prompt is not None), None)
         if prompt is None:
             return None
         await self._command(client, f"label {prompt} {LABEL_PREFIX}{placement.cell}")
         await self._read(client)
         leaf = self._tree.leaf
-        if leaf is None or cell_of(self._tree.entries[leaf]) != placement.cell:
+        if leaf is None or self._tree.nodes[leaf].cell != placement.cell:
             raise PiError(f"Pi did not label this cell's prompt (entry {prompt}).")
         known = self.cells.get(placement.cell)
         if known is not None and placement.again:
@@ -181,35 +210,23 @@ class NotebookConversation:
 
     def rows(self) -> list[TreeRow]:
         """Every prompt in the session, as a tree (children in the order asked)."""
-        entries = self._tree.entries
-        cells = {
-            entry.target_id: cell
-            for entry in entries.values()
-            if (cell := cell_of(entry)) is not None and entry.target_id
-        }
-        children: dict[str | None, list[str]] = {}
-        for entry in entries.values():
-            if entry.is_prompt:
-                children.setdefault(self._prompt_above(entry.parent_id), []).append(entry.id)
+        tree = self._tree
+        cells = {node.target: node.cell for node in tree.nodes.values() if node.cell}
+        children: dict[str | None, list[_Node]] = {}
+        for node in tree.nodes.values():
+            if node.prompt is not None:
+                children.setdefault(tree.prompt_above(node.parent), []).append(node)
         current = self.branch_prompts()
         rows: list[TreeRow] = []
 
         def visit(parent: str | None, depth: int) -> None:
-            for prompt in children.get(parent, []):
-                text = _first_line(entries[prompt])
-                rows.append(TreeRow(depth, cells.get(prompt), text, prompt in current))
-                visit(prompt, depth + 1)
+            for node in children.get(parent, []):
+                text = node.prompt or ""
+                rows.append(TreeRow(depth, cells.get(node.id), text, node.id in current))
+                visit(node.id, depth + 1)
 
         visit(None, 0)
         return rows
-
-    def _prompt_above(self, entry_id: str | None) -> str | None:
-        while entry_id is not None and entry_id in self._tree.entries:
-            entry = self._tree.entries[entry_id]
-            if entry.is_prompt:
-                return entry_id
-            entry_id = entry.parent_id
-        return None
 
     def standing(self) -> str | None:
         """The cell whose answer the conversation ends with now (as last read)."""
@@ -217,13 +234,11 @@ class NotebookConversation:
 
     def branch_prompts(self) -> set[str]:
         """The prompts on the conversation as it stands (root to leaf)."""
-        found: set[str] = set()
-        entry_id = self._tree.leaf
-        while entry_id is not None and entry_id in self._tree.entries:
-            entry = self._tree.entries[entry_id]
-            if entry.is_prompt:
-                found.add(entry_id)
-            entry_id = entry.parent_id
+        tree, found = self._tree, set()
+        prompt = tree.prompt_above(tree.leaf)
+        while prompt is not None:
+            found.add(prompt)
+            prompt = tree.prompt_above(tree.parent(prompt))
         return found
 
     async def _follow(self, client: PiClient, session_id: str | None) -> None:
@@ -239,20 +254,19 @@ class NotebookConversation:
             self.cells, self._tree = {}, _Tree()
             self._rebuild(self._tree.add(await client.get_entries()))
 
-    async def _read(self, client: PiClient) -> list[SessionEntry]:
+    async def _read(self, client: PiClient) -> list[_Node]:
         return self._tree.add(await client.get_entries(self._tree.cursor))
 
-    def _rebuild(self, entries: Iterable[SessionEntry]) -> None:
-        for entry in entries:
-            cell = cell_of(entry)
-            if cell is None or entry.target_id not in self._tree.entries:
+    def _rebuild(self, nodes: Iterable[_Node]) -> None:
+        for node in nodes:
+            if node.cell is None or node.target not in self._tree.nodes:
                 continue
-            known = self.cells.get(cell)
+            known = self.cells.get(node.cell)
             if known is None:
-                after = self._tree.owner(self._tree.parent(entry.target_id))
-                self.cells[cell] = CellPlace(after, entry.target_id, entry.id)
+                after = self._tree.owner(self._tree.parent(node.target))
+                self.cells[node.cell] = CellPlace(after, node.target, node.id)
             else:
-                known.leaf = entry.id
+                known.leaf = node.id
 
     async def _command(self, client: PiClient, args: str) -> None:
         """Run pi-kernel's extension command; its handler's failure is raised."""
