@@ -198,3 +198,11 @@ def test_a_headless_run_asks_in_the_notebooks_order_and_says_why_it_is_linear(
     assert "The conversation stays linear" not in shown  # nothing said into the saved cells
     status = notebook.cells[-1].outputs[0]["text"]
     assert "Cells:     the conversation is linear: this frontend does not say which cell" in status
+
+
+def test_an_in_memory_session_follows_the_cells_too(kernel: KernelHarness, llm: ScriptedLLM):
+    assert kernel.execute("%config PiMagics.pi_args = ['--no-session']").status == "ok"
+    ask(kernel, llm, "a", "A one")
+    ask(kernel, llm, "b", "B one")
+    assert ask(kernel, llm, "a", "A two")[0] == ["A two"]
+    assert ask(kernel, llm, "b", "B two")[0] == ["A two", "B two"]
