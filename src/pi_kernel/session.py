@@ -437,8 +437,6 @@ class PiSession:
                 linear = await self.conversation.unavailable(client)
                 if linear is None:
                     placement = await self.conversation.place(client, before.session_id, cell)
-                    if placement.again:
-                        await self._keep_choices(client, before)
             prompt_entry, follow_problem = None, None
             try:
                 if model is not None:
@@ -489,13 +487,6 @@ class PiSession:
                 return None, str(exc)
         assert waiting.cancelled_caught
         return None, f"Pi did not label this cell's prompt within {FOLLOW_TIMEOUT:g} s."
-
-    async def _keep_choices(self, client: PiClient, before: SessionState) -> None:
-        """Moving in the tree may bring back the model and level an earlier branch used:
-        the notebook's stay."""
-        now = await client.get_state()
-        if (now.model_ref, now.thinking_level) != (before.model_ref, before.thinking_level):
-            await self._restore(client, before)
 
     async def _has_models(self, client: PiClient) -> bool:
         try:

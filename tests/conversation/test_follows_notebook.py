@@ -206,3 +206,29 @@ def test_an_in_memory_session_follows_the_cells_too(kernel: KernelHarness, llm: 
     ask(kernel, llm, "b", "B one")
     assert ask(kernel, llm, "a", "A two")[0] == ["A two"]
     assert ask(kernel, llm, "b", "B two")[0] == ["A two", "B two"]
+
+
+MAGICS = 'get_ipython().magics_manager.registry["PiMagics"]'
+
+
+def set_choice(kernel: KernelHarness, method: str, value: str) -> None:
+    call = f"{MAGICS}.bridge.call({MAGICS}.session.{method}, {value!r})"
+    assert kernel.execute(call).status == "ok"
+
+
+@pytest.mark.contract
+def test_a_cell_asked_again_keeps_the_notebooks_model_and_level(
+    kernel: KernelHarness, llm: ScriptedLLM
+):
+    # A is asked of the reasoner, thinking high; then the notebook changes to the plain model.
+    set_choice(kernel, "set_notebook_model", "scripted/reasoner")
+    set_choice(kernel, "set_notebook_thinking_level", "high")
+    ask(kernel, llm, "a", "A one")
+    set_choice(kernel, "set_notebook_model", "scripted/plain")
+    ask(kernel, llm, "b", "B one")
+    # B again, after A's answer (where the reasoner was chosen): still the notebook's model.
+    ask(kernel, llm, "b", "B two")
+    assert llm.requests[-1]["model"] == "plain"
+    status = kernel.execute("%pi status").text()
+    assert "Model:     scripted/plain" in status
+    assert "Thinking:  off" in status
