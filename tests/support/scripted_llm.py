@@ -77,6 +77,9 @@ class Reply:
     stall_after: int | None = None
     """With ``delay``: after this many chunks, send nothing for ``stall`` seconds."""
     stall: float = 0.0
+    echo: bool = False
+    """Answer with the prompts the request holds (``echo``): an answer that shows its
+    context, as a page shows it."""
 
 
 # -- reply builders ---------------------------------------------------------------------------
@@ -114,6 +117,11 @@ def text(content: str, *, pieces: int | None = None, delay: float = 0.0) -> Repl
     chunks = [_delta({"content": piece}) for piece in _split(content, pieces)]
     chunks.append(_delta({}, "stop"))
     return Reply(tuple(_with_role(chunks)), delay=delay, completion_tokens=_count_tokens(content))
+
+
+def echo() -> Reply:
+    """An answer that says which prompts the model was sent: ``Sent: A / B / C.``"""
+    return Reply(echo=True)
 
 
 def thinking(thinking_text: str, answer_text: str, *, delay: float = 0.0) -> Reply:
@@ -278,6 +286,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_error(400, "scripted LLM: request body is not JSON")
             return
         seq, reply = self.server.llm._record(body, dict(self.headers.items()))
+        if reply is not None and reply.echo:
+            reply = text(f"Sent: {' / '.join(user_texts(body))}.")
         if reply is None:
             self._send_error(NO_REPLY_STATUS, NO_REPLY_MESSAGE)
         elif reply.status != 200:
