@@ -9,9 +9,11 @@ before anyone uses it; a Pi let go releases the session file this notebook claim
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager, AsyncExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +39,7 @@ from .rpc.client import PiClient, UIHandler, cancel_dialog
 from .rpc.feed import ClientEvent
 from .rpc.launch import PiInstall
 from .rpc.protocol import ImageContent, ModelInfo, SessionState, SessionStats, SlashCommand
+from .rpc.transport import task_group
 from .rpc.usage import UsageTally
 from .supervisor import PiSupervisor
 from .turn import TurnResult
@@ -52,6 +55,13 @@ DISCOVERY_TIMEOUT = 15.0
 
 FOLLOW_TIMEOUT = 10.0
 """Seconds to label a turn in Pi's session tree once it ended."""
+SLEEP_TIMEOUT = 5.0
+"""Seconds an idle Pi has to say which session file it is on before it is stopped."""
+SESSION_CHOOSERS = frozenset(
+    {"--session", "--continue", "-c", "--resume", "-r", "--no-session", "--fork", "--session-id"}
+)
+"""Pi arguments that choose the session themselves: such a Pi is never put to sleep, since it
+could not be started again on the same one."""
 STATUS_ANSWER_TIMEOUT = 1.0
 """Seconds ``status`` waits for Pi's own answers before it says Pi is not answering."""
 
@@ -74,6 +84,8 @@ class SessionStatus:
     """What the kernel tools' channel of this Pi served (None: no kernel tools)."""
     answering: bool = True
     """False: the process is there and did not answer within ``STATUS_ANSWER_TIMEOUT``."""
+    asleep_since: float | None = None
+    """When Pi was stopped for being idle (``idle_stop``); None: it was not."""
 
 
 class PiSession:
@@ -118,9 +130,22 @@ class PiSession:
         self._turn_lock = anyio.Lock()
         """Held while a turn runs: one prompt at a time per notebook."""
         self._models: list[ModelInfo] | None = None
+        self.idle_stop = 0.0
+        """Seconds without a turn after which Pi is stopped, to start again on the same
+        session at the next turn (0: never)."""
+        self.asleep_since: float | None = None
+        """When Pi was stopped for being idle; None while it was not."""
+        self._last_turn = time.monotonic()
+        self._idle_changed = anyio.Event()
+        self._sleeping = False
+        """An idle Pi is being stopped (holding the turn lock): a turn waits for it."""
+        self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Self:
-        await self.pi.__aenter__()
+        await self._stack.enter_async_context(self.pi)
+        tasks = await self._stack.enter_async_context(task_group())
+        self._stack.callback(tasks.cancel_scope.cancel)  # runs first: the watch ends
+        tasks.start_soon(self._stop_when_idle)
         return self
 
     async def __aexit__(
@@ -129,7 +154,65 @@ class PiSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.pi.__aexit__(exc_type, exc, tb)
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    # -- sleeping when idle -----------------------------------------------------------------
+
+    def idle_changed(self) -> None:
+        """``idle_stop`` changed, or a turn began or ended: the watch looks again (call it
+        in the session's event loop)."""
+        self._idle_changed.set()
+
+    async def set_idle_stop(self, seconds: float) -> None:
+        """Stop Pi after ``seconds`` without a turn (0: never), counted from now."""
+        self.idle_stop = seconds
+        self._last_turn = time.monotonic()
+        self.idle_changed()
+
+    def _idle_left(self) -> float:
+        """Seconds until an idle Pi is due to sleep (inf: not while it is not running, runs
+        a turn, or never sleeps)."""
+        if self.idle_stop <= 0 or not self.pi.running or self._turn_lock.locked():
+            return math.inf
+        return max(0.0, self._last_turn + self.idle_stop - time.monotonic())
+
+    async def _stop_when_idle(self) -> None:
+        while True:
+            self._idle_changed = anyio.Event()
+            with anyio.move_on_after(self._idle_left()):
+                await self._idle_changed.wait()
+            if self._idle_left() == 0:
+                await self._sleep()
+
+    async def _sleep(self) -> None:
+        """Stop an idle Pi, to start it again on its session file at the next turn."""
+        async with self._turn_lock:  # no turn starts while it stops
+            self._sleeping = True
+            try:
+                await self._stop_idle()
+            finally:
+                self._sleeping = False
+
+    async def _stop_idle(self) -> None:
+        current = self.pi.current
+        if current is None or not current.client.alive:
+            return
+        self._last_turn = time.monotonic()  # not due again before another idle_stop
+        if SESSION_CHOOSERS.intersection(self.pi.args):
+            return  # it could not be started again on the same session
+        try:
+            with anyio.fail_after(SLEEP_TIMEOUT):
+                session_file = (await current.client.get_state()).session_file
+        except (PiError, TimeoutError):
+            return  # not answering: the next turn finds out and says so
+        if not session_file:
+            return  # in memory only: stopping it would lose the conversation
+        logger.info("stopping Pi after %g s without a turn", self.idle_stop)
+        # Set first: whoever asks for Pi next (a turn, the picker) starts it on this
+        # session, and a Pi started meanwhile clears them.
+        self.pi.resume_session, self.asleep_since = session_file, time.time()
+        await self.pi.stop()
+        self._claim.hold(session_file)  # still this notebook's, asleep
 
     # -- the process (the supervisor's), as the notebook sees it ---------------------------
 
@@ -163,6 +246,8 @@ class PiSession:
 
     async def _on_start(self, client: PiClient) -> None:
         self._models = None
+        self.asleep_since = None
+        self.idle_changed()
         await self._apply_choices(client)
 
     async def prewarm(self) -> None:
@@ -171,10 +256,13 @@ class PiSession:
             await self.client()
 
     async def stop(self) -> None:
-        """Stop Pi now, or the start under way; the next call that needs it starts a new one."""
+        """Stop Pi now, or the start under way; the next call that needs it starts a new one
+        (on a new session, even when this one was asleep)."""
+        self.pi.resume_session, self.asleep_since = None, None
         await self.pi.stop()
 
     async def restart(self) -> PiClient:
+        self.pi.resume_session, self.asleep_since = None, None
         return await self.pi.restart()
 
     async def _apply_choices(self, client: PiClient) -> None:
@@ -228,7 +316,13 @@ class PiSession:
 
     async def status(self) -> SessionStatus:
         """What runs and with which settings; never starts Pi just to answer."""
-        status = SessionStatus(self.install, self.cwd, self.running, last_error=self.last_error)
+        status = SessionStatus(
+            self.install,
+            self.cwd,
+            self.running,
+            last_error=self.last_error,
+            asleep_since=self.asleep_since,
+        )
         if self.pi.current is not None:
             client = self.pi.current.client
             status.pid = client.pid
@@ -419,60 +513,80 @@ class PiSession:
         cells (``conversation``): a cell asked before is asked again where it was first
         asked.
         """
-        if self._turn_lock.locked():
+        if self._turn_lock.locked() and not self._sleeping:
             # One Pi runs one prompt at a time; a second one at once (a thread, a widget
             # callback) would be taken by Pi as a queued message, not as a turn of its own.
             raise PiError(
                 "A Pi turn is already running in this notebook: wait for it, or stop it with "
                 "%pi abort."
             )
-        async with self._turn_lock:
-            client = await self.client()
-            if new:
-                await self.new_session()
-            if new or before is None:
-                before = await client.get_state()
-            placement, linear = None, None
-            if cell is not None:
-                linear = await self.conversation.unavailable(client)
-                if linear is None:
-                    placement = await self.conversation.place(client, before.session_id, cell)
-            prompt_entry, follow_problem = None, None
-            try:
-                if model is not None:
-                    await self._set_offered_model(model)
-                if thinking is not None:
-                    await self._set_supported_level(thinking)
-                state = await client.get_state() if model or thinking else before
-                sent = [image.model_dump(mode="json", by_alias=True) for image in images]
-                async with client.prompt(prompt, images=sent or None) as run:
-                    async for event in run:
-                        on_event(event)
-                assert run.outcome is not None
-            except PiCommandError as exc:
-                if exc.command == "prompt" and not await self._has_models(client):
-                    raise PiNoModels(
-                        f"Pi cannot answer: {exc.pi_message}", hint=no_models_hint()
-                    ) from None
-                raise
-            finally:
-                if (model is not None or thinking is not None) and client.alive:
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT):
-                        await self._restore(client, before)
-                if placement is not None and client.alive:
-                    prompt_entry, follow_problem = await self._settle(client, placement)
-            self._claim.hold(state.session_file)
-            return TurnResult(
-                run.outcome,
-                state.model_ref,
-                state.thinking_level,
-                state.session_id,
-                state.session_file,
-                placement=placement,
-                prompt_entry=prompt_entry,
-                linear=linear,
-                follow_problem=follow_problem,
-            )
+        try:
+            async with self._turn_lock:  # also waits for an idle Pi being put to sleep
+                self.idle_changed()
+                return await self._turn(
+                    prompt, on_event, model, thinking, new, before, images, cell
+                )
+        finally:
+            self._last_turn = time.monotonic()
+            self.idle_changed()  # the lock is free again: the watch counts from now
+
+    async def _turn(
+        self,
+        prompt: str,
+        on_event: Callable[[ClientEvent], object],
+        model: str | None,
+        thinking: str | None,
+        new: bool,
+        before: SessionState | None,
+        images: Sequence[ImageContent],
+        cell: str | None,
+    ) -> TurnResult:
+        client = await self.client()
+        if new:
+            await self.new_session()
+        if new or before is None:
+            before = await client.get_state()
+        placement, linear = None, None
+        if cell is not None:
+            linear = await self.conversation.unavailable(client)
+            if linear is None:
+                placement = await self.conversation.place(client, before.session_id, cell)
+        prompt_entry, follow_problem = None, None
+        try:
+            if model is not None:
+                await self._set_offered_model(model)
+            if thinking is not None:
+                await self._set_supported_level(thinking)
+            state = await client.get_state() if model or thinking else before
+            sent = [image.model_dump(mode="json", by_alias=True) for image in images]
+            async with client.prompt(prompt, images=sent or None) as run:
+                async for event in run:
+                    on_event(event)
+            assert run.outcome is not None
+        except PiCommandError as exc:
+            if exc.command == "prompt" and not await self._has_models(client):
+                raise PiNoModels(
+                    f"Pi cannot answer: {exc.pi_message}", hint=no_models_hint()
+                ) from None
+            raise
+        finally:
+            if (model is not None or thinking is not None) and client.alive:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT):
+                    await self._restore(client, before)
+            if placement is not None and client.alive:
+                prompt_entry, follow_problem = await self._settle(client, placement)
+        self._claim.hold(state.session_file)
+        return TurnResult(
+            run.outcome,
+            state.model_ref,
+            state.thinking_level,
+            state.session_id,
+            state.session_file,
+            placement=placement,
+            prompt_entry=prompt_entry,
+            linear=linear,
+            follow_problem=follow_problem,
+        )
 
     async def _settle(
         self, client: PiClient, placement: Placement

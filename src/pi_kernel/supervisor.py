@@ -85,6 +85,8 @@ class PiSupervisor:
         """Why the last start failed, until one succeeds."""
         self.current: PiProcess | None = None
         """The Pi started last, alive or not, until it is stopped."""
+        self.resume_session: str | None = None
+        """A session file the next Pi starts on (``--session``): once, for the next start."""
         self._start_lock = anyio.Lock()
         self._starting: anyio.CancelScope | None = None
         """The start under way, if any: ``stop`` cancels it."""
@@ -121,11 +123,12 @@ class PiSupervisor:
             if self.current is not None:
                 logger.info("this notebook's Pi has exited; starting a new one")
             await self._stop_process()
+            resume, self.resume_session = self.resume_session, None
             try:
                 self.install = self._locate()
                 assert self._tasks is not None, "use PiSupervisor as an async context manager"
                 with anyio.CancelScope() as self._starting:
-                    self.current = await self._tasks.start(self._serve, self.install)
+                    self.current = await self._tasks.start(self._serve, self.install, resume)
             except PiError as exc:
                 self.last_error = str(exc)
                 logger.info("Pi did not start: %s", exc)
@@ -153,11 +156,15 @@ class PiSupervisor:
         await self.stop()
         return await self.client()
 
-    async def _serve(self, install: PiInstall, *, task_status: TaskStatus[PiProcess]) -> None:
+    async def _serve(
+        self, install: PiInstall, resume: str | None, *, task_status: TaskStatus[PiProcess]
+    ) -> None:
         stop, gone = anyio.Event(), anyio.Event()
         try:
             async with AsyncExitStack() as stack:
                 args, env = self.args, self.env
+                if resume is not None:
+                    args = (*args, "--session", resume)
                 channel = None
                 if self.tools is not None:
                     # A channel per Pi process: a new Pi gets a new secret.

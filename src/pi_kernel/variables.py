@@ -40,6 +40,7 @@ LOCAL_KEY = "PI_KERNEL_LOCAL_KEY"
 BUDGET_USD = "PI_KERNEL_BUDGET_USD"
 BUDGET_TOKENS = "PI_KERNEL_BUDGET_TOKENS"
 SANDBOX = "PI_KERNEL_SANDBOX"
+IDLE_STOP = "PI_KERNEL_IDLE_STOP"
 TOOLS_SOCKET = "PI_KERNEL_TOOLS_SOCKET"
 TOOLS_SECRET_FILE = "PI_KERNEL_TOOLS_SECRET_FILE"
 AGENT_DIR = "PI_CODING_AGENT_DIR"
@@ -102,6 +103,12 @@ VARIABLES = (
         SANDBOX,
         "you",
         "`1`: each kernel's Pi runs inside bubblewrap (PiMagics.sandbox): for shared servers.",
+    ),
+    Variable(
+        IDLE_STOP,
+        "you",
+        "Seconds without a turn after which each kernel's Pi stops, to start again on the "
+        "same session at the next cell (PiMagics.idle_stop; 0: never): for shared servers.",
     ),
     Variable(MAIN, "pi-kernel", "Marks the main command's processes, to stop them all."),
     Variable(OWNER, "pi-kernel", "Marks a Pi's processes, to stop them all with it."),

@@ -68,6 +68,10 @@ NESTED_PI = (
     "the prompt was not sent."
 )
 """What Pi's code reads when it calls ``%%pi`` (its output goes on around it)."""
+WOKE = (
+    "Pi had stopped after a while without a turn (PiMagics.idle_stop): started again on the "
+    "same session."
+)
 
 
 def _tool_names(value: str | None) -> tuple[str, ...]:
@@ -126,6 +130,7 @@ class PiMagics(PiSettings, RecordCommands):
             )
         )
         self.session.pi.sandbox = self._sandbox()
+        self.bridge.call(self.session.set_idle_stop, self.idle_stop)
         self.picker: Picker | None = None
         """Made by the first ``%pi picker``; later ones show the same widgets again."""
         self.last_turn: Turn | None = None
@@ -168,6 +173,11 @@ class PiMagics(PiSettings, RecordCommands):
             hidden.append(Path(get_connection_file()))
         writable = tuple(Path(path).expanduser() for path in self.sandbox_writable)
         return Sandbox(writable=writable, hidden=tuple(hidden))
+
+    @observe("idle_stop")
+    def _idle_stop_changed(self, change: Any) -> None:
+        if hasattr(self, "session"):
+            self.bridge.call(self.session.set_idle_stop, self.idle_stop)
 
     @observe("discovery_timeout")
     def _discovery_timeout_changed(self, change: Any) -> None:
@@ -341,7 +351,8 @@ class PiMagics(PiSettings, RecordCommands):
         if self.cassettes.problem is not None:
             raise UsageError(self.cassettes.problem)
         check_prompt(prompt)
-        state = self.bridge.call(self.session.state)
+        asleep = self.session.asleep_since is not None
+        state = self.bridge.call(self.session.state)  # starts Pi (again, when asleep)
         secrets = secret_values(self.session.env or os.environ)
         # What the turn is asked with: the cell's options, else the notebook's settings.
         request = Request(prompt, model or state.model_ref, thinking or state.thinking_level)
@@ -363,7 +374,16 @@ class PiMagics(PiSettings, RecordCommands):
             cell=key,
         )
         return self._run_live(
-            request, turn, state, secrets, quiet=quiet, tools=tools, ask=ask, images=images, key=key
+            request,
+            turn,
+            state,
+            secrets,
+            quiet=quiet,
+            tools=tools,
+            ask=ask,
+            images=images,
+            key=key,
+            woke=asleep,
         )
 
     def _run_live(
@@ -378,10 +398,12 @@ class PiMagics(PiSettings, RecordCommands):
         ask: Sequence[str],
         images: Sequence[str],
         key: str | None = None,
+        woke: bool = False,
     ) -> Turn:
         """Ask Pi: ``turn`` is the session's ``run_turn`` for this cell, given the events'
         callback and the images; stream, then show the end and keep the transcript.
-        ``key``: the cell's, when the conversation follows the notebook's cells."""
+        ``key``: the cell's, when the conversation follows the notebook's cells; ``woke``:
+        Pi had been stopped for being idle, and was started again for this turn."""
         limits = self._limits()
         spent = self._spent()
         reached = budget.over(limits, spent)
@@ -396,6 +418,8 @@ class PiMagics(PiSettings, RecordCommands):
             takes_images = cache(partial(self._takes_images, request.model))
             work = partial(self.workbench.run, images=takes_images)
         cell = CellTurn(request, display, self.desk, work=work, ask_timeout=self.ask_timeout)
+        if woke:
+            cell.turn.apply(ClientNotice(message=WOKE))
         for _, line in sent:  # shown above the answer, and kept in the transcript
             cell.turn.apply(ClientNotice(message=f"Sent with the prompt: {line}"))
         run_turn = partial(turn, images=[image for image, _ in sent])
@@ -561,6 +585,10 @@ class PiMagics(PiSettings, RecordCommands):
             ("Sandbox", self._sandbox_status()),
             ("Cells", self._conversation_status()),
         ]
+        if self.idle_stop_problem is not None:
+            guards.append(("Idle stop", self.idle_stop_problem))
+        elif self.idle_stop:
+            guards.append(("Idle stop", f"after {self.idle_stop:g} s without a turn"))
         if self.workbench is not None and self.tools.asked():
             asked = ", ".join(self.tools.asked())
             if self.tools.always:

@@ -180,6 +180,40 @@ class PiSettings(Magics):
             raise TraitError(f"PiMagics.conversation is 'notebook' or 'linear', not {value!r}.")
         return str(value)
 
+    idle_stop = Float(
+        help="Seconds without a turn after which Pi stops (its memory and its cache warming "
+        "with it); the next cell starts it again on the same session, conversation, model "
+        "and level intact. 0: never. The default comes from PI_KERNEL_IDLE_STOP.",
+    ).tag(config=True)
+    idle_stop_problem: str | None = None
+    """Why PI_KERNEL_IDLE_STOP could not be read (Pi then never stops), for %pi status."""
+
+    @default("idle_stop")
+    def _idle_stop_from_environment(self) -> float:
+        text = (variables.read(variables.IDLE_STOP) or "").strip()
+        try:
+            seconds = float(text) if text else 0.0
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds < 0:
+            self.idle_stop_problem = (
+                f"{variables.IDLE_STOP}={text!r} is not a number of seconds (0 or more): "
+                "Pi never stops for being idle."
+            )
+            return 0.0
+        return seconds
+
+    @validate("idle_stop")
+    def _idle_seconds(self, proposal: Any) -> float:
+        seconds = float(proposal["value"])
+        if not math.isfinite(seconds) or seconds < 0:
+            raise TraitError(f"PiMagics.idle_stop is seconds, 0 or more (0: never), not {seconds}.")
+        return seconds
+
+    @observe("idle_stop")
+    def _idle_stop_set(self, change: Any) -> None:
+        self.idle_stop_problem = None  # a value set here replaces what the environment said
+
     discovery_timeout = Float(
         DISCOVERY_TIMEOUT, help="Seconds the picker waits for Pi's models and levels."
     ).tag(config=True)

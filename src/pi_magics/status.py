@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from pi_kernel.kernel_tools.catalog import Policy
@@ -63,6 +64,12 @@ def format_status(
         )
     elif status.running and status.pid is not None:
         lines.append(f"Process:   running, pid {status.pid}")
+    elif status.asleep_since is not None:
+        since = time.strftime("%H:%M:%S", time.localtime(status.asleep_since))
+        lines.append(
+            f"Process:   asleep since {since} (no turn for PiMagics.idle_stop): the next %%pi "
+            "cell starts it again on the same session"
+        )
     else:
         lines.append("Process:   not running (the next %%pi cell starts it)")
     if status.last_error:
