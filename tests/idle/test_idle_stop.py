@@ -90,3 +90,14 @@ def test_the_pi_kernel_sleeps_as_a_deployment_says(
         assert run.status == "ok", run.outputs
         assert "started again on the same session" in run.text()
         assert user_texts(llm.requests[-1]) == ["Remember kiwi", "Which word?"]
+
+
+def test_the_cells_keep_their_places_across_a_sleep(kernel: KernelHarness, llm: ScriptedLLM):
+    assert kernel.execute("%config PiMagics.idle_stop = 1").status == "ok"
+    for cell, prompt in (("a", "A one"), ("b", "B one")):
+        llm.enqueue(script.text(f"Answer to {prompt}."))
+        assert kernel.execute(f"%%pi\n{prompt}", cell_id=cell).status == "ok"
+    wait_until_no_pi(kernel, [kernel.wait_for_pi()])
+    llm.enqueue(script.text("Again."))
+    assert kernel.execute("%%pi\nA two", cell_id="a").status == "ok"
+    assert user_texts(llm.requests[-1]) == ["A two"]
