@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+from jupyter_core.paths import jupyter_runtime_dir
 
 from . import variables
 from .agent_dir import agent_dir, runtime_dir
@@ -61,12 +62,32 @@ class SandboxUnavailable(PiError):
     """The sandbox was asked for and cannot be made here: no Pi is started."""
 
 
+OFF_WORDS = frozenset({"", "0", "false", "no", "off"})
+"""What ``PI_KERNEL_SANDBOX`` says to mean off; any other value is on."""
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """What Pi's sandbox lets it write and hides from it, beyond the defaults above."""
 
     writable: tuple[Path, ...] = ()
     hidden: tuple[Path, ...] = ()
+
+
+def wanted_by_environment() -> bool:
+    """Whether the kernel's environment asks for the sandbox (``PI_KERNEL_SANDBOX``): a
+    deployment's word that cannot be read counts as on, since off must be said."""
+    return (variables.read(variables.SANDBOX) or "").strip().lower() not in OFF_WORDS
+
+
+def kernel_sandbox(writable: Sequence[Path], connection_file: Path | None) -> Sandbox:
+    """The sandbox of a Pi started by a Jupyter kernel: Jupyter's runtime folder and the
+    kernel's connection file are hidden (they lead into the kernels)."""
+    # Resolved: the sandbox a Pi started early and the notebook's compare equal.
+    hidden = [Path(jupyter_runtime_dir()).resolve()]
+    if connection_file is not None:
+        hidden.append(connection_file.resolve())
+    return Sandbox(writable=tuple(writable), hidden=tuple(hidden))
 
 
 async def confine(

@@ -22,10 +22,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic import cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import observe
 
+from pi_kernel import early
 from pi_kernel.agent_dir import no_models_hint
+from pi_kernel.bridge import Bridge
+from pi_kernel.early import PI_PATH_HINT
 from pi_kernel.errors import CassetteError, ImageError, PiError, PiExited
 from pi_kernel.kernel_tools.catalog import POLICIES, Policy, check_policy
 from pi_kernel.records.cassette import Cassettes
@@ -39,13 +41,12 @@ from pi_kernel.rpc.protocol import (
     SlashCommand,
 )
 from pi_kernel.rpc.usage import Followed, UsageTally
-from pi_kernel.sandbox import Sandbox
+from pi_kernel.sandbox import Sandbox, kernel_sandbox
 from pi_kernel.session import PiSession
 from pi_kernel.transcript import Transcript, transcript_of
 from pi_kernel.turn import Turn, TurnResult
 
 from . import budget, slash
-from .bridge import Bridge
 from .cell import CellTurn, Request
 from .cells import NO_CELL_ID, CellsSeen
 from .credentials import Credentials
@@ -109,7 +110,6 @@ class PiMagics(PiSettings, RecordCommands):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.bridge = Bridge()
         self.desk = Desk()
         """Where Pi's dialogs and kernel tool calls find the running cell."""
         self.tools = NotebookTools(self.desk, check_policy(self.kernel_tools))
@@ -119,17 +119,33 @@ class PiMagics(PiSettings, RecordCommands):
         self.workbench = Workbench(shell) if shell is not None else None
         if self.workbench is not None:
             self.workbench.credentials = Credentials(self.hidden_names)
-        self.session = self.bridge.enter(
-            PiSession(
-                pi_path=self.pi_path,
-                args=self.pi_args,
-                ui_handler=partial(put_dialog, self.desk),
-                discovery_timeout=self.discovery_timeout,
-                tools=self.tools if self.workbench is not None else None,
-                pi_path_hint="In a notebook: %config PiMagics.pi_path = '/path/to/pi'.",
+        tools = self.tools if self.workbench is not None else None
+        launch = (self.pi_path, tuple(self.pi_args), self._sandbox())
+        started = early.take()
+        self.started_early = started is not None
+        """Whether the Pi kernel started this Pi before its imports (``pi_kernel.early``)."""
+        if started is not None:
+            # The Pi kernel started Pi before its imports: it gets the notebook's tools and
+            # dialogs now, and gives way when the notebook's configuration asks for another.
+            self.bridge, self.session = started.bridge, started.session
+            started.lent.tools, started.lent.dialogs = tools, partial(put_dialog, self.desk)
+            self.session.discovery_timeout = self.discovery_timeout
+            self.session.pi.pi_path, self.session.pi.args, self.session.pi.sandbox = launch
+            if launch != started.launch or not self.prewarm:
+                self.bridge.call(self.session.stop)
+        else:
+            self.bridge = Bridge()
+            self.session = self.bridge.enter(
+                PiSession(
+                    pi_path=self.pi_path,
+                    args=self.pi_args,
+                    ui_handler=partial(put_dialog, self.desk),
+                    discovery_timeout=self.discovery_timeout,
+                    tools=tools,
+                    pi_path_hint=PI_PATH_HINT,
+                )
             )
-        )
-        self.session.pi.sandbox = self._sandbox()
+            self.session.pi.sandbox = launch[2]
         self.bridge.call(self.session.set_idle_stop, self.idle_stop)
         self.picker: Picker | None = None
         """Made by the first ``%pi picker``; later ones show the same widgets again."""
@@ -143,7 +159,7 @@ class PiMagics(PiSettings, RecordCommands):
         self._cassette_from_environment()
         self.cells = CellsSeen()
         """Which cell asks (the conversation follows the notebook's cells)."""
-        if self.prewarm:
+        if self.prewarm:  # nothing to do for a Pi started early: it is there, or starting
             self.bridge.submit(self.session.prewarm)
         if shell is not None:
             shell.events.register("pre_run_cell", self._before_cell)
@@ -168,11 +184,11 @@ class PiMagics(PiSettings, RecordCommands):
         kernel's connection file are hidden in it (they lead into the kernels)."""
         if not self.sandbox:
             return None
-        hidden = [Path(jupyter_runtime_dir())]
+        connection = None
         with suppress(RuntimeError):  # not an ipykernel kernel: no connection file to hide
-            hidden.append(Path(get_connection_file()))
-        writable = tuple(Path(path).expanduser() for path in self.sandbox_writable)
-        return Sandbox(writable=writable, hidden=tuple(hidden))
+            connection = Path(get_connection_file())
+        writable = [Path(path).expanduser() for path in self.sandbox_writable]
+        return kernel_sandbox(writable, connection)
 
     @observe("idle_stop")
     def _idle_stop_changed(self, change: Any) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from IPython.core.error import UsageError
 
 from pi_kernel import variables
+from pi_kernel.bridge import Bridge
 from pi_kernel.errors import CassetteError, FileRefused
 from pi_kernel.records.cassette import Cassettes
 from pi_kernel.records.export import (
@@ -23,7 +24,6 @@ from pi_kernel.records.export import (
 from pi_kernel.session import PiSession
 from pi_kernel.transcript import Transcript
 
-from .bridge import Bridge
 from .subcommands import usage_of
 
 

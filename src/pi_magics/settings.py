@@ -12,6 +12,7 @@ from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, obse
 
 from pi_kernel import variables
 from pi_kernel.kernel_tools.catalog import check_policy
+from pi_kernel.sandbox import wanted_by_environment
 from pi_kernel.session import DISCOVERY_TIMEOUT
 
 from . import budget
@@ -20,7 +21,6 @@ from .render import HEARTBEAT
 
 _N = TypeVar("_N", int, float)
 
-SANDBOX_OFF = frozenset({"", "0", "false", "no", "off"})
 NOTEBOOK, LINEAR = "notebook", "linear"
 """What ``PiMagics.conversation`` may be."""
 
@@ -161,9 +161,7 @@ class PiSettings(Magics):
 
     @default("sandbox")
     def _sandbox_from_environment(self) -> bool:
-        # A deployment's word that cannot be read counts as on: off must be said.
-        text = (variables.read(variables.SANDBOX) or "").strip().lower()
-        return text not in SANDBOX_OFF
+        return wanted_by_environment()
 
     conversation = Unicode(
         NOTEBOOK,

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from pi_kernel.bridge import Bridge
 from pi_kernel.session import PiSession
-
-from .bridge import Bridge
 
 COMPACT_TIMEOUT = 300.0
 """Seconds for ``/compact``: Pi asks the model for a summary of the whole conversation."""

@@ -144,6 +144,6 @@ variable), PiMagics.pi_args = ["--no-session"], PiMagics.interpolate = True,
 PiMagics.discovery_timeout = 15 (seconds the picker waits for Pi),
 PiMagics.kernel_tools = "all" | "read" | "off" (what Pi may do in this kernel),
 PiMagics.conversation = "notebook" (a cell run again is asked where it was first asked, after
-the latest answer of the cell it followed) | "linear" (every cell asked at the end).""".replace(
-    "{subcommands}", help_text()
-)
+the latest answer of the cell it followed) | "linear" (every cell asked at the end),
+PiMagics.idle_stop = 600 (seconds without a turn after which Pi stops, to start again on the
+same session at the next cell; 0: never).""".replace("{subcommands}", help_text())

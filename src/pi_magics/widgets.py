@@ -19,13 +19,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from pi_kernel.bridge import Bridge
 from pi_kernel.choices import Choices
 from pi_kernel.errors import PiNoModels
 from pi_kernel.rpc.errors import PiError, PiNotFound, PiTimeout
 from pi_kernel.rpc.protocol import ModelInfo
 from pi_kernel.session import PiSession
-
-from .bridge import Bridge
 
 NEXT_CELL_NOTE = "Changes apply from the next cell; a running cell keeps what it started with."
 _ERROR_STYLE = "color: var(--jp-error-color1, #c62828)"

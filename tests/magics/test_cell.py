@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
+from pi_kernel.bridge import Bridge
 from pi_kernel.kernel_tools.catalog import VARIABLES, KernelToolCall, ToolReply
 from pi_kernel.rpc.client import DialogDeclined
 from pi_kernel.rpc.errors import PiCommandError
@@ -27,7 +28,6 @@ from pi_kernel.rpc.run import RunOutcome
 from pi_kernel.rpc.transport import decode_line
 from pi_kernel.turn import TurnResult
 from pi_magics import cell as cell_module
-from pi_magics.bridge import Bridge
 from pi_magics.cell import INTERRUPT_GRACE, CellTurn, Post, Request
 from pi_magics.desk import Desk
 from pi_magics.dialogs import put_dialog

@@ -1,7 +1,19 @@
-"""``python -m pi_kernel.kernel -f CONNECTION_FILE``: what the kernelspec runs."""
+"""``python -m pi_kernel.kernel -f CONNECTION_FILE``: what the kernelspec runs.
 
-from ipykernel.kernelapp import IPKernelApp
+Pi is started first, before IPython and ipykernel are imported (``pi_kernel.early``): the
+kernel's imports and Pi's own start then run side by side instead of one after the other.
+"""
 
-from .pikernel import PiKernel
+import sys
+
+from pi_kernel import early
+from pi_kernel.sandbox import kernel_sandbox, wanted_by_environment
+
+connection = early.connection_file(sys.argv)
+early.start(sandbox=kernel_sandbox([], connection) if wanted_by_environment() else None)
+
+from ipykernel.kernelapp import IPKernelApp  # noqa: E402  (after Pi's start, on purpose)
+
+from .pikernel import PiKernel  # noqa: E402
 
 IPKernelApp.launch_instance(kernel_class=PiKernel)

@@ -1,0 +1,65 @@
+"""A new Pi kernel starts its Pi before it imports IPython and ipykernel, and the notebook
+uses that same Pi: real kernels, the real Pi."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+from jupyter_client.manager import KernelManager
+
+from tests.support import scripted_llm as script
+from tests.support.kernels import KernelHarness, running_kernel
+from tests.support.pi_env import PiEnv
+from tests.support.processes import is_pi
+from tests.support.scripted_llm import ScriptedLLM
+
+MAGICS = 'get_ipython().magics_manager.registry["PiMagics"]'
+
+
+def value(kernel: KernelHarness, expression: str) -> str:
+    run = kernel.execute(f"%%py\nprint({expression})")
+    assert run.status == "ok", run.error_text
+    return run.text().strip()
+
+
+def test_the_pi_started_first_is_the_one_the_notebook_uses(kernel: KernelHarness, llm: ScriptedLLM):
+    first = kernel.wait_for_pi()
+    assert value(kernel, f"{MAGICS}.started_early") == "True"
+    llm.enqueue(script.text("Hello."))
+    run = kernel.execute("Say hello.")
+    assert run.status == "ok", run.outputs
+    assert [pi.pid for pi in kernel.pis()] == [first.pid]  # one Pi, the first, throughout
+    assert value(kernel, f"{MAGICS}.session.pi.starts") == "1"
+
+
+def test_a_configuration_that_asks_for_another_pi_replaces_the_one_started_first(
+    pi_env: PiEnv, llm: ScriptedLLM, kernels_prefix: str, tmp_path: Path
+):
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text("c.PiMagics.pi_args = ['--no-session']\n")
+    env = {**pi_env.env, "IPYTHONDIR": str(tmp_path / "ipython")}
+    with running_kernel(env=env, cwd=pi_env.cwd, kernel_name="pi") as kernel:
+        llm.enqueue(script.text("Hello."))
+        assert kernel.execute("Say hello.").status == "ok"
+        assert len(kernel.pis()) == 1  # the one started first is gone
+        assert "in memory (nothing saved)" in kernel.execute("%pi status").text()
+
+
+def test_a_kernel_killed_while_it_starts_leaves_no_pi(pi_env: PiEnv, kernels_prefix: str):
+    manager = KernelManager(kernel_name="pi")
+    manager.start_kernel(env=pi_env.env, cwd=str(pi_env.cwd))
+    assert manager.provisioner is not None
+    kernel = psutil.Process(manager.provisioner.process.pid)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    pis: list[psutil.Process] = []
+    while not pis and time.monotonic() < deadline:
+        pis = [child for child in kernel.children(recursive=True) if is_pi(child)]
+        time.sleep(0.01)
+    assert pis, "the kernel started no Pi"
+    # SIGKILL, before it could answer, let alone clean up; then reaped.
+    manager.shutdown_kernel(now=True)
+    _, alive = psutil.wait_procs(pis, timeout=10)
+    assert not alive, f"Pi outlived its kernel: {alive}"
