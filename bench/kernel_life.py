@@ -10,10 +10,11 @@ Against the scripted LLM of the test suite and the pinned Pi, in real IPython ke
 * **first cell**: a fresh kernel loads the extension (which starts Pi in the background),
   the user waits ``--think`` seconds (default 2), then runs a cell; timed from the execute
   request to the kernel going idle.  Then, in the same kernel, the same cell again several
-  times: the warm cells.  ``--rounds`` fresh kernels (default 5); the medians are compared,
-  target first/warm at most 1.2.  The same is measured with Pi alone (an RPC subprocess:
-  started, ``--think`` s, then the same prompts), so a first turn that is slow in Pi itself
-  is told apart from what the kernel adds;
+  times: the warm cells.  ``--rounds`` fresh kernels (default 5); the medians are compared.
+  The same is measured with Pi alone (an RPC subprocess: started, ``--think`` s, then the
+  same prompts): Pi's own first turn is slower than its later ones (its first-request
+  warm-up), and what the kernel adds to a first cell beyond any cell is the difference of
+  the two differences.  Target: that extra at most 10 ms (the ratio first/warm is Pi's);
 * **memory**: one kernel runs ``--turns`` cells (default 200); the kernel's RSS after a
   warm-up of 10 turns and at the end, target growth under 30 MB.  Pi's RSS and its process
   count are reported beside it (one Pi throughout).
@@ -51,7 +52,8 @@ from tests.support.scripted_llm import text  # noqa: E402
 
 from pi_kernel.rpc.launch import locate_pi  # noqa: E402
 
-TARGET_FIRST_CELL_RATIO = 1.2
+TARGET_KERNEL_EXTRA_SECONDS = 0.010
+"""What the kernel may add to a first cell beyond what it adds to any cell."""
 TARGET_RSS_GROWTH_MB = 30.0
 WARM_CELLS = 5
 """Warm cells timed after each first cell."""
@@ -168,21 +170,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     roots.append(root)
     leftovers = leftover_processes(roots)
 
-    first_met = first_ratio <= TARGET_FIRST_CELL_RATIO
+    first_met = kernel_extra <= TARGET_KERNEL_EXTRA_SECONDS
     rss_met = memory["kernel_growth_mb"] < TARGET_RSS_GROWTH_MB
     print()
     print("| measure | value | target | |")
     print("|---|---|---|---|")
     print(
         f"| first cell / warm cell (fresh kernel, {args.think:g} s after load) | "
-        f"{first_median:.3f} s / {warm_median:.3f} s = {first_ratio:.2f}x | ≤ "
-        f"{TARGET_FIRST_CELL_RATIO}x | {'met' if first_met else '**MISSED**'} |"
+        f"{first_median:.3f} s / {warm_median:.3f} s = {first_ratio:.2f}x | | |"
     )
     print(
         f"| the same, Pi alone (RPC subprocess) | {pi_first:.3f} s / {pi_warm:.3f} s = "
         f"{pi_first / pi_warm:.2f}x | | |"
     )
-    print(f"| the kernel's own extra on a first cell | {kernel_extra * 1e3:+.0f} ms | | |")
+    print(
+        f"| the kernel's own extra on a first cell | {kernel_extra * 1e3:+.0f} ms | ≤ "
+        f"{TARGET_KERNEL_EXTRA_SECONDS * 1e3:g} ms | {'met' if first_met else '**MISSED**'} |"
+    )
     print(
         f"| kernel RSS growth over {args.turns} turns | {memory['kernel_growth_mb']:+.1f} MB "
         f"({memory['kernel_warm_mb']:.0f} → {memory['kernel_end_mb']:.0f} MB; Pi "
@@ -201,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "first_median_seconds": first_median,
             "warm_median_seconds": warm_median,
             "ratio": first_ratio,
-            "target_ratio": TARGET_FIRST_CELL_RATIO,
+            "target_kernel_extra_seconds": TARGET_KERNEL_EXTRA_SECONDS,
             "target_met": first_met,
             "pi_first_seconds": pi_firsts,
             "pi_warm_seconds": pi_warms,

@@ -12,8 +12,11 @@ Against the scripted LLM of the test suite and the pinned Pi, the same answer on
   against Pi alone, already running as a plain RPC subprocess, from writing ``prompt`` until
   its first ``text_delta`` line on stdout.  Target: at most 1.2x.
 * **cold first cell**: from asking for a new Pi kernel until its first cell, a prompt sent
-  the moment the kernel answers, is done; against starting a Pi RPC process and writing the
-  prompt at once, until ``agent_settled``.  Target: at most 1.2x.
+  the moment the kernel answers, is done; against the slower of its two real parts, each
+  measured alone in the same round: a python3 kernel becoming ready (the imports and start-up
+  of any IPython kernel), and a Pi RPC process started and prompted at once, until
+  ``agent_settled``.  They can run side by side, so the slower one is the limit.  Target: at
+  most 1.15x.
 
 Sides alternate round by round (``--rounds``, default 7) and the medians are compared.  This
 is a benchmark, not a test: it exits 0 when a target is missed, and says so.  Results go to
@@ -55,6 +58,7 @@ from tests.support.scripted_llm import ScriptedLLM, text  # noqa: E402
 from pi_kernel.rpc.launch import locate_pi  # noqa: E402
 
 TARGET_RATIO = 1.2
+COLD_TARGET_RATIO = 1.15
 FIRST_WORD = "Hello"
 ANSWER = f"{FIRST_WORD} there, this answer streams one word every fifty milliseconds or so."
 PROMPT = "Say hello."
@@ -175,9 +179,21 @@ def cold_pi(llm: ScriptedLLM, pi_env: PiEnv) -> float:
         stop_process(pi.process)
 
 
-def cold_starts(rounds: int) -> tuple[list[float], list[float], list[Path]]:
+def python_ready(pi_env: PiEnv) -> float:
+    """Seconds from asking for a new python3 kernel until it answers (ready)."""
+    started = time.perf_counter()
+    kernel = KernelHarness(env=pi_env.env, cwd=pi_env.cwd, kernel_name="python3")
+    seconds = time.perf_counter() - started
+    kernel.shutdown()
+    return seconds
+
+
+def cold_starts(rounds: int) -> tuple[list[float], list[float], list[float], list[Path]]:
+    """Each round: a cold Pi kernel's first cell, a raw Pi prompted at once, and a python3
+    kernel becoming ready, one after the other."""
     cells: list[float] = []
     pis: list[float] = []
+    pythons: list[float] = []
     roots: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="pi-bench-spec-") as prefix:
         jupyter_path = install_pi_kernelspec(Path(prefix))
@@ -190,11 +206,12 @@ def cold_starts(rounds: int) -> tuple[list[float], list[float], list[Path]]:
                 )
                 cells.append(cold_cell(llm, pi_env))
                 pis.append(cold_pi(llm, pi_env))
+                pythons.append(python_ready(pi_env))
                 roots.append(pi_env.home.parent)
-    return cells, pis, roots
+    return cells, pis, pythons, roots
 
 
-def summary(cells: list[float], pis: list[float]) -> dict[str, Any]:
+def summary(cells: list[float], pis: list[float], target: float = TARGET_RATIO) -> dict[str, Any]:
     cell, pi = statistics.median(cells), statistics.median(pis)
     ratio = cell / pi
     return {
@@ -203,9 +220,18 @@ def summary(cells: list[float], pis: list[float]) -> dict[str, Any]:
         "cell_median_seconds": cell,
         "pi_median_seconds": pi,
         "ratio": ratio,
-        "target_ratio": TARGET_RATIO,
-        "target_met": ratio <= TARGET_RATIO,
+        "target_ratio": target,
+        "target_met": ratio <= target,
     }
+
+
+def cold_summary(cells: list[float], pis: list[float], pythons: list[float]) -> dict[str, Any]:
+    """The cold cell against the slower of its parts, round by round (``pi_*``: that limit)."""
+    limits = [max(pi, python) for pi, python in zip(pis, pythons, strict=True)]
+    report = summary(cells, limits, COLD_TARGET_RATIO)
+    report["raw_pi_median_seconds"] = statistics.median(pis)
+    report["python_ready_median_seconds"] = statistics.median(pythons)
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,11 +245,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"first token: cell {token['cell_median_seconds'] * 1e3:.0f} ms, "
         f"Pi {token['pi_median_seconds'] * 1e3:.0f} ms = {token['ratio']:.2f}x"
     )
-    cells, pis, cold_roots = cold_starts(args.rounds)
-    cold = summary(cells, pis)
+    cells, pis, pythons, cold_roots = cold_starts(args.rounds)
+    cold = cold_summary(cells, pis, pythons)
     print(
-        f"cold first cell: kernel {cold['cell_median_seconds']:.2f} s, "
-        f"Pi {cold['pi_median_seconds']:.2f} s = {cold['ratio']:.2f}x"
+        f"cold first cell: kernel {cold['cell_median_seconds']:.2f} s, the slower of its parts "
+        f"{cold['pi_median_seconds']:.2f} s = {cold['ratio']:.2f}x (raw Pi prompted "
+        f"{cold['raw_pi_median_seconds']:.2f} s, python3 kernel ready "
+        f"{cold['python_ready_median_seconds']:.2f} s)"
     )
     leftovers = leftover_processes([*roots, *cold_roots])
     if leftovers:

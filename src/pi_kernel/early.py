@@ -96,6 +96,11 @@ def start(*, sandbox: Sandbox | None) -> None:
     logger.debug("Pi started before the kernel's imports")
 
 
+def pending() -> bool:
+    """Whether a Pi started early waits to be taken."""
+    return _started is not None
+
+
 def take() -> EarlyPi | None:
     """What ``start`` began in this process, once (None: nothing was started early)."""
     global _started

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import atexit
-from typing import Any
+from contextlib import suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .magics import PiMagics
+from pi_kernel import early
+from pi_kernel.sandbox import kernel_sandbox, wanted_by_environment
+
+if TYPE_CHECKING:
+    from .magics import PiMagics
 
 __all__ = ["PiMagics", "load_ipython_extension", "loaded_magics", "unload_ipython_extension"]
 
 
+def __getattr__(name: str) -> Any:
+    if name == "PiMagics":  # imported when asked for: Pi may be started first
+        from .magics import PiMagics
+
+        return PiMagics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load_ipython_extension(ipython: Any) -> None:
-    """Register one ``PiMagics`` for this shell; it starts Pi in the background."""
+    """Register one ``PiMagics`` for this shell; it starts Pi in the background (before the
+    magics' own imports, which then run beside Pi's start)."""
     if "PiMagics" in ipython.magics_manager.registry:
         return
+    if not early.pending():
+        _start_pi_first()
+    from .magics import PiMagics
+
     magics = PiMagics(shell=ipython)
     ipython.register_magics(magics)
     atexit.register(magics.close)  # the kernel may exit without unloading the extension
@@ -30,10 +49,23 @@ def unload_ipython_extension(ipython: Any) -> None:
         ipython.magics_manager.magics[kind].pop("pi", None)
 
 
+def _start_pi_first() -> None:
+    """As the Pi kernel does: Pi started as the environment says (the magics compare it with
+    the notebook's configuration, and start another when they differ)."""
+    connection = None
+    with suppress(Exception):  # not an ipykernel kernel (a terminal): no connection file
+        from ipykernel.connect import get_connection_file
+
+        connection = Path(get_connection_file())
+    early.start(sandbox=kernel_sandbox([], connection) if wanted_by_environment() else None)
+
+
 def loaded_magics(ipython: Any) -> PiMagics:
     """This shell's ``PiMagics``, loading the extension first as ``%load_ext pi_magics`` would
     (so a later ``%load_ext`` finds it loaded).  The Pi kernel drives the magics through it."""
     ipython.extension_manager.load_extension(__name__)
+    from .magics import PiMagics
+
     magics = ipython.magics_manager.registry["PiMagics"]
     assert isinstance(magics, PiMagics)
     return magics

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ipykernel.connect import get_connection_file
 from IPython.core.error import UsageError
@@ -61,8 +61,10 @@ from .settings import NOTEBOOK, PiSettings
 from .slash import terminal_command
 from .status import format_status
 from .subcommands import BY_NAME, HELP, NAMES, USAGE, usage_of
-from .widgets import Picker
 from .workbench import Workbench
+
+if TYPE_CHECKING:
+    from .widgets import Picker
 
 NESTED_PI = (
     "%%pi does not run inside Pi's own code: this turn's Pi is waiting for that code, so "
@@ -648,6 +650,8 @@ class PiMagics(PiSettings, RecordCommands):
 
     def _pi_picker(self, rest: list[str]) -> None:
         if self.picker is None:
+            from .widgets import Picker  # ipywidgets, imported by the first picker only
+
             self.picker = Picker(self.session, self.bridge)
         self.picker.refresh()
         display(self.picker)

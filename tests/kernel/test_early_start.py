@@ -63,3 +63,14 @@ def test_a_kernel_killed_while_it_starts_leaves_no_pi(pi_env: PiEnv, kernels_pre
     manager.shutdown_kernel(now=True)
     _, alive = psutil.wait_procs(pis, timeout=10)
     assert not alive, f"Pi outlived its kernel: {alive}"
+
+
+def test_load_ext_starts_pi_before_the_magics_imports(pi_env: PiEnv, llm: ScriptedLLM):
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:  # python3
+        assert kernel.execute("%load_ext pi_magics").status == "ok"
+        first = kernel.wait_for_pi()
+        flag = kernel.execute(f"print({MAGICS}.started_early)")
+        assert flag.text().strip() == "True"
+        llm.enqueue(script.text("Hello."))
+        assert kernel.execute("%%pi\nSay hello.").status == "ok"
+        assert [pi.pid for pi in kernel.pis()] == [first.pid]
