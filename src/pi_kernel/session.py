@@ -247,6 +247,7 @@ class PiSession:
     async def _on_start(self, client: PiClient) -> None:
         self._models = None
         self.asleep_since = None
+        self._last_turn = time.monotonic()  # woken for the picker, say: not straight back
         self.idle_changed()
         await self._apply_choices(client)
 
