@@ -34,6 +34,7 @@ RECORD = "PI_KERNEL_RECORD"
 REPLAY = "PI_KERNEL_REPLAY"
 STATE_DIR = "PI_KERNEL_STATE_DIR"
 BACKEND_PROBLEM = "PI_KERNEL_BACKEND_PROBLEM"
+TOOLLESS_MODELS = "PI_KERNEL_TOOLLESS_MODELS"
 MAIN = "PI_KERNEL_MAIN"
 OWNER = "PI_KERNEL_OWNER"
 LOCAL_KEY = "PI_KERNEL_LOCAL_KEY"
@@ -86,6 +87,12 @@ VARIABLES = (
         BACKEND_PROBLEM,
         "pi-kernel",
         "Why the main command could not give Pi a model, for the notebook's no-models hint.",
+    ),
+    Variable(
+        TOOLLESS_MODELS,
+        "pi-kernel",
+        "Models (`provider/id`, spaces or commas) that cannot call tools, such as the main "
+        "command's local demo model: each answer of theirs says it read and ran nothing.",
     ),
     Variable(
         BUDGET_USD,

@@ -24,7 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import observe
 
-from pi_kernel import early
+from pi_kernel import early, variables
 from pi_kernel.agent_dir import no_models_hint
 from pi_kernel.bridge import Bridge
 from pi_kernel.early import PI_PATH_HINT
@@ -71,6 +71,20 @@ NESTED_PI = (
     "the prompt was not sent."
 )
 """What Pi's code reads when it calls ``%%pi`` (its output goes on around it)."""
+TOOLLESS = (
+    "{} cannot call tools: it read no file and ran no code for this answer, so what it says "
+    "about files, data or results is invented. With a model that calls tools, Pi reads and "
+    "runs what the question needs and answers from what it found."
+)
+
+
+def toolless_models() -> frozenset[str]:
+    """The models the environment names as unable to call tools (the main command's demo
+    model): their answers say so."""
+    text = variables.read(variables.TOOLLESS_MODELS) or ""
+    return frozenset(text.replace(",", " ").split())
+
+
 WOKE = (
     "Pi had stopped after a while without a turn (PiMagics.idle_stop): started again on the "
     "same session."
@@ -438,6 +452,8 @@ class PiMagics(PiSettings, RecordCommands):
         cell = CellTurn(request, display, self.desk, work=work, ask_timeout=self.ask_timeout)
         if woke:
             cell.turn.apply(ClientNotice(message=WOKE))
+        if request.model in toolless_models():
+            cell.turn.apply(ClientNotice(level="warning", message=TOOLLESS.format(request.model)))
         for _, line in sent:  # shown above the answer, and kept in the transcript
             cell.turn.apply(ClientNotice(message=f"Sent with the prompt: {line}"))
         run_turn = partial(turn, images=[image for image, _ in sent])

@@ -27,7 +27,7 @@ import pytest
 from pi_kernel import variables
 from pi_kernel.launcher import local_model
 from pi_kernel.launcher.start import DEFAULT_NOTEBOOK
-from pi_kernel.transcript import Transcript, transcripts_in
+from pi_kernel.transcript import NoticePart, Transcript, transcripts_in
 from tests.support.new_user import broken_weights, new_user_env
 from tests.support.pi_env import PiEnv
 from tests.support.pis import REPO
@@ -90,6 +90,9 @@ def test_without_credentials_the_headless_tour_runs_on_the_local_model(tmp_path:
         assert transcript.model_ref == local_model.MODEL_REF
         assert transcript.status == "completed"
         assert transcript.text.strip()
+        # It calls no tools: the tool cell's answer, like every other, says so above it.
+        notices = [part.text for part in transcript.blocks if isinstance(part, NoticePart)]
+        assert any("cannot call tools: it read no file" in text for text in notices)
         assert transcript.usage.input > 0  # the server reports usage in its stream
         assert transcript.usage.output > 0
     footers = [  # each answer's footer, as a reader of the saved notebook sees it

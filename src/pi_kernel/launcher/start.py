@@ -103,7 +103,9 @@ def _serve_local_model(
         return {**env, variables.BACKEND_PROBLEM: problem.message}
     local_model.write_agent_config(agent_dir, server)
     print(f"Local demo model at {server.base_url}.", flush=True)
-    return env
+    # It calls no tools: each of its answers says so, so nothing it invents about a file
+    # passes for what a tool found.
+    return {**env, variables.TOOLLESS_MODELS: local_model.MODEL_REF}
 
 
 def _new_run_dir(state: Path) -> Path:
