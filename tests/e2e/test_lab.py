@@ -292,3 +292,36 @@ def test_an_edited_cell_run_again_is_asked_where_it_stood(
     expect(notebook.output(3)).to_contain_text("Sent: A two / B one / C one.")
     expect(notebook.output(1)).to_contain_text("asked again from the start")
     expect(notebook.output(3)).to_contain_text("asked again after In [")
+
+
+def test_notebook_7_streams_picks_and_draws(page: Page, lab: Lab, lab_llm: ScriptedLLM):
+    # The same server serves Jupyter Notebook 7 beside JupyterLab: one notebook, its UI.
+    plot = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('drawn in Notebook 7')"
+    lab.write_notebook(
+        "seven.ipynb",
+        ["%load_ext pi_magics", "%%pi\nSay hello slowly.", "%pi picker", "%%pi\nPlot it."],
+        kernel="python3",
+    )
+    lab_llm.enqueue(script.text(SLOW_ANSWER, pieces=12, delay=0.15))
+    lab_llm.enqueue(script.tool_calls((PYTHON, {"code": plot})), script.text("Plotted."))
+    notebook = NotebookPage(page, lab, "seven.ipynb", app="notebook").open()
+    assert "/notebooks/seven.ipynb" in page.url  # not JupyterLab: no status bar here
+    expect(page.locator("#jp-main-statusbar")).to_have_count(0)
+    notebook.run_and_wait(0)
+
+    notebook.run(1)
+    assert_streamed_progressively(notebook.watch(1, until=FOOTER))
+    notebook.wait_done(1)
+    expect(notebook.output(1).locator("[data-mime-type='text/markdown'] strong")).to_have_text(
+        "streamed"
+    )
+
+    picker = notebook.run_and_wait(2)
+    model = picker.locator("select").nth(0)
+    expect(model).to_be_enabled()
+    assert "scripted / Scripted reasoner" in options(model)
+
+    output = notebook.run_and_wait(3)
+    expect(output.locator("img[src^='data:image/png']")).to_have_count(1)
+    expect(output).to_contain_text("Plotted.")
+    assert output_index(output, "plt.title") < output_index(output, "img")

@@ -53,7 +53,11 @@ class Lab:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def notebook_url(self, name: str) -> str:
+    def notebook_url(self, name: str, *, app: str = "lab") -> str:
+        """The notebook in JupyterLab, or (``app="notebook"``) in Jupyter Notebook 7,
+        which the same server serves beside it."""
+        if app == "notebook":
+            return f"{self.url}/notebooks/{name}?token={self.token}"
         return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
 
     def api(self, path: str, method: str = "GET") -> Any:

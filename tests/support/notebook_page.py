@@ -17,14 +17,23 @@ _DONE_PROMPT = re.compile(r"\[\d+\]:")
 
 
 class NotebookPage:
-    def __init__(self, page: Page, lab: Lab, name: str) -> None:
+    def __init__(self, page: Page, lab: Lab, name: str, *, app: str = "lab") -> None:
+        """``app``: "lab" (JupyterLab) or "notebook" (Jupyter Notebook 7)."""
         self.page = page
         self.lab = lab
         self.name = name
+        self.app = app
 
     def open(self) -> NotebookPage:
-        self.page.goto(self.lab.notebook_url(self.name))
+        self.page.goto(self.lab.notebook_url(self.name, app=self.app))
         self.page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=KERNEL_READY_TIMEOUT)
+        if self.app == "notebook":
+            # Notebook 7 has no status bar: its toolbar names the kernel once connected.
+            kernel = self.page.locator(".jp-Toolbar-kernelName")
+            expect(kernel).not_to_have_text("", timeout=KERNEL_READY_TIMEOUT)
+            idle = self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+            expect(idle).to_have_count(1, timeout=KERNEL_READY_TIMEOUT)
+            return self
         # The status bar says "<kernel> | Idle" once the kernel is connected (the toolbar's
         # indicator already says idle while it connects).
         status_bar = self.page.locator("#jp-main-statusbar")
