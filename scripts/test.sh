@@ -63,8 +63,8 @@ PY
 fi
 
 printf '\n== ruff\n'
-"$venv/bin/ruff" check src tests bench scripts
-"$venv/bin/ruff" format --check src tests bench scripts
+"$venv/bin/ruff" check src tests bench scripts docs
+"$venv/bin/ruff" format --check src tests bench scripts docs
 printf '\n== mypy --strict\n'
 typed=0
 if [[ $mode == locked || $mode == fast ]]; then
