@@ -39,6 +39,15 @@ def assert_streamed_progressively(states: list[str]) -> None:
     assert all(state != final for state in partial)
 
 
+def streams_the_slow_answer(notebook: NotebookPage, index: int) -> None:
+    """Run cell ``index``, whose answer is ``SLOW_ANSWER``: it streams in, then renders."""
+    notebook.run(index)
+    assert_streamed_progressively(notebook.watch(index, until=FOOTER))
+    notebook.wait_done(index)
+    answer = notebook.output(index).locator("[data-mime-type='text/markdown'] strong")
+    expect(answer).to_have_text("streamed")
+
+
 def test_a_pi_kernel_cell_streams_renders_markdown_and_shows_tools(
     page: Page, lab: Lab, lab_llm: ScriptedLLM
 ):
@@ -67,12 +76,7 @@ def test_the_pi_magic_streams_in_a_python_kernel(page: Page, lab: Lab, lab_llm: 
     notebook = NotebookPage(page, lab, "magic.ipynb").open()
     notebook.run_and_wait(0)
 
-    notebook.run(1)
-    assert_streamed_progressively(notebook.watch(1, until=FOOTER))
-    notebook.wait_done(1)
-    expect(notebook.output(1).locator("[data-mime-type='text/markdown'] strong")).to_have_text(
-        "streamed"
-    )
+    streams_the_slow_answer(notebook, 1)
 
 
 def test_pis_code_draws_a_plot_on_the_page_and_its_proposal_becomes_a_cell(
@@ -309,12 +313,7 @@ def test_notebook_7_streams_picks_and_draws(page: Page, lab: Lab, lab_llm: Scrip
     expect(page.locator("#jp-main-statusbar")).to_have_count(0)
     notebook.run_and_wait(0)
 
-    notebook.run(1)
-    assert_streamed_progressively(notebook.watch(1, until=FOOTER))
-    notebook.wait_done(1)
-    expect(notebook.output(1).locator("[data-mime-type='text/markdown'] strong")).to_have_text(
-        "streamed"
-    )
+    streams_the_slow_answer(notebook, 1)
 
     picker = notebook.run_and_wait(2)
     model = picker.locator("select").nth(0)
