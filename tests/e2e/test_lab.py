@@ -10,6 +10,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON
 from pi_kernel.transcript import transcripts_in
+from tests.e2e.fixtures import ARTIFACTS
 from tests.support import scripted_llm as script
 from tests.support.lab import Lab
 from tests.support.notebook_page import NotebookPage
@@ -19,6 +20,8 @@ from tests.support.scripted_llm import ScriptedLLM
 pytestmark = pytest.mark.xdist_group("lab")
 
 SLOW_ANSWER = "Hello there: this answer is **streamed** in a dozen small pieces, one at a time."
+SCREENSHOT = "pi-cell.png"
+"""A %%pi cell as JupyterLab shows it, for the README (scripts/screenshot.sh)."""
 FOOTER = "tokens"  # the footer line ("… 12 in / 34 out tokens …") comes last
 
 
@@ -77,6 +80,9 @@ def test_the_pi_magic_streams_in_a_python_kernel(page: Page, lab: Lab, lab_llm: 
     notebook.run_and_wait(0)
 
     streams_the_slow_answer(notebook, 1)
+    # What a %%pi cell looks like, from this real run: scripts/screenshot.sh commits it.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    notebook.cell(1).screenshot(path=str(ARTIFACTS / SCREENSHOT))
 
 
 def test_pis_code_draws_a_plot_on_the_page_and_its_proposal_becomes_a_cell(
