@@ -29,7 +29,8 @@ def load_ipython_extension(ipython: Any) -> None:
     magics' own imports, which then run beside Pi's start)."""
     if "PiMagics" in ipython.magics_manager.registry:
         return
-    if not early.pending():
+    prewarm = ipython.config.PiMagics.get("prewarm", True) if hasattr(ipython, "config") else True
+    if prewarm and not early.pending():
         _start_pi_first()
     from .magics import PiMagics
 

@@ -74,3 +74,12 @@ def test_load_ext_starts_pi_before_the_magics_imports(pi_env: PiEnv, llm: Script
         llm.enqueue(script.text("Hello."))
         assert kernel.execute("%%pi\nSay hello.").status == "ok"
         assert [pi.pid for pi in kernel.pis()] == [first.pid]
+
+
+def test_load_ext_starts_no_pi_when_the_notebook_says_not_to(pi_env: PiEnv):
+    with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:  # python3
+        assert kernel.execute("%config PiMagics.prewarm = False").status == "ok"
+        assert kernel.execute("%load_ext pi_magics").status == "ok"
+        said = kernel.execute(f"print({MAGICS}.started_early, {MAGICS}.session.pi.starts)")
+        assert said.text().split() == ["False", "0"]
+        assert not kernel.pis()
