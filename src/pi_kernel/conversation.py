@@ -17,14 +17,14 @@ and the labels let a kernel that resumes the session rebuild the map.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .errors import PiError
 from .kernel_tools.catalog import BRANCH_COMMAND
 from .rpc.client import PiClient
 from .rpc.errors import PiCommandError
-from .rpc.protocol import ExtensionError, SessionEntries, SessionEntry
+from .rpc.protocol import ExtensionError, SessionEntries, SessionEntry, UserMessage
 
 logger = logging.getLogger(__name__)
 
@@ -120,26 +120,26 @@ class _Tree:
     def parent(self, entry_id: str) -> str | None:
         return self.nodes[entry_id].parent
 
+    def up(self, entry_id: str | None) -> Iterator[_Node]:
+        """``entry_id`` and the entries above it, up to the root (or the first not read)."""
+        while entry_id is not None and entry_id in self.nodes:
+            node = self.nodes[entry_id]
+            yield node
+            entry_id = node.parent
+
     def owner(self, entry_id: str | None) -> str | None:
         """The cell whose answer ``entry_id`` ends (walking up past entries that are no
         turn); None when a turn pi-kernel did not label, or the root, comes first."""
-        while entry_id is not None and entry_id in self.nodes:
-            node = self.nodes[entry_id]
+        for node in self.up(entry_id):
             if node.cell is not None:
                 return node.cell
             if node.type not in PASSED_THROUGH:
                 return None
-            entry_id = node.parent
         return None
 
     def prompt_above(self, entry_id: str | None) -> str | None:
         """The nearest prompt at or above ``entry_id``."""
-        while entry_id is not None and entry_id in self.nodes:
-            node = self.nodes[entry_id]
-            if node.prompt is not None:
-                return entry_id
-            entry_id = node.parent
-        return None
+        return next((node.id for node in self.up(entry_id) if node.prompt is not None), None)
 
 
 class NotebookConversation:
@@ -234,25 +234,24 @@ class NotebookConversation:
 
     def branch_prompts(self) -> set[str]:
         """The prompts on the conversation as it stands (root to leaf)."""
-        tree, found = self._tree, set()
-        prompt = tree.prompt_above(tree.leaf)
-        while prompt is not None:
-            found.add(prompt)
-            prompt = tree.prompt_above(tree.parent(prompt))
-        return found
+        return {node.id for node in self._tree.up(self._tree.leaf) if node.prompt is not None}
 
     async def _follow(self, client: PiClient, session_id: str | None) -> None:
         """Read what is new in the session; a session other than the last one (a new
         one, a resumed one) is read whole and its cells found by their labels."""
         if session_id != self.session_id:
-            self.session_id, self.cells, self._tree = session_id, {}, _Tree()
-            self._rebuild(self._tree.add(await client.get_entries()))
+            self.session_id = session_id
+            await self._read_whole(client)
             return
         try:
             await self._read(client)
         except PiCommandError:  # the newest entry read is gone: another session after all
-            self.cells, self._tree = {}, _Tree()
-            self._rebuild(self._tree.add(await client.get_entries()))
+            await self._read_whole(client)
+
+    async def _read_whole(self, client: PiClient) -> None:
+        """Forget what was read, read the whole session, and find its cells by their labels."""
+        self.cells, self._tree = {}, _Tree()
+        self._rebuild(self._tree.add(await client.get_entries()))
 
     async def _read(self, client: PiClient) -> list[_Node]:
         return self._tree.add(await client.get_entries(self._tree.cursor))
@@ -282,19 +281,24 @@ class NotebookConversation:
 
 
 def _first_line(entry: SessionEntry, limit: int = 70) -> str:
-    content = (entry.message or {}).get("content", "")
-    if isinstance(content, list):
-        content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    line = str(content).strip().split("\n", 1)[0]
+    text = UserMessage.model_validate(entry.message or {}).text
+    line = text.strip().split("\n", 1)[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def tree_unreadable(client: PiClient) -> str | None:
+    """Why this Pi cannot show the kernel its session tree (None: it can)."""
+    if client.reads_entries:
+        return None
+    return (
+        f"Pi {client.install.version} cannot show its session tree to the kernel "
+        "(get_entries came with Pi 0.80.3)"
+    )
+
+
 async def _unavailable(client: PiClient) -> str | None:
-    if not client.reads_entries:
-        return (
-            f"Pi {client.install.version} cannot show its session tree to the kernel "
-            "(get_entries came with Pi 0.80.3)"
-        )
+    if (reason := tree_unreadable(client)) is not None:
+        return reason
     # Without pi-kernel's extension the command would go to the model as a prompt.
     if not any(command.name == BRANCH_COMMAND for command in await client.get_commands()):
         return "pi-kernel's extension is not loaded in this Pi (it comes with the kernel tools)"

@@ -23,7 +23,7 @@ import anyio
 
 from .agent_dir import SessionClaim, agent_dir, find_session, no_models_hint, settings_kept
 from .choices import Choices, parse_model_ref
-from .conversation import NotebookConversation, Placement, TreeRow
+from .conversation import NotebookConversation, Placement, TreeRow, tree_unreadable
 from .errors import (
     PiChoiceError,
     PiCommandError,
@@ -471,12 +471,8 @@ class PiSession:
     async def conversation_tree(self) -> tuple[str | None, list[TreeRow]]:
         """The session's id and its prompts as a tree, read fresh from Pi."""
         client = await self.client()
-        if not client.reads_entries:
-            raise PiError(
-                f"Pi {client.install.version} cannot show its session tree to the kernel "
-                "(get_entries came with Pi 0.80.3).",
-                hint="Pi's own /tree shows it in a terminal.",
-            )
+        if (reason := tree_unreadable(client)) is not None:
+            raise PiError(f"{reason}.", hint="Pi's own /tree shows it in a terminal.")
         state = await client.get_state()
         await self.conversation.refresh(client, state.session_id)
         return state.session_id, self.conversation.rows()

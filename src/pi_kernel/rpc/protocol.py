@@ -131,6 +131,13 @@ class UserMessage(WireModel):
     content: str | list[Content] = ""
     timestamp: int | None = None
 
+    @property
+    def text(self) -> str:
+        """The prompt's words: the text itself, or every text block in order."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(block.text for block in self.content if isinstance(block, TextContent))
+
 
 class AssistantMessage(WireModel):
     role: Literal["assistant"] = "assistant"
