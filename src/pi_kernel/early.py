@@ -25,7 +25,7 @@ from .kernel_tools.channel import ToolHandler
 from .rpc.client import UIHandler, cancel_dialog
 from .rpc.protocol import ExtensionUIRequest
 from .rpc.usage import UsageTally
-from .sandbox import Sandbox
+from .sandbox import kernel_sandbox, wanted_by_environment
 from .session import PiSession
 
 logger = logging.getLogger(__name__)
@@ -72,27 +72,28 @@ class Lent:
 
 @dataclass
 class EarlyPi:
-    """What ``start`` began: the bridge, the session on it, what it lends, and the Pi
-    settings it started with (to compare with the notebook's)."""
+    """What ``start`` began: the bridge, the session on it (its supervisor holds the Pi
+    settings it started with), and what it lends."""
 
     bridge: Bridge
     session: PiSession
     lent: Lent
-    launch: tuple[str | None, tuple[str, ...], Sandbox | None]
 
 
 _started: EarlyPi | None = None
 
 
-def start(*, sandbox: Sandbox | None) -> None:
-    """Start this process's Pi in the background, as the defaults and the environment say."""
+def start(connection_file: Path | None) -> None:
+    """Start this process's Pi in the background, as the defaults and the environment say
+    (the sandbox when ``PI_KERNEL_SANDBOX`` asks for it, hiding ``connection_file``)."""
     global _started
     bridge = Bridge()
     lent = Lent()
     session = bridge.enter(PiSession(tools=lent, ui_handler=lent.ui, pi_path_hint=PI_PATH_HINT))
-    session.pi.sandbox = sandbox
+    if wanted_by_environment():
+        session.pi.sandbox = kernel_sandbox([], connection_file)
     bridge.submit(session.prewarm)
-    _started = EarlyPi(bridge, session, lent, (None, (), sandbox))
+    _started = EarlyPi(bridge, session, lent)
     logger.debug("Pi started before the kernel's imports")
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import atexit
-from contextlib import suppress
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pi_kernel import early
-from pi_kernel.sandbox import kernel_sandbox, wanted_by_environment
+
+from .connection import connection_file
 
 if TYPE_CHECKING:
     from .magics import PiMagics
@@ -31,7 +30,9 @@ def load_ipython_extension(ipython: Any) -> None:
         return
     prewarm = ipython.config.PiMagics.get("prewarm", True) if hasattr(ipython, "config") else True
     if prewarm and not early.pending():
-        _start_pi_first()
+        # As the Pi kernel does: Pi started as the environment says (the magics compare it
+        # with the notebook's configuration, and start another when they differ).
+        early.start(connection_file())
     from .magics import PiMagics
 
     magics = PiMagics(shell=ipython)
@@ -48,17 +49,6 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics.close()
     for kind in ("cell", "line"):
         ipython.magics_manager.magics[kind].pop("pi", None)
-
-
-def _start_pi_first() -> None:
-    """As the Pi kernel does: Pi started as the environment says (the magics compare it with
-    the notebook's configuration, and start another when they differ)."""
-    connection = None
-    with suppress(Exception):  # not an ipykernel kernel (a terminal): no connection file
-        from ipykernel.connect import get_connection_file
-
-        connection = Path(get_connection_file())
-    early.start(sandbox=kernel_sandbox([], connection) if wanted_by_environment() else None)
 
 
 def loaded_magics(ipython: Any) -> PiMagics:

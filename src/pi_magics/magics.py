@@ -17,7 +17,6 @@ from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ipykernel.connect import get_connection_file
 from IPython.core.error import UsageError
 from IPython.core.magic import cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
@@ -49,6 +48,7 @@ from pi_kernel.turn import Turn, TurnResult
 from . import budget, slash
 from .cell import CellTurn, Request
 from .cells import NO_CELL_ID, CellsSeen
+from .connection import connection_file
 from .credentials import Credentials
 from .desk import Desk
 from .dialogs import put_dialog
@@ -146,8 +146,10 @@ class PiMagics(PiSettings, RecordCommands):
             self.bridge, self.session = started.bridge, started.session
             started.lent.tools, started.lent.dialogs = tools, partial(put_dialog, self.desk)
             self.session.discovery_timeout = self.discovery_timeout
-            self.session.pi.pi_path, self.session.pi.args, self.session.pi.sandbox = launch
-            if launch != started.launch or not self.prewarm:
+            pi = self.session.pi
+            other = launch != (pi.pi_path, pi.args, pi.sandbox)
+            pi.pi_path, pi.args, pi.sandbox = launch
+            if other or not self.prewarm:
                 self.bridge.call(self.session.stop)
         else:
             self.bridge = Bridge()
@@ -200,11 +202,8 @@ class PiMagics(PiSettings, RecordCommands):
         kernel's connection file are hidden in it (they lead into the kernels)."""
         if not self.sandbox:
             return None
-        connection = None
-        with suppress(RuntimeError):  # not an ipykernel kernel: no connection file to hide
-            connection = Path(get_connection_file())
         writable = [Path(path).expanduser() for path in self.sandbox_writable]
-        return kernel_sandbox(writable, connection)
+        return kernel_sandbox(writable, connection_file())
 
     @observe("idle_stop")
     def _idle_stop_changed(self, change: Any) -> None:

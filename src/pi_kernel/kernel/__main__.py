@@ -7,10 +7,8 @@ kernel's imports and Pi's own start then run side by side instead of one after t
 import sys
 
 from pi_kernel import early
-from pi_kernel.sandbox import kernel_sandbox, wanted_by_environment
 
-connection = early.connection_file(sys.argv)
-early.start(sandbox=kernel_sandbox([], connection) if wanted_by_environment() else None)
+early.start(early.connection_file(sys.argv))
 
 from ipykernel.kernelapp import IPKernelApp  # noqa: E402  (after Pi's start, on purpose)
 
