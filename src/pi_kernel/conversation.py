@@ -162,7 +162,7 @@ class NotebookConversation:
     async def place(self, client: PiClient, session_id: str | None, cell: str) -> Placement:
         """Put the leaf where ``cell`` is to be asked; raises ``PiError`` when Pi could not
         move it (nothing is sent then)."""
-        await self._follow(client, session_id)
+        await self.refresh(client, session_id)
         tree = self._tree
         known = self.cells.get(cell)
         if known is None:
@@ -204,10 +204,6 @@ class NotebookConversation:
             self.cells[placement.cell] = CellPlace(placement.after, prompt, leaf)
         return prompt
 
-    async def refresh(self, client: PiClient, session_id: str | None) -> None:
-        """Read what is new in the session (the whole of a session not read before)."""
-        await self._follow(client, session_id)
-
     def rows(self) -> list[TreeRow]:
         """Every prompt in the session, as a tree (children in the order asked)."""
         tree = self._tree
@@ -236,7 +232,7 @@ class NotebookConversation:
         """The prompts on the conversation as it stands (root to leaf)."""
         return {node.id for node in self._tree.up(self._tree.leaf) if node.prompt is not None}
 
-    async def _follow(self, client: PiClient, session_id: str | None) -> None:
+    async def refresh(self, client: PiClient, session_id: str | None) -> None:
         """Read what is new in the session; a session other than the last one (a new
         one, a resumed one) is read whole and its cells found by their labels."""
         if session_id != self.session_id:

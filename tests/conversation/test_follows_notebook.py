@@ -14,7 +14,7 @@ from pi_kernel.rpc import PiInstall
 from pi_kernel.rpc.client import ENTRIES_SINCE
 from pi_kernel.transcript import transcripts_in
 from tests.support import scripted_llm as script
-from tests.support.kernels import CellRun, KernelHarness, run_notebook
+from tests.support.kernels import MAGICS, CellRun, KernelHarness, run_notebook
 from tests.support.pi_env import PiEnv
 from tests.support.scripted_llm import ScriptedLLM, user_texts
 
@@ -206,9 +206,6 @@ def test_an_in_memory_session_follows_the_cells_too(kernel: KernelHarness, llm: 
     ask(kernel, llm, "b", "B one")
     assert ask(kernel, llm, "a", "A two")[0] == ["A two"]
     assert ask(kernel, llm, "b", "B two")[0] == ["A two", "B two"]
-
-
-MAGICS = 'get_ipython().magics_manager.registry["PiMagics"]'
 
 
 def set_choice(kernel: KernelHarness, method: str, value: str) -> None:

@@ -10,28 +10,20 @@ import psutil
 from jupyter_client.manager import KernelManager
 
 from tests.support import scripted_llm as script
-from tests.support.kernels import KernelHarness, running_kernel
+from tests.support.kernels import MAGICS, KernelHarness, running_kernel
 from tests.support.pi_env import PiEnv
 from tests.support.processes import is_pi
 from tests.support.scripted_llm import ScriptedLLM
 
-MAGICS = 'get_ipython().magics_manager.registry["PiMagics"]'
-
-
-def value(kernel: KernelHarness, expression: str) -> str:
-    run = kernel.execute(f"%%py\nprint({expression})")
-    assert run.status == "ok", run.error_text
-    return run.text().strip()
-
 
 def test_the_pi_started_first_is_the_one_the_notebook_uses(kernel: KernelHarness, llm: ScriptedLLM):
     first = kernel.wait_for_pi()
-    assert value(kernel, f"{MAGICS}.started_early") == "True"
+    assert kernel.evaluate(f"{MAGICS}.started_early") is True
     llm.enqueue(script.text("Hello."))
     run = kernel.execute("Say hello.")
     assert run.status == "ok", run.outputs
     assert [pi.pid for pi in kernel.pis()] == [first.pid]  # one Pi, the first, throughout
-    assert value(kernel, f"{MAGICS}.session.pi.starts") == "1"
+    assert kernel.evaluate(f"{MAGICS}.session.pi.starts") == 1
 
 
 def test_a_configuration_that_asks_for_another_pi_replaces_the_one_started_first(
@@ -69,8 +61,7 @@ def test_load_ext_starts_pi_before_the_magics_imports(pi_env: PiEnv, llm: Script
     with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:  # python3
         assert kernel.execute("%load_ext pi_magics").status == "ok"
         first = kernel.wait_for_pi()
-        flag = kernel.execute(f"print({MAGICS}.started_early)")
-        assert flag.text().strip() == "True"
+        assert kernel.evaluate(f"{MAGICS}.started_early") is True
         llm.enqueue(script.text("Hello."))
         assert kernel.execute("%%pi\nSay hello.").status == "ok"
         assert [pi.pid for pi in kernel.pis()] == [first.pid]
@@ -80,6 +71,6 @@ def test_load_ext_starts_no_pi_when_the_notebook_says_not_to(pi_env: PiEnv):
     with running_kernel(env=pi_env.env, cwd=pi_env.cwd) as kernel:  # python3
         assert kernel.execute("%config PiMagics.prewarm = False").status == "ok"
         assert kernel.execute("%load_ext pi_magics").status == "ok"
-        said = kernel.execute(f"print({MAGICS}.started_early, {MAGICS}.session.pi.starts)")
-        assert said.text().split() == ["False", "0"]
+        said = kernel.evaluate(f"[{MAGICS}.started_early, {MAGICS}.session.pi.starts]")
+        assert said == [False, 0]
         assert not kernel.pis()

@@ -18,12 +18,11 @@ import pytest
 
 from pi_kernel.rpc import PiInstall
 from tests.support import scripted_llm as script
-from tests.support.kernels import CellRun, KernelHarness, run_notebook, running_kernel
+from tests.support.kernels import MAGICS, CellRun, KernelHarness, run_notebook, running_kernel
 from tests.support.pi_env import GATED_KEY_ENV, PiEnv, add_gated_provider, isolated_env
 from tests.support.pis import REPO
 from tests.support.scripted_llm import ScriptedLLM
 
-MAGICS = 'get_ipython().magics_manager.registry["PiMagics"]'
 PICKER = f"{MAGICS}.picker"
 SESSION = f"{MAGICS}.session"
 REVOKE_GATE = REPO / "tests" / "data" / "extensions" / "revoke_gate.ts"
@@ -37,15 +36,8 @@ def ok(run: CellRun) -> CellRun:
     return run
 
 
-def value(kernel: KernelHarness, expression: str) -> Any:
-    """Evaluate ``expression`` in the kernel; its value, through JSON."""
-    run = ok(kernel.execute(f"import json as _json\nprint(_json.dumps({expression}))"))
-    return json.loads(run.text())
-
-
 def picker_state(kernel: KernelHarness) -> dict[str, Any]:
-    return value(
-        kernel,
+    return kernel.evaluate(
         "{"
         f'"models": [v for _, v in {PICKER}.model.options], '
         f'"labels": [label for label, _ in {PICKER}.model.options], '
@@ -58,7 +50,7 @@ def picker_state(kernel: KernelHarness) -> dict[str, Any]:
 
 
 def commands_sent(kernel: KernelHarness) -> dict[str, int]:
-    return value(kernel, f"dict({SESSION}.pi.current.client.commands_sent)")
+    return kernel.evaluate(f"dict({SESSION}.pi.current.client.commands_sent)")
 
 
 def open_picker(kernel: KernelHarness) -> dict[str, Any]:
@@ -176,7 +168,7 @@ def test_a_choice_sent_as_a_comm_message_like_jupyterlab_does_reaches_pi(
 ):
     kernel = start_kernel()
     open_picker(kernel)
-    comm_id = value(kernel, f"{PICKER}.model.model_id")
+    comm_id = kernel.evaluate(f"{PICKER}.model.model_id")
     index = MODELS.index("scripted/reasoner")
     content = {
         "comm_id": comm_id,
@@ -246,7 +238,7 @@ def test_refilling_the_dropdowns_sends_pi_no_model_change(start_kernel: Any, llm
     llm.enqueue(script.text("Hi."))
     ok(kernel.execute("%%pi\nHello"))  # Pi writes its session file with the first answer
     assert commands_sent(kernel)["set_model"] == 1
-    path = Path(value(kernel, f"{MAGICS}.bridge.call({SESSION}.state).session_file"))
+    path = Path(kernel.evaluate(f"{MAGICS}.bridge.call({SESSION}.state).session_file"))
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     changes = [entry for entry in entries if entry.get("type") == "model_change"]
     # The model Pi started with, then the one choice: no change from refilling.

@@ -85,6 +85,10 @@ class CellRun:
         )
 
 
+MAGICS = 'get_ipython().magics_manager.registry["PiMagics"]'
+"""The kernel's ``PiMagics``, as an expression for ``execute`` and ``evaluate``."""
+
+
 def pi_kernel_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """``python -m pi_kernel ARGS`` as a user runs it."""
     return subprocess.run(
@@ -106,6 +110,7 @@ class KernelHarness:
     """One kernel process; ``execute`` cells in it; ``shutdown`` when done."""
 
     def __init__(self, *, env: dict[str, str], cwd: Path, kernel_name: str = "python3") -> None:
+        self.kernel_name = kernel_name
         self.manager = KernelManager(kernel_name=kernel_name)
         self.manager.start_kernel(env=env, cwd=str(cwd))
         self.client: BlockingKernelClient = self.manager.client()
@@ -174,6 +179,13 @@ class KernelHarness:
         message = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id})
         self.client.shell_channel.send(message)
         return str(message["header"]["msg_id"])
+
+    def evaluate(self, expression: str) -> Any:
+        """``expression``'s value in the kernel, through JSON (as Python in the Pi kernel)."""
+        python = "%%py\n" if self.kernel_name == "pi" else ""
+        run = self.execute(f"{python}import json as _json\nprint(_json.dumps({expression}))")
+        assert run.status == "ok", run.error_text or run.outputs
+        return json.loads(run.text())
 
     def reply_to(self, msg_id: str, *, timeout: float = CELL_TIMEOUT) -> dict[str, Any]:
         """The shell reply to request ``msg_id``, as a frontend matches it: by its parent.
