@@ -12,11 +12,15 @@ Against the scripted LLM of the test suite and the pinned Pi, the same answer on
   against Pi alone, already running as a plain RPC subprocess, from writing ``prompt`` until
   its first ``text_delta`` line on stdout.  Target: at most 1.15x.
 * **cold first cell**: from asking for a new Pi kernel until its first cell, a prompt sent
-  the moment the kernel answers, is done; against the slower of its two real parts, each
-  measured alone in the same round: a python3 kernel becoming ready (the imports and start-up
-  of any IPython kernel), and a Pi RPC process started and prompted at once, until
-  ``agent_settled``.  They can run side by side, so the slower one is the limit.  Target: at
-  most 1.15x.
+  the moment the kernel answers, is done; against the same cold start with nothing of the
+  Pi kernel's own: a python3 kernel and a raw Pi RPC process started together, the prompt
+  written to that Pi the moment the python3 kernel answers, until ``agent_settled``.  The
+  kernel's start and Pi's start run side by side there, but Pi's answer cannot begin before
+  a kernel has taken the cell, just as in the Pi kernel: that is the limit.  Target: at most
+  1.15x.  Also reported, as the issue first framed it: the slower of the two parts each
+  measured alone (a python3 kernel becoming ready; a raw Pi started and prompted at once,
+  until ``agent_settled``), which even the limit itself cannot reach, since it overlaps
+  Pi's answer with the kernel's start.
 
 Sides alternate round by round (``--rounds``, default 7) and the medians are compared.  This
 is a benchmark, not a test: it exits 0 when a target is missed, and says so.  Results go to
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -188,13 +193,40 @@ def python_ready(pi_env: PiEnv) -> float:
     return seconds
 
 
-def cold_starts(rounds: int) -> tuple[list[float], list[float], list[float], list[Path]]:
-    """Each round: a cold Pi kernel's first cell, a raw Pi prompted at once, and a python3
-    kernel becoming ready, one after the other."""
-    cells: list[float] = []
-    pis: list[float] = []
-    pythons: list[float] = []
-    roots: list[Path] = []
+def side_by_side(llm: ScriptedLLM, pi_env: PiEnv) -> float:
+    """Seconds for a cold first cell with nothing of the Pi kernel's own: a raw Pi and a
+    python3 kernel started together, the prompt written to Pi once the kernel answers,
+    until ``agent_settled``."""
+    llm.enqueue(reply())
+    started = time.perf_counter()
+    pi = BaselinePi(locate_pi(CURRENT_PI), llm, pi_env)
+    try:
+        kernel = KernelHarness(env=pi_env.env, cwd=pi_env.cwd, kernel_name="python3")
+        try:
+            pi.send({"type": "prompt", "message": PROMPT})
+            read_until(pi.process, "agent_settled", CELL_TIMEOUT_S)
+            return time.perf_counter() - started
+        finally:
+            kernel.shutdown()
+    finally:
+        stop_process(pi.process)
+
+
+@dataclass
+class ColdRounds:
+    """Each side's seconds, round by round."""
+
+    cells: list[float] = field(default_factory=list)
+    limits: list[float] = field(default_factory=list)
+    pis: list[float] = field(default_factory=list)
+    pythons: list[float] = field(default_factory=list)
+    roots: list[Path] = field(default_factory=list)
+
+
+def cold_starts(rounds: int) -> ColdRounds:
+    """Each round, one after the other: a cold Pi kernel's first cell, the side-by-side limit,
+    a raw Pi prompted at once, and a python3 kernel becoming ready."""
+    measured = ColdRounds()
     with tempfile.TemporaryDirectory(prefix="pi-bench-spec-") as prefix:
         jupyter_path = install_pi_kernelspec(Path(prefix))
         for _ in range(rounds):
@@ -204,11 +236,12 @@ def cold_starts(rounds: int) -> tuple[list[float], list[float], list[float], lis
                 (pi_env.agent_dir / "settings.json").write_text(
                     '{"defaultProvider": "scripted", "defaultModel": "plain"}\n'
                 )
-                cells.append(cold_cell(llm, pi_env))
-                pis.append(cold_pi(llm, pi_env))
-                pythons.append(python_ready(pi_env))
-                roots.append(pi_env.home.parent)
-    return cells, pis, pythons, roots
+                measured.cells.append(cold_cell(llm, pi_env))
+                measured.limits.append(side_by_side(llm, pi_env))
+                measured.pis.append(cold_pi(llm, pi_env))
+                measured.pythons.append(python_ready(pi_env))
+                measured.roots.append(pi_env.home.parent)
+    return measured
 
 
 def summary(cells: list[float], pis: list[float], target: float = TARGET_RATIO) -> dict[str, Any]:
@@ -225,12 +258,17 @@ def summary(cells: list[float], pis: list[float], target: float = TARGET_RATIO) 
     }
 
 
-def cold_summary(cells: list[float], pis: list[float], pythons: list[float]) -> dict[str, Any]:
-    """The cold cell against the slower of its parts, round by round (``pi_*``: that limit)."""
-    limits = [max(pi, python) for pi, python in zip(pis, pythons, strict=True)]
-    report = summary(cells, limits, COLD_TARGET_RATIO)
-    report["raw_pi_median_seconds"] = statistics.median(pis)
-    report["python_ready_median_seconds"] = statistics.median(pythons)
+def cold_summary(measured: ColdRounds) -> dict[str, Any]:
+    """The cold cell against the side-by-side limit (``pi_*``), and against the slower of its
+    parts alone (``parts_*``), round by round."""
+    report = summary(measured.cells, measured.limits, COLD_TARGET_RATIO)
+    parts = [max(pi, python) for pi, python in zip(measured.pis, measured.pythons, strict=True)]
+    report["parts_seconds"] = parts
+    report["parts_median_seconds"] = statistics.median(parts)
+    report["parts_ratio"] = report["cell_median_seconds"] / report["parts_median_seconds"]
+    report["limit_over_parts"] = report["pi_median_seconds"] / report["parts_median_seconds"]
+    report["raw_pi_median_seconds"] = statistics.median(measured.pis)
+    report["python_ready_median_seconds"] = statistics.median(measured.pythons)
     return report
 
 
@@ -245,15 +283,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"first token: cell {token['cell_median_seconds'] * 1e3:.0f} ms, "
         f"Pi {token['pi_median_seconds'] * 1e3:.0f} ms = {token['ratio']:.2f}x"
     )
-    cells, pis, pythons, cold_roots = cold_starts(args.rounds)
-    cold = cold_summary(cells, pis, pythons)
+    measured = cold_starts(args.rounds)
+    cold = cold_summary(measured)
     print(
-        f"cold first cell: kernel {cold['cell_median_seconds']:.2f} s, the slower of its parts "
-        f"{cold['pi_median_seconds']:.2f} s = {cold['ratio']:.2f}x (raw Pi prompted "
+        f"cold first cell: kernel {cold['cell_median_seconds']:.2f} s, python3 + Pi side by "
+        f"side {cold['pi_median_seconds']:.2f} s = {cold['ratio']:.2f}x; the slower part alone "
+        f"{cold['parts_median_seconds']:.2f} s = {cold['parts_ratio']:.2f}x (raw Pi prompted "
         f"{cold['raw_pi_median_seconds']:.2f} s, python3 kernel ready "
-        f"{cold['python_ready_median_seconds']:.2f} s)"
+        f"{cold['python_ready_median_seconds']:.2f} s; the limit itself "
+        f"{cold['limit_over_parts']:.2f}x of it)"
     )
-    leftovers = leftover_processes([*roots, *cold_roots])
+    leftovers = leftover_processes([*roots, *measured.roots])
     if leftovers:
         print(f"warning: {len(leftovers)} process(es) outlived the benchmark: {leftovers}")
     report = {

@@ -80,11 +80,13 @@ def rows() -> list[dict[str, Any]]:
             token["target_met"],
         ),
         row(
-            "cold first cell: new Pi kernel + a prompt at once / the slower of (a python3 "
-            "kernel becoming ready, a new Pi process + the prompt)",
+            "cold first cell: new Pi kernel + a prompt at once / a python3 kernel and a raw Pi "
+            "started together, the prompt sent to Pi when the kernel answers",
             f"{cold['cell_median_seconds']:.2f} s / {cold['pi_median_seconds']:.2f} s "
-            f"= {cold['ratio']:.2f}x (python3 ready {cold['python_ready_median_seconds']:.2f} s, "
-            f"Pi prompted {cold['raw_pi_median_seconds']:.2f} s)",
+            f"= {cold['ratio']:.2f}x (against the slower part alone, python3 ready "
+            f"{cold['python_ready_median_seconds']:.2f} s or Pi prompted "
+            f"{cold['raw_pi_median_seconds']:.2f} s: {cold['parts_ratio']:.2f}x; the limit "
+            f"itself: {cold['limit_over_parts']:.2f}x)",
             f"≤ {cold['target_ratio']:g}x",
             cold["target_met"],
         ),

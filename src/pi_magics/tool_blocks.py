@@ -13,16 +13,16 @@ import difflib
 import html
 import json
 from functools import cache
-from typing import Any
-
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import PythonLexer
+from typing import TYPE_CHECKING, Any
 
 from pi_kernel.blocks import ToolBlock
 from pi_kernel.kernel_tools.catalog import PROPOSE_CELL, PYTHON, TOOL_NAMES
 from pi_kernel.records.markdown import clean_text, visible_controls
 from pi_kernel.transcript import output_tail
+
+if TYPE_CHECKING:
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
 
 Bundle = dict[str, Any]
 """A MIME bundle: ``{"text/markdown" or "text/html": ..., "text/plain": ...}``, and JSON
@@ -209,12 +209,18 @@ def _diff_html(diff: str) -> str:
 @cache
 def _pygments() -> tuple[PythonLexer, HtmlFormatter[str]]:
     """One lexer and one formatter for every block: a formatter builds its style table
-    when made (half a millisecond), and the block of a call is drawn before the call runs."""
+    when made (half a millisecond), and the block of a call is drawn before the call runs.
+    Imported here, at the first block, not when the kernel starts (6 ms of a cold start)."""
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
     return PythonLexer(), HtmlFormatter(noclasses=True, nowrap=True)
 
 
 def _highlighted(code: str) -> str:
     """Python, coloured with inline styles (no stylesheet needed; Pygments escapes it)."""
+    from pygments import highlight
+
     body = highlight(visible_controls(code), *_pygments())
     style = "margin: 0.2em 0 0 1em; padding: 0.3em; background: #f6f8fa; white-space: pre-wrap"
     return f'<pre style="{style}">{body}</pre>'

@@ -86,6 +86,20 @@ def test_kernel_info_names_pi_kernel_and_markdown(kernel: KernelHarness):
     assert f"%pi help    what %pi does: {', '.join(NAMES)}\n" in reply["banner"]
 
 
+def test_the_kernel_offers_no_debugger_yet_its_python_imports_debugpy(kernel: KernelHarness):
+    # The kernelspec says "debugger": false; ipykernel would import debugpy all the same.
+    reply = kernel.reply_to(kernel.client.kernel_info(), timeout=10)["content"]
+    assert "debugger" not in reply.get("supported_features", [])
+    imported = kernel.execute(f"{PYTHON_MARKER}\nimport debugpy\nprint(debugpy.__name__)")
+    assert imported.status == "ok", imported.error_text
+    assert imported.text().strip() == "debugpy"
+
+
+def test_the_kernel_collects_garbage_once_started(kernel: KernelHarness):
+    # Its start-up runs with Python's cycle collector off (faster imports); never after.
+    assert kernel.evaluate("__import__('gc').isenabled()") is True
+
+
 @pytest.mark.contract
 def test_a_prompt_a_python_cell_a_magic_and_a_shell_line(kernel: KernelHarness, llm: ScriptedLLM):
     llm.enqueue(script.text("Forty-two."))

@@ -16,6 +16,9 @@ Which lines are prompts, and what completion completes, is decided in ``routing`
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
@@ -67,6 +70,29 @@ def describe_model(model: ModelInfo) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def _without_debugpy() -> Iterator[None]:
+    """While the kernel starts, make ``import debugpy`` fail as if debugpy were missing.
+
+    The Pi kernel offers no debugger (its kernelspec says ``"debugger": false``), yet a new
+    ``IPythonKernel`` imports ``ipykernel.debugger`` (its ``debugger_class`` trait), which
+    imports debugpy: about 55 ms of CPU before the kernel can take its first cell, a quarter
+    of what the Pi kernel adds to a cold start.  ``None`` in ``sys.modules`` is Python's way
+    to refuse an import; ``ipykernel.debugger`` takes it as "no debugpy" (once: the module
+    stays imported) and the kernel starts without a debugger.  The entry is removed at once:
+    Python run in the kernel imports debugpy as usual.
+    """
+    if "debugpy" in sys.modules:  # already paid for: nothing to spare
+        yield
+        return
+    sys.modules["debugpy"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get("debugpy", "") is None:
+            del sys.modules["debugpy"]
+
+
 class PiKernel(IPythonKernel):
     """IPython's kernel, with prompts for Pi as the default cell language."""
 
@@ -81,6 +107,12 @@ class PiKernel(IPythonKernel):
         "codemirror_mode": "markdown",
     }
     help_links = List(_help_links()).tag(config=True)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> PiKernel:
+        # traitlets resolves ``debugger_class`` (imports ipykernel.debugger) in ``__new__``.
+        with _without_debugpy():
+            kernel: PiKernel = super().__new__(cls, *args, **kwargs)
+        return kernel
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]  # ipykernel is untyped
