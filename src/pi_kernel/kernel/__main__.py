@@ -7,8 +7,8 @@ kernel's imports and Pi's own start then run side by side instead of one after t
 import gc
 import sys
 
-# Python's cycle collector runs hundreds of times while the kernel imports its thousands of
-# classes, and finds next to nothing to free: off until the kernel is set up (30 to 50 ms
+# Python's cycle collector runs over a hundred times while the kernel imports its thousands
+# of classes, and finds next to nothing to free: off until the kernel is set up (30 to 50 ms
 # of a cold start), on again before it takes its first message.
 gc.disable()
 
