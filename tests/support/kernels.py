@@ -7,7 +7,10 @@ display data crossed the wire.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -31,8 +34,53 @@ KERNEL_READY_TIMEOUT = 60.0
 CELL_TIMEOUT = 60.0
 """Seconds any one test cell may take before the test fails."""
 DISPLAY_MESSAGES = ("display_data", "update_display_data")
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+PORTS_PER_WORKER = 3000
+"""Each pytest-xdist worker takes its own slice of ports for its kernels."""
 INTERRUPT_BOUND = 1.0
 """The issues' bound: an interrupted cell ends within this many seconds."""
+
+
+def _port_slice() -> Iterator[int]:
+    """This process's kernel ports, round and round: a slice, one per xdist worker, of the
+    ports below the system's ephemeral range."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    end = low - int(worker or 0) % 4 * PORTS_PER_WORKER
+    return itertools.cycle(range(end - PORTS_PER_WORKER, end))
+
+
+_ports = _port_slice()
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def kernel_ports() -> dict[str, int]:
+    """Five free ports for a new test kernel, as ``KernelManager`` traits.
+
+    jupyter_client picks a kernel's ports by binding port 0 and letting go: ephemeral ports,
+    which any outgoing connection (Pi to the scripted model, a browser to Lab) may take before
+    the kernel binds them; the kernel then fails to bind and hangs (ipykernel's IOPub thread
+    keeps it alive), and the test waits out its 60 s.  Below the ephemeral range only an
+    explicit bind competes, and each xdist worker keeps to its own slice.
+    """
+    chosen: list[int] = []
+    for port in _ports:
+        if _free(port):
+            chosen.append(port)
+        if len(chosen) == len(PORT_NAMES):
+            return dict(zip(PORT_NAMES, chosen, strict=True))
+    raise AssertionError("unreachable: the ports cycle")  # pragma: no cover
 
 
 @dataclass
@@ -111,7 +159,7 @@ class KernelHarness:
 
     def __init__(self, *, env: dict[str, str], cwd: Path, kernel_name: str = "python3") -> None:
         self.kernel_name = kernel_name
-        self.manager = KernelManager(kernel_name=kernel_name)
+        self.manager = KernelManager(kernel_name=kernel_name, **kernel_ports())
         self.manager.start_kernel(env=env, cwd=str(cwd))
         self.client: BlockingKernelClient = self.manager.client()
         self.client.start_channels()
@@ -337,6 +385,9 @@ def execute_notebook(
         timeout=CELL_TIMEOUT,
         resources={"metadata": {"path": str(path.parent)}},
     )
+    manager = client.create_kernel_manager()  # still the client's own, to shut down
+    for name, port in kernel_ports().items():
+        setattr(manager, name, port)
     if prepare is not None:
         prepare(client)
     client.execute(env=env)
