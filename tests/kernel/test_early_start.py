@@ -10,7 +10,7 @@ import psutil
 from jupyter_client.manager import KernelManager
 
 from tests.support import scripted_llm as script
-from tests.support.kernels import MAGICS, KernelHarness, kernel_ports, running_kernel
+from tests.support.kernels import MAGICS, KernelHarness, pinned_ports, running_kernel
 from tests.support.pi_env import PiEnv
 from tests.support.processes import is_pi
 from tests.support.scripted_llm import ScriptedLLM
@@ -41,7 +41,7 @@ def test_a_configuration_that_asks_for_another_pi_replaces_the_one_started_first
 
 
 def test_a_kernel_killed_while_it_starts_leaves_no_pi(pi_env: PiEnv, kernels_prefix: str):
-    manager = KernelManager(kernel_name="pi", **kernel_ports())
+    manager = pinned_ports(KernelManager(kernel_name="pi"))
     manager.start_kernel(env=pi_env.env, cwd=str(pi_env.cwd))
     assert manager.provisioner is not None
     kernel = psutil.Process(manager.provisioner.process.pid)  # type: ignore[attr-defined]

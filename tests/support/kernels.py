@@ -65,21 +65,25 @@ def _free(port: int) -> bool:
     return True
 
 
-def kernel_ports() -> dict[str, int]:
-    """Five free ports for a new test kernel, as ``KernelManager`` traits.
+def pinned_ports(manager: KernelManager) -> KernelManager:
+    """``manager``, set to start its kernel on five free ports of this process's slice.
 
     jupyter_client picks a kernel's ports by binding port 0 and letting go: ephemeral ports,
     which any outgoing connection (Pi to the scripted model, a browser to Lab) may take before
     the kernel binds them; the kernel then fails to bind and hangs (ipykernel's IOPub thread
     keeps it alive), and the test waits out its 60 s.  Below the ephemeral range only an
-    explicit bind competes, and each xdist worker keeps to its own slice.
+    explicit bind competes, and each xdist worker keeps to its own slice.  (``cache_ports``
+    off: else jupyter_client replaces these with picks of its own as the kernel starts.)
     """
     chosen: list[int] = []
     for port in _ports:
         if _free(port):
             chosen.append(port)
         if len(chosen) == len(PORT_NAMES):
-            return dict(zip(PORT_NAMES, chosen, strict=True))
+            manager.cache_ports = False
+            for name, port in zip(PORT_NAMES, chosen, strict=True):
+                setattr(manager, name, port)
+            return manager
     raise AssertionError("unreachable: the ports cycle")  # pragma: no cover
 
 
@@ -159,7 +163,7 @@ class KernelHarness:
 
     def __init__(self, *, env: dict[str, str], cwd: Path, kernel_name: str = "python3") -> None:
         self.kernel_name = kernel_name
-        self.manager = KernelManager(kernel_name=kernel_name, **kernel_ports())
+        self.manager = pinned_ports(KernelManager(kernel_name=kernel_name))
         self.manager.start_kernel(env=env, cwd=str(cwd))
         self.client: BlockingKernelClient = self.manager.client()
         self.client.start_channels()
@@ -385,9 +389,7 @@ def execute_notebook(
         timeout=CELL_TIMEOUT,
         resources={"metadata": {"path": str(path.parent)}},
     )
-    manager = client.create_kernel_manager()  # still the client's own, to shut down
-    for name, port in kernel_ports().items():
-        setattr(manager, name, port)
+    pinned_ports(client.create_kernel_manager())  # still the client's own, to shut down
     if prepare is not None:
         prepare(client)
     client.execute(env=env)
