@@ -76,15 +76,15 @@ def pinned_ports(manager: KernelManager) -> KernelManager:
     off: else jupyter_client replaces these with picks of its own as the kernel starts.)
     """
     chosen: list[int] = []
-    for port in _ports:
-        if _free(port):
-            chosen.append(port)
+    for candidate in _ports:
+        if _free(candidate):
+            chosen.append(candidate)
         if len(chosen) == len(PORT_NAMES):
-            manager.cache_ports = False
-            for name, port in zip(PORT_NAMES, chosen, strict=True):
-                setattr(manager, name, port)
-            return manager
-    raise AssertionError("unreachable: the ports cycle")  # pragma: no cover
+            break
+    manager.cache_ports = False
+    for name, port in zip(PORT_NAMES, chosen, strict=True):
+        setattr(manager, name, port)
+    return manager
 
 
 @dataclass
