@@ -26,6 +26,7 @@ from typing import Any
 from .. import variables
 from ..errors import LocalModelError
 from ..rpc.processes import stop_group
+from . import local_server
 
 PROVIDER = "local"
 MODEL_ID = "smollm2-135m-instruct"
@@ -44,8 +45,6 @@ KEEP_RECENT_TOKENS = 3072
 """What compaction keeps verbatim (Pi's default, 20000, is larger than the context)."""
 STARTUP_TIMEOUT = 60.0
 """Seconds for the server to load the weights and listen (about 1 s on 2 cores)."""
-READY_PREFIX = "ready "
-"""The server's first line on stdout: ``ready <base url>``, once it accepts requests."""
 
 HINT = (
     "Use a real provider instead: run `pi` and /login, or set a provider key such as "
@@ -133,20 +132,23 @@ def serving(
 def _wait_ready(process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> str:
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
+    failure = None
     while (remaining := deadline - time.monotonic()) > 0:
         readable, _, _ = select.select([process.stdout], [], [], remaining)
         if not readable:
             break
         raw = process.stdout.readline()
         line = raw.decode(errors="replace").strip()
-        if line.startswith(READY_PREFIX):
-            return line.removeprefix(READY_PREFIX)
+        if line.startswith(local_server.READY):
+            return line.removeprefix(local_server.READY)
+        if line.startswith(local_server.FAILED):
+            failure = line.removeprefix(local_server.FAILED)
         if not raw:  # end of output: the server exited (a blank line is just skipped)
             with suppress(subprocess.TimeoutExpired):
                 process.wait(1.0)
             raise LocalModelError(
                 f"The local model server exited while starting (code {process.returncode}): "
-                f"{_last_line(log_path)} (log: {log_path}).",
+                f"{failure or _last_line(log_path)} (log: {log_path}).",
                 hint=HINT,
             )
     raise LocalModelError(

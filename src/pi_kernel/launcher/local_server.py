@@ -24,6 +24,13 @@ from .. import variables
 HOST = "127.0.0.1"
 
 
+READY = "ready "
+"""Its first line on stdout, before its base URL, once it accepts requests."""
+FAILED = "failed "
+"""Its line on stdout before why it could not start.  The launcher reads this, not the log's
+last line: llama.cpp's threads may write their own log lines after ours."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pi_kernel.launcher.local_server")
     parser.add_argument("--model", required=True, help="the GGUF file to serve")
@@ -54,9 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server = xllamacpp.Server(params)  # returns once the weights are loaded and it listens
     except RuntimeError:  # its own reasons are in the log lines above
-        print(f"llama.cpp could not load the weights {args.model}", file=sys.stderr, flush=True)
+        failure = f"llama.cpp could not load the weights {args.model}"
+        print(failure, file=sys.stderr, flush=True)
+        print(f"{FAILED}{failure}", flush=True)
         return 1
-    print(f"ready {server.listening_address}/v1", flush=True)
+    print(f"{READY}{server.listening_address}/v1", flush=True)
     # llama.cpp serves from its own threads; this one only waits.  SIGTERM's default action
     # ends the process, threads and all.
     while True:
