@@ -21,8 +21,15 @@ from .render import HEARTBEAT
 
 _N = TypeVar("_N", int, float)
 
+ZERO_MEANS = {"ask_timeout": "no limit", "idle_stop": "never"}
+"""What 0 means for each setting in seconds that may be 0."""
 NOTEBOOK, LINEAR = "notebook", "linear"
 """What ``PiMagics.conversation`` may be."""
+
+
+def _is_seconds(value: float) -> bool:
+    """Whether ``value`` is a number of seconds, 0 or more."""
+    return math.isfinite(value) and value >= 0
 
 
 class PiSettings(Magics):
@@ -82,12 +89,14 @@ class PiSettings(Magics):
         "no; 0 waits as long as it takes.",
     ).tag(config=True)
 
-    @validate("ask_timeout")
+    @validate("ask_timeout", "idle_stop")
     def _seconds_or_zero(self, proposal: Any) -> float:
         seconds = float(proposal["value"])
-        if not math.isfinite(seconds) or seconds < 0:
+        if not _is_seconds(seconds):
+            name = proposal["trait"].name
             raise TraitError(
-                f"PiMagics.ask_timeout is seconds (0: no limit), not {proposal['value']!r}."
+                f"PiMagics.{name} is seconds, 0 or more (0: {ZERO_MEANS[name]}), "
+                f"not {proposal['value']!r}."
             )
         return seconds
 
@@ -193,19 +202,12 @@ class PiSettings(Magics):
             seconds = float(text) if text else 0.0
         except ValueError:
             seconds = math.nan
-        if not math.isfinite(seconds) or seconds < 0:
+        if not _is_seconds(seconds):
             self.idle_stop_problem = (
                 f"{variables.IDLE_STOP}={text!r} is not a number of seconds (0 or more): "
                 "Pi never stops for being idle."
             )
             return 0.0
-        return seconds
-
-    @validate("idle_stop")
-    def _idle_seconds(self, proposal: Any) -> float:
-        seconds = float(proposal["value"])
-        if not math.isfinite(seconds) or seconds < 0:
-            raise TraitError(f"PiMagics.idle_stop is seconds, 0 or more (0: never), not {seconds}.")
         return seconds
 
     @observe("idle_stop")
