@@ -33,7 +33,7 @@ from .errors import (
     PiSessionNotFound,
     PiTimeout,
 )
-from .kernel_tools.catalog import BRANCH_COMMAND
+from .kernel_tools.catalog import KERNEL_COMMANDS
 from .kernel_tools.channel import ChannelStats, ToolHandler
 from .rpc.client import PiClient, UIHandler, cancel_dialog
 from .rpc.feed import ClientEvent
@@ -308,9 +308,9 @@ class PiSession:
 
     async def commands(self) -> list[SlashCommand]:
         """Pi's slash commands: prompt templates, skills and extension commands (but the
-        one pi-kernel's extension keeps for the kernel)."""
+        ones pi-kernel's extension keeps for the kernel)."""
         commands = await (await self.client()).get_commands()
-        return [command for command in commands if command.name != BRANCH_COMMAND]
+        return [command for command in commands if command.name not in KERNEL_COMMANDS]
 
     async def state(self) -> SessionState:
         return await (await self.client()).get_state()
@@ -556,9 +556,21 @@ class PiSession:
                 await self._set_supported_level(thinking)
             state = await client.get_state() if model or thinking else before
             sent = [image.model_dump(mode="json", by_alias=True) for image in images]
-            async with client.prompt(prompt, images=sent or None) as run:
-                async for event in run:
-                    on_event(event)
+            process = self.pi.current
+            if process is not None and process.client is not client:
+                process = None  # replaced meanwhile: its own extension asks for the offer
+            offered = process is not None and await process.offer_tools()
+            run = client.prompt(prompt, images=sent or None)
+            try:
+                async with run:
+                    async for event in run:
+                        on_event(event)
+            finally:
+                if process is not None and offered and not run.started and client.alive:
+                    # Pi's own failure, if any, is the one the cell reports.
+                    shielded = anyio.CancelScope(shield=True)
+                    with shielded, anyio.move_on_after(RESTORE_TIMEOUT), suppress(PiError):
+                        await process.withdraw_offer()
             assert run.outcome is not None
         except PiCommandError as exc:
             if exc.command == "prompt" and not await self._has_models(client):

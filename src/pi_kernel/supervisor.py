@@ -11,6 +11,7 @@ model) runs in ``on_start``, under the same lock, so nobody sees the Pi before t
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Self
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from .kernel_tools.catalog import OFFER_COMMAND
 from .kernel_tools.channel import ToolChannel, ToolHandler
 from .rpc.client import PiClient, UIHandler, cancel_dialog, open_client
 from .rpc.errors import PiError
@@ -41,6 +43,27 @@ class PiProcess:
     stop: anyio.Event
     gone: anyio.Event
     channel: ToolChannel | None = None
+    takes_offers: bool | None = None
+    """Whether this Pi's extension takes a run's offer as a command (None: not asked yet)."""
+
+    async def offer_tools(self) -> bool:
+        """Give the run about to start its tools, approvals and budget flag, before its
+        prompt, and wait until Pi's extension has them: it then need not ask the kernel at
+        the run's start (an extension without the command asks then).  True: offered."""
+        if self.channel is None:
+            return False
+        if self.takes_offers is None:
+            commands = await self.client.get_commands()
+            self.takes_offers = any(command.name == OFFER_COMMAND for command in commands)
+        if self.takes_offers:
+            offer = json.dumps(self.channel.offer())
+            await self.client.request("prompt", message=f"/{OFFER_COMMAND} {offer}")
+        return self.takes_offers
+
+    async def withdraw_offer(self) -> None:
+        """Take back an offer no run took (the prompt started none): a run that Pi starts
+        later for something else asks the kernel, rather than taking this cell's choice."""
+        await self.client.request("prompt", message=f"/{OFFER_COMMAND}")
 
 
 class PiSupervisor:

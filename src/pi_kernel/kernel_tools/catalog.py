@@ -36,10 +36,14 @@ EVERY_TOOL = "*"
 """In a list of tools to ask before (``PiMagics.ask_before``): every tool, Pi's own too."""
 
 EXTENSION = Path(__file__).with_name("extension.js")
+"""The Pi extension (``pi -e``) that offers the tools and forwards their calls."""
 BRANCH_COMMAND = "pi-kernel-branch"
 """The extension's command that moves the conversation or labels an entry (``extension.js``
 has the same name): the kernel's, not offered to the user."""
-"""The Pi extension (``pi -e``) that offers the tools and forwards their calls."""
+OFFER_COMMAND = "pi-kernel-offer"
+"""The extension's command that gives the next run its tools, approvals and budget flag,
+sent just before the kernel's prompt: the kernel's, not offered to the user."""
+KERNEL_COMMANDS = (BRANCH_COMMAND, OFFER_COMMAND)
 
 
 def check_policy(value: str) -> Policy:

@@ -11,11 +11,13 @@ anything else is refused and counted.
 
 The wire: one JSON request line per connection, one JSON reply line back.
 ``{"secret", "op": "offer"}`` asks which tools to offer for the run about to start, and
-which calls the user wants to approve first; ``{"secret", "op": "approve", "tool",
-"callId", "args"}`` asks the user about one call (Pi's ``tool_call`` hook, before any tool
-runs, Pi's own too); ``{"secret", "op": "budget", "usage"}`` asks whether the run may go
-on, having spent ``usage`` so far (before each tool and each model call, when a budget is
-set); ``{"secret", "op": "call", "tool", "callId", "args"}`` runs one.
+which calls the user wants to approve first (only for a run that no ``pi-kernel-offer``
+command came before: the kernel sends its own prompts' offer ahead of them on Pi's stdin);
+``{"secret", "op": "approve", "tool", "callId", "args"}`` asks the user about one call (Pi's
+``tool_call`` hook, before any tool runs, Pi's own too); ``{"secret", "op": "budget",
+"usage"}`` asks whether the run may go on, having spent ``usage`` so far (before each tool
+and each model call, when a budget is set); ``{"secret", "op": "call", "tool", "callId",
+"args"}`` runs one.
 """
 
 from __future__ import annotations
@@ -143,6 +145,13 @@ class ToolChannel:
         self._proven: set[int] = set()
         """Processes that sent the secret: Pi's."""
 
+    def offer(self) -> dict[str, Any]:
+        """What the run about to start may use, counted as one run offered: its tools, the
+        tools whose calls the user approves first, and whether it keeps to a budget."""
+        self.offers += 1
+        tools, asked = list(self.tools.offered()), list(self.tools.asked())
+        return {"tools": tools, "ask": asked, "budget": self.tools.budgeted()}
+
     def stats(self) -> ChannelStats:
         return ChannelStats(self.offers, self.calls, self.approvals, self.refused)
 
@@ -248,9 +257,7 @@ class ToolChannel:
         if pid:
             self._proven.add(pid)
         if request.op == "offer":
-            self.offers += 1
-            tools, asked = list(self.tools.offered()), list(self.tools.asked())
-            return {"ok": True, "tools": tools, "ask": asked, "budget": self.tools.budgeted()}
+            return {"ok": True, **self.offer()}
         if request.op == "budget":
             run_usage = UsageTally()
             run_usage.add(request.usage)

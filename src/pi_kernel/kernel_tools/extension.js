@@ -96,6 +96,7 @@ const TOOLS = [
 ];
 const NAMES = new Set(TOOLS.map((tool) => tool.name));
 const BRANCH_COMMAND = "pi-kernel-branch";
+const OFFER_COMMAND = "pi-kernel-offer";
 
 // One request, one reply, one connection: the kernel answers when the call is done.
 function ask(request, signal) {
@@ -153,23 +154,38 @@ export default function (pi) {
   let budgeted = false;
   let spent = nothingSpent();
 
-  // Which tools a run may use is the running cell's choice (its policy), asked per run, and
-  // so is which calls the user approves first.
+  // Which tools a run may use is the running cell's choice (its policy), and so is which
+  // calls the user approves first.  The kernel sends that choice as a command just before its
+  // prompt and waits until it is handled, so the run it comes before takes it without asking
+  // (a round trip to the kernel less before the model is called).  A run that no such
+  // command came before (one another extension started) asks the kernel instead.
+  let offer = null;
+  pi.registerCommand(OFFER_COMMAND, {
+    description: "Used by pi-kernel's notebook kernel: the tools and approvals of the next run",
+    handler: async (args) => {
+      offer = null; // without arguments: the kernel takes back an offer that no run took
+      if (!args.trim()) return;
+      const given = JSON.parse(args);
+      offer = { tools: given.tools ?? [], ask: given.ask ?? [], budget: given.budget === true };
+    },
+  });
+
   pi.on("before_agent_start", async () => {
-    let offered = [];
-    try {
-      const reply = await ask({ op: "offer" });
-      if (reply.ok) {
-        offered = reply.tools.filter((name) => NAMES.has(name));
-        asking = new Set(reply.ask ?? []);
-        budgeted = reply.budget === true;
+    let given = offer;
+    offer = null; // for this run only
+    if (given === null) {
+      try {
+        const reply = await ask({ op: "offer" });
+        if (reply.ok) given = reply;
+      } catch {
+        // The kernel does not answer: offer nothing rather than tools that cannot run, and
+        // let no call through that the user may have wanted to approve.
       }
-    } catch {
-      // The kernel does not answer: offer nothing rather than tools that cannot run, and
-      // let no call through that the user may have wanted to approve.
-      asking = new Set(["*"]);
     }
+    asking = new Set(given?.ask ?? ["*"]);
+    budgeted = given?.budget === true;
     spent = nothingSpent();
+    const offered = (given?.tools ?? []).filter((name) => NAMES.has(name));
     const others = pi.getActiveTools().filter((name) => !NAMES.has(name));
     pi.setActiveTools([...others, ...offered]);
   });

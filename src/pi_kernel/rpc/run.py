@@ -117,6 +117,11 @@ class Run:
     def done(self) -> bool:
         return self.outcome is not None
 
+    @property
+    def started(self) -> bool:
+        """Whether Pi started an agent run for the prompt (``agent_start`` came)."""
+        return self._saw_agent_start
+
     async def __aenter__(self) -> Self:
         self._subscriber = self._client.subscribe()
         self._prompt_id = self._client.next_id()
