@@ -5,7 +5,9 @@ Usage, from the repository root::
     .venv/bin/python bench/latency.py [--rounds N]
 
 Against the scripted LLM of the test suite and the pinned Pi, the same answer on both sides
-(its words streamed 50 ms apart, so that "first" means something):
+(its words streamed 50 ms apart, so that "first" means something).  Pi runs the same way on
+both sides: ``pi --mode rpc`` with the same settings (the scripted model the default), and so
+keeping a session file, as the kernel's Pi keeps the notebook's and a plain Pi keeps its own.
 
 * **first token**: in a warm kernel (``%load_ext pi_magics`` and one cell already run), from
   the execute request until the frontend receives the first output holding answer text;
@@ -32,6 +34,7 @@ is a benchmark, not a test: it exits 0 when a target is missed, and says so.  Re
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import selectors
 import statistics
@@ -70,6 +73,17 @@ FIRST_WORD = "Hello"
 ANSWER = f"{FIRST_WORD} there, this answer streams one word every fifty milliseconds or so."
 PROMPT = "Say hello."
 CELL_TIMEOUT_S = 60.0
+RAW_PI_ARGS: tuple[str, ...] = ()
+"""Pi alone runs as ``pi --mode rpc``, as the kernel's Pi does: the same settings (the scripted
+model made the default, ``same_model``), and a session file kept, as both keep one by default."""
+
+
+def same_model(pi_env: PiEnv) -> None:
+    """Make the model the baseline answers with the default: the kernel's Pi runs it too."""
+    path = pi_env.agent_dir / "settings.json"
+    settings = json.loads(path.read_text()) if path.exists() else {}
+    settings.update(defaultProvider="scripted", defaultModel="plain")
+    path.write_text(json.dumps(settings))
 
 
 def reply() -> Any:
@@ -140,9 +154,10 @@ def first_tokens(rounds: int) -> tuple[list[float], list[float], list[Path]]:
     cells: list[float] = []
     pis: list[float] = []
     with pi_sandbox("pi-bench-token-") as (llm, pi_env):
+        same_model(pi_env)
         llm.enqueue(*(reply() for _ in range(2 * rounds + 2)))
         kernel = KernelHarness(env=pi_env.env, cwd=pi_env.cwd)
-        pi = BaselinePi(locate_pi(CURRENT_PI), llm, pi_env)
+        pi = BaselinePi(locate_pi(CURRENT_PI), llm, pi_env, RAW_PI_ARGS)
         try:
             if kernel.execute("%load_ext pi_magics").status != "ok":
                 raise RuntimeError("%load_ext pi_magics failed")
@@ -177,7 +192,7 @@ def cold_pi(llm: ScriptedLLM, pi_env: PiEnv) -> float:
     """Seconds from starting a Pi RPC process, prompted at once, to ``agent_settled``."""
     llm.enqueue(reply())
     started = time.perf_counter()
-    pi = BaselinePi(locate_pi(CURRENT_PI), llm, pi_env)
+    pi = BaselinePi(locate_pi(CURRENT_PI), llm, pi_env, RAW_PI_ARGS)
     try:
         pi.send({"type": "prompt", "message": PROMPT})
         read_until(pi.process, "agent_settled", CELL_TIMEOUT_S)
@@ -201,7 +216,7 @@ def side_by_side(llm: ScriptedLLM, pi_env: PiEnv) -> float:
     until ``agent_settled``."""
     llm.enqueue(reply())
     started = time.perf_counter()
-    pi = BaselinePi(locate_pi(CURRENT_PI), llm, pi_env)
+    pi = BaselinePi(locate_pi(CURRENT_PI), llm, pi_env, RAW_PI_ARGS)
     try:
         kernel = KernelHarness(env=pi_env.env, cwd=pi_env.cwd, kernel_name="python3")
         try:
@@ -233,11 +248,8 @@ def cold_starts(rounds: int) -> ColdRounds:
         jupyter_path = install_pi_kernelspec(Path(prefix))
         for _ in range(rounds):
             with pi_sandbox("pi-bench-cold-") as (llm, pi_env):
-                # The kernel's Pi runs the model the baseline is given on its command line.
                 pi_env.env["JUPYTER_PATH"] = jupyter_path
-                (pi_env.agent_dir / "settings.json").write_text(
-                    '{"defaultProvider": "scripted", "defaultModel": "plain"}\n'
-                )
+                same_model(pi_env)
                 measured.cells.append(cold_cell(llm, pi_env))
                 measured.limits.append(side_by_side(llm, pi_env))
                 measured.pis.append(cold_pi(llm, pi_env))

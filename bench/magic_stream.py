@@ -146,13 +146,20 @@ class BaselineRun:
 class BaselinePi:
     """Pi as a plain RPC subprocess, read line by line from its stdout."""
 
-    def __init__(self, install: PiInstall, llm: ScriptedLLM, pi_env: PiEnv) -> None:
+    def __init__(
+        self,
+        install: PiInstall,
+        llm: ScriptedLLM,
+        pi_env: PiEnv,
+        args: Sequence[str] = PI_ARGS,
+    ) -> None:
+        """``args``: after ``--mode rpc``; the kernel's side must run the same."""
         self.llm = llm
         self.stderr_path = pi_env.cwd.parent / "baseline-stderr.log"
         # stderr goes to a file: nobody drains a pipe while we read stdout, and Pi would block.
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [*install.argv, "--mode", "rpc", *PI_ARGS],
+                [*install.argv, "--mode", "rpc", *args],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
