@@ -39,9 +39,10 @@ from .rpc.client import PiClient, UIHandler, cancel_dialog
 from .rpc.feed import ClientEvent
 from .rpc.launch import PiInstall
 from .rpc.protocol import ImageContent, ModelInfo, SessionState, SessionStats, SlashCommand
+from .rpc.run import Run
 from .rpc.transport import task_group
 from .rpc.usage import UsageTally
-from .supervisor import PiSupervisor
+from .supervisor import PiProcess, PiSupervisor
 from .turn import TurnResult
 
 logger = logging.getLogger(__name__)
@@ -499,12 +500,14 @@ class PiSession:
         before: SessionState | None = None,
         images: Sequence[ImageContent] = (),
         cell: str | None = None,
+        on_state: Callable[[SessionState], object] | None = None,
     ) -> TurnResult:
         """Send ``prompt`` and feed every event to ``on_event`` until Pi settles.
 
         ``model`` and ``thinking`` apply to this turn only: they are validated against what
         Pi offers before anything is sent, and put back afterwards.  ``before`` is the state
-        the caller has just read, so it is not asked for again (with ``new`` it is).
+        the caller has just read, so it is not asked for again (with ``new`` it is); without
+        it the state is read here, and ``on_state`` hears it before anything is sent.
         ``images`` go with the prompt (checked by the caller: Pi takes what it is given).
         ``cell``: the notebook cell asking, when the conversation follows the notebook's
         cells (``conversation``): a cell asked before is asked again where it was first
@@ -521,7 +524,7 @@ class PiSession:
             async with self._turn_lock:  # also waits for an idle Pi being put to sleep
                 self.idle_changed()
                 return await self._turn(
-                    prompt, on_event, model, thinking, new, before, images, cell
+                    prompt, on_event, model, thinking, new, before, images, cell, on_state
                 )
         finally:
             self._last_turn = time.monotonic()
@@ -537,53 +540,52 @@ class PiSession:
         before: SessionState | None,
         images: Sequence[ImageContent],
         cell: str | None,
+        on_state: Callable[[SessionState], object] | None,
     ) -> TurnResult:
         client = await self.client()
         if new:
             await self.new_session()
-        if new or before is None:
-            before = await client.get_state()
-        placement, linear = None, None
-        if cell is not None:
-            linear = await self.conversation.unavailable(client)
-            if linear is None:
-                placement = await self.conversation.place(client, before.session_id, cell)
-        prompt_entry, follow_problem = None, None
+        process = self.pi.current
+        if process is not None and process.client is not client:
+            process = None  # replaced meanwhile: its own extension asks for the offer
+        before, offered = await _read_and_offer(client, process, None if new else before)
+        run: Run | None = None
         try:
-            if model is not None:
-                await self._set_offered_model(model)
-            if thinking is not None:
-                await self._set_supported_level(thinking)
-            state = await client.get_state() if model or thinking else before
-            sent = [image.model_dump(mode="json", by_alias=True) for image in images]
-            process = self.pi.current
-            if process is not None and process.client is not client:
-                process = None  # replaced meanwhile: its own extension asks for the offer
-            offered = process is not None and await process.offer_tools()
-            run = client.prompt(prompt, images=sent or None)
+            if on_state is not None:
+                on_state(before)
+            placement, linear = None, None
+            if cell is not None:
+                linear = await self.conversation.unavailable(client)
+                if linear is None:
+                    placement = await self.conversation.place(client, before.session_id, cell)
+            prompt_entry, follow_problem = None, None
             try:
+                if model is not None:
+                    await self._set_offered_model(model)
+                if thinking is not None:
+                    await self._set_supported_level(thinking)
+                state = await client.get_state() if model or thinking else before
+                sent = [image.model_dump(mode="json", by_alias=True) for image in images]
+                run = client.prompt(prompt, images=sent or None)
                 async with run:
                     async for event in run:
                         on_event(event)
+                assert run.outcome is not None
+            except PiCommandError as exc:
+                if exc.command == "prompt" and not await self._has_models(client):
+                    raise PiNoModels(
+                        f"Pi cannot answer: {exc.pi_message}", hint=no_models_hint()
+                    ) from None
+                raise
             finally:
-                if process is not None and offered and not run.started and client.alive:
-                    # Pi's own failure, if any, is the one the cell reports.
-                    shielded = anyio.CancelScope(shield=True)
-                    with shielded, anyio.move_on_after(RESTORE_TIMEOUT), suppress(PiError):
-                        await process.withdraw_offer()
-            assert run.outcome is not None
-        except PiCommandError as exc:
-            if exc.command == "prompt" and not await self._has_models(client):
-                raise PiNoModels(
-                    f"Pi cannot answer: {exc.pi_message}", hint=no_models_hint()
-                ) from None
-            raise
+                if (model is not None or thinking is not None) and client.alive:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT):
+                        await self._restore(client, before)
+                if placement is not None and client.alive:
+                    prompt_entry, follow_problem = await self._settle(client, placement)
         finally:
-            if (model is not None or thinking is not None) and client.alive:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT):
-                    await self._restore(client, before)
-            if placement is not None and client.alive:
-                prompt_entry, follow_problem = await self._settle(client, placement)
+            if process is not None and offered and (run is None or not run.started):
+                await _withdraw(process)
         self._claim.hold(state.session_file)
         return TurnResult(
             run.outcome,
@@ -621,3 +623,37 @@ class PiSession:
         if before.model is not None:
             await self._send_model(client, before.model.provider, before.model.id)
         await self._send_level(client, before.thinking_level)
+
+
+async def _read_and_offer(
+    client: PiClient, process: PiProcess | None, before: SessionState | None
+) -> tuple[SessionState, bool]:
+    """The session's state (``before``, else read now) and whether the run's offer went to
+    Pi's extension (``process``: None when there is none to give), both in one round trip:
+    no run can start before the prompt, so nothing takes the offer meanwhile."""
+    offered = False
+
+    async def offer() -> None:
+        nonlocal offered
+        offered = process is not None and await process.offer_tools()
+
+    if before is not None:
+        await offer()
+        return before, offered
+    try:
+        async with task_group() as tasks:
+            tasks.start_soon(offer)
+            before = await client.get_state()
+    except BaseException:
+        if process is not None:
+            await _withdraw(process)  # it may have arrived before the failure
+        raise
+    return before, offered
+
+
+async def _withdraw(process: PiProcess) -> None:
+    """Take back an offer no run took; Pi's own failure, if any, is the one reported."""
+    if not process.client.alive:
+        return
+    with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_TIMEOUT), suppress(PiError):
+        await process.withdraw_offer()

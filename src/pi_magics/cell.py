@@ -23,6 +23,7 @@ from pi_kernel.blocks import Block
 from pi_kernel.kernel_tools.catalog import KernelToolCall, ToolReply
 from pi_kernel.rpc.client import DialogDeclined
 from pi_kernel.rpc.feed import ClientEvent
+from pi_kernel.rpc.protocol import SessionState
 from pi_kernel.turn import Turn, TurnResult
 
 from .approvals import Approval, ask_approval, verdict_text
@@ -33,10 +34,10 @@ from .render import TurnDisplay
 
 logger = logging.getLogger(__name__)
 
-Item = ClientEvent | Errand[Any] | None
+Item = ClientEvent | SessionState | Errand[Any] | None
 Inbox = queue.SimpleQueue[Item]
-"""What a running cell reads: Pi's events, its errands (dialogs, kernel tool calls), and
-None when the turn is over."""
+"""What a running cell reads: the state the turn is asked in (when the run had to read it),
+Pi's events, its errands (dialogs, kernel tool calls), and None when the turn is over."""
 Redraw = Callable[[], None]
 Work = Callable[[KernelToolCall, Redraw], ToolReply]
 """Runs a kernel tool call on the main thread (``Workbench.run``), calling the ``Redraw``
@@ -46,8 +47,8 @@ INTERRUPTED_REPLY = ToolReply(
     "KeyboardInterrupt: the user interrupted this code; the turn is being aborted.",
     is_error=True,
 )
-Post = Callable[[ClientEvent], None]
-"""Where the run puts Pi's events for the cell."""
+Post = Callable[[ClientEvent | SessionState], None]
+"""Where the run puts Pi's events for the cell, and the state its turn is asked in."""
 Submit = Callable[[Callable[[Post], Awaitable[TurnResult]], Post], Future[TurnResult]]
 """Starts a coroutine function with an argument on the bridge: ``Bridge.submit``."""
 
@@ -77,8 +78,15 @@ class CellTurn:
         work: Work | None = None,
         *,
         ask_timeout: float = 0.0,
+        state: SessionState | None = None,
+        on_state: Callable[[CellTurn], None] | None = None,
     ) -> None:
+        """``state``: the session's, when read before the turn; else the run reads it and
+        posts it before Pi's first event, and ``on_state`` is called once it is known (the
+        request then names the model and level it was asked with)."""
         self.request = request
+        self.state = state
+        self._on_state = on_state
         self.turn = Turn(request.prompt)
         self.display = display
         self.desk = desk
@@ -182,8 +190,17 @@ class CellTurn:
                 self._run(item)
             elif isinstance(item, Approval):
                 self._approve(item)
+        elif isinstance(item, SessionState):
+            self._asked_in(item)
         elif item is not None:
             self.turn.apply(item)
+
+    def _asked_in(self, state: SessionState) -> None:
+        prompt, model, level = self.request
+        self.request = Request(prompt, model or state.model_ref, level or state.thinking_level)
+        self.state = state
+        if self._on_state is not None:
+            self._on_state(self)
 
     def _ask(self, dialog: Dialog) -> None:
         self.display.update(self.turn, now=True)  # the question comes after what led to it

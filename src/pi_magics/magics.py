@@ -46,7 +46,7 @@ from pi_kernel.transcript import Transcript, transcript_of
 from pi_kernel.turn import Turn, TurnResult
 
 from . import budget, slash
-from .cell import CellTurn, Request
+from .cell import CellTurn, Post, Request
 from .cells import NO_CELL_ID, CellsSeen
 from .connection import connection_file
 from .credentials import Credentials
@@ -83,6 +83,13 @@ def toolless_models() -> frozenset[str]:
     model): their answers say so."""
     text = variables.read(variables.TOOLLESS_MODELS) or ""
     return frozenset(text.replace(",", " ").split())
+
+
+def _warn_toolless(cell: CellTurn) -> None:
+    """Say it in the cell when the model it is asked with cannot call tools."""
+    model = cell.request.model
+    if model in toolless_models():
+        cell.turn.apply(ClientNotice(level="warning", message=TOOLLESS.format(model)))
 
 
 WOKE = (
@@ -383,10 +390,17 @@ class PiMagics(PiSettings, RecordCommands):
             raise UsageError(self.cassettes.problem)
         check_prompt(prompt)
         asleep = self.session.asleep_since is not None
-        state = self.bridge.call(self.session.state)  # starts Pi (again, when asleep)
+        # The state is read first where the model must be known before anything is sent (a
+        # cassette replayed, images) or Pi must be started (a failure to start is then all
+        # the cell shows); else the run reads it: a round trip less before Pi has the prompt.
+        state = None
+        if self.cassettes.player is not None or images or not self.session.running:
+            state = self.bridge.call(self.session.state)  # starts Pi (again, when asleep)
         secrets = secret_values(self.session.env or os.environ)
         # What the turn is asked with: the cell's options, else the notebook's settings.
-        request = Request(prompt, model or state.model_ref, thinking or state.thinking_level)
+        request = Request(prompt, model, thinking)
+        if state is not None:
+            request = Request(prompt, model or state.model_ref, thinking or state.thinking_level)
         try:
             # A cassette holds what leaves the kernel: the prompt as redacted, like its transcript.
             recorded = self.cassettes.answer(redact(prompt, secrets), request.model, request.level)
@@ -421,7 +435,7 @@ class PiMagics(PiSettings, RecordCommands):
         self,
         request: Request,
         turn: Callable[..., Awaitable[TurnResult]],
-        state: SessionState,
+        state: SessionState | None,
         secrets: frozenset[str],
         *,
         quiet: bool,
@@ -433,6 +447,8 @@ class PiMagics(PiSettings, RecordCommands):
     ) -> Turn:
         """Ask Pi: ``turn`` is the session's ``run_turn`` for this cell, given the events'
         callback and the images; stream, then show the end and keep the transcript.
+        ``state``: the session's, when read before (else the run reads it, and the request
+        is completed from it as the run starts).
         ``key``: the cell's, when the conversation follows the notebook's cells; ``woke``:
         Pi had been stopped for being idle, and was started again for this turn."""
         limits = self._limits()
@@ -445,17 +461,33 @@ class PiMagics(PiSettings, RecordCommands):
         work = None
         if self.workbench is not None:
             # Whether the model takes images is asked of Pi only when an image is there to
-            # send: a turn without one does no discovery.
-            takes_images = cache(partial(self._takes_images, request.model))
+            # send: a turn without one does no discovery.  By then the request names the
+            # model (a turn whose run read the state is completed as the run starts).
+            @cache
+            def takes_images() -> bool:
+                return self._takes_images(cell.request.model)
+
             work = partial(self.workbench.run, images=takes_images)
-        cell = CellTurn(request, display, self.desk, work=work, ask_timeout=self.ask_timeout)
+        cell = CellTurn(
+            request,
+            display,
+            self.desk,
+            work=work,
+            ask_timeout=self.ask_timeout,
+            state=state,
+            on_state=_warn_toolless,
+        )
         if woke:
             cell.turn.apply(ClientNotice(message=WOKE))
-        if request.model in toolless_models():
-            cell.turn.apply(ClientNotice(level="warning", message=TOOLLESS.format(request.model)))
+        if state is not None:
+            _warn_toolless(cell)
         for _, line in sent:  # shown above the answer, and kept in the transcript
             cell.turn.apply(ClientNotice(message=f"Sent with the prompt: {line}"))
-        run_turn = partial(turn, images=[image for image, _ in sent])
+        images_sent = [image for image, _ in sent]
+
+        def run_turn(post: Post) -> Awaitable[TurnResult]:
+            return turn(post, images=images_sent, on_state=post if state is None else None)
+
         self.tools.cell_policy, self.tools.cell_ask = tools, tuple(ask)
         self.tools.limit = budget.run_limit(limits, spent) if limits.any else None
         try:
@@ -473,7 +505,7 @@ class PiMagics(PiSettings, RecordCommands):
             # The raised error is the message (IPython shows a PiError in a few lines);
             # what streamed before it stays visible above it.
             if cell.turn.visible_blocks:
-                transcript = self._transcript(cell.turn, state, secrets)
+                transcript = self._transcript(cell.turn, cell.state, secrets)
                 cell.display.finish(cell.turn, transcript, budget=self._footer_budget())
             if isinstance(error, PiExited):
                 # The notebook's own words for what happens next, on an error of its own.
@@ -486,7 +518,7 @@ class PiMagics(PiSettings, RecordCommands):
                 raise self.last_exit from None
             raise
         self._place(cell.turn, key, result)
-        self._finish(cell, state, secrets, result)
+        self._finish(cell, secrets, result)
         return cell.turn
 
     def _place(self, turn: Turn, key: str | None, result: TurnResult | None) -> None:
@@ -514,30 +546,31 @@ class PiMagics(PiSettings, RecordCommands):
     def _transcript(
         self,
         turn: Turn,
-        state: SessionState,
+        state: SessionState | None,
         secrets: frozenset[str],
         result: TurnResult | None = None,
     ) -> Transcript:
-        """The turn's record, with every credential Pi could use taken out."""
+        """The turn's record, with every credential Pi could use taken out.  ``state``: the
+        session's as the turn was asked (None: Pi failed before it could be read)."""
         install = self.session.install
+        asked_in = result or state
         transcript = transcript_of(
             turn,
             pi_version=install.version if install else None,
-            session_id=result.session_id if result else state.session_id,
-            session_file=result.session_file if result else state.session_file,
+            session_id=asked_in.session_id if asked_in else None,
+            session_file=asked_in.session_file if asked_in else None,
         )
         return Transcript.model_validate(redact(transcript.model_dump(mode="json"), secrets))
 
     def _finish(
         self,
         cell: CellTurn,
-        state: SessionState,
         secrets: frozenset[str],
         result: TurnResult | None,
     ) -> None:
         """Show the turn's final state with its transcript; keep it (and record it)."""
         cell.turn.count_cache_warming(self._cache_warming_since_last_cell())
-        transcript = self._transcript(cell.turn, state, secrets, result)
+        transcript = self._transcript(cell.turn, cell.state, secrets, result)
         cell.display.finish(cell.turn, transcript, budget=self._footer_budget())
         self.transcripts.append(transcript)
         _, model, level = cell.request

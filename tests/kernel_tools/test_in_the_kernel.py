@@ -176,6 +176,21 @@ def test_a_plot_shows_in_the_cell_and_reaches_a_vision_model_as_an_image(
     assert image.startswith("data:image/png;base64,iVBOR")
 
 
+def test_a_plot_reaches_the_notebooks_vision_model_as_an_image(
+    kernel: KernelHarness, llm: ScriptedLLM, pi_env: PiEnv
+):
+    vision = add_vision_model(pi_env.agent_dir)
+    assert kernel.execute("%pi restart").status == "ok"  # Pi reads its models at start
+    assert kernel.execute(f"%%pi\n/model {vision}").status == "ok"
+    llm.enqueue(*call(PYTHON, "A line.", code=PLOT))
+    # Pi runs: the turn learns the notebook's model as it starts, before the plot is made.
+    run = kernel.execute("%%pi\nPlot the prices")
+    assert run.status == "ok", run.outputs
+    assert "sent as image 1" in tool_result(llm.requests[1])
+    (image,) = images_in(llm.requests[1])
+    assert image.startswith("data:image/png;base64,iVBOR")
+
+
 def test_a_text_only_model_gets_the_plot_described(kernel: KernelHarness, llm: ScriptedLLM):
     llm.enqueue(*call(PYTHON, "A line.", code=PLOT))
     run = kernel.execute("%%pi --model scripted/plain\nPlot the prices")

@@ -89,14 +89,16 @@ async def test_a_run_takes_the_cells_tools_from_the_kernel_before_its_prompt(
     tools = CellTools([PYTHON])
     llm.enqueue(script.text("First."), script.text("Second."))
     async with session_with(tools, pi_install, pi_env) as session:
-        await session.run_turn("First cell.", lambda event: None)
+        await session.run_turn("First cell.", lambda event: None, cell="first")
         process = session.pi.current
         assert process is not None
         assert process.channel is not None
         # The extension could not ask now: what the second run offers came with its prompt.
         process.channel.path.unlink()
         tools.tools = (HISTORY,)
-        await session.run_turn("Second cell.", lambda event: None)
+        # The first cell run again: Pi's session tree is moved back first (a command of the
+        # extension's own, between the offer and the prompt).
+        await session.run_turn("First cell, again.", lambda event: None, cell="first")
         served = process.channel.stats()
     assert kernel_tools(llm.requests[0]) == [PYTHON]
     assert kernel_tools(llm.requests[1]) == [HISTORY]

@@ -16,10 +16,14 @@ def test_an_answer_of_a_model_that_calls_no_tools_says_so(pi_env: PiEnv, llm: Sc
     with running_kernel(env=env, cwd=pi_env.cwd) as kernel:
         assert kernel.execute("%load_ext pi_magics").status == "ok"
         llm.enqueue(script.text("The file has 35 columns."), script.text("Thought."))
+        llm.enqueue(script.text("It has 12 rows."))
         plain = kernel.execute("%%pi\nHow many rows does data.csv have?")
         reasoner = kernel.execute("%%pi --model scripted/reasoner\nThink.")
-    [record] = transcripts_in(plain.outputs)
-    notices = [part.text for part in record.blocks if isinstance(part, NoticePart)]
-    assert any("scripted/plain cannot call tools: it read no file" in text for text in notices)
-    assert "cannot call tools" in plain.text()
+        # Pi runs now: the turn learns its model as it starts, and still says so.
+        warm = kernel.execute("%%pi\nAnd now?")
+    for run in (plain, warm):
+        [record] = transcripts_in(run.outputs)
+        notices = [part.text for part in record.blocks if isinstance(part, NoticePart)]
+        assert any("scripted/plain cannot call tools: it read no file" in text for text in notices)
+        assert "cannot call tools" in run.text()
     assert "cannot call tools" not in reasoner.text()  # a model not named says nothing
