@@ -42,7 +42,7 @@ BRANCH_COMMAND = "pi-kernel-branch"
 has the same name): the kernel's, not offered to the user."""
 OFFER_COMMAND = "pi-kernel-offer"
 """The extension's command that gives the next run its tools, approvals and budget flag,
-sent just before the kernel's prompt: the kernel's, not offered to the user."""
+sent before the kernel's prompt: the kernel's, not offered to the user."""
 KERNEL_COMMANDS = (BRANCH_COMMAND, OFFER_COMMAND)
 
 

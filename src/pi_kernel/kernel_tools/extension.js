@@ -155,10 +155,11 @@ export default function (pi) {
   let spent = nothingSpent();
 
   // Which tools a run may use is the running cell's choice (its policy), and so is which
-  // calls the user approves first.  The kernel sends that choice as a command just before its
-  // prompt and waits until it is handled, so the run it comes before takes it without asking
-  // (a round trip to the kernel less before the model is called).  A run that no such
-  // command came before (one another extension started) asks the kernel instead.
+  // calls the user approves first.  The kernel sends that choice as a command before its
+  // prompt (nothing that starts a run comes between) and waits until it is handled, so the
+  // run takes it without asking (a round trip to the kernel less before the model is
+  // called).  A run that no such command came before (one another extension started) asks
+  // the kernel instead.
   let offer = null;
   pi.registerCommand(OFFER_COMMAND, {
     description: "Used by pi-kernel's notebook kernel: the tools and approvals of the next run",
