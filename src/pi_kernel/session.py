@@ -118,7 +118,7 @@ class PiSession:
             tools=tools,
             pi_path_hint=pi_path_hint,
             on_start=self._on_start,
-            on_stop=self._claim.release,
+            on_stop=self._let_go,
         )
         """The Pi process: its launch settings (``pi.pi_path``, ``pi.args``, ...) and life."""
         self.discovery_timeout = discovery_timeout
@@ -131,6 +131,8 @@ class PiSession:
         self._turn_lock = anyio.Lock()
         """Held while a turn runs: one prompt at a time per notebook."""
         self._models: list[ModelInfo] | None = None
+        self._gone_side: dict[str, UsageTally] = {}
+        """What the Pis already let go spent outside the answers, by kind."""
         self.idle_stop = 0.0
         """Seconds without a turn after which Pi is stopped, to start again on the same
         session at the next turn (0: never)."""
@@ -347,19 +349,28 @@ class PiSession:
         """What the running Pi wrote on stderr since this was last asked (its diagnostics)."""
         return self.pi.current.client.take_diagnostics() if self.pi.current is not None else []
 
-    async def side_usage(self, kind: str | None = None) -> tuple[int | None, UsageTally]:
-        """The running Pi's pid and a copy of its usage of ``kind`` outside the answers
+    async def side_usage(self, kind: str | None = None) -> UsageTally:
+        """The session's usage of ``kind`` outside the answers so far, over every Pi it ran
         (``cache_warm``: idle prompt-cache refreshes; None: every kind summed); never starts
         Pi to answer."""
-        if self.pi.current is None:
-            return None, UsageTally()
-        tallies = self.pi.current.client.side_usage
-        if kind is not None:
-            return self.pi.current.client.pid, replace(tallies.get(kind, UsageTally()))
+        tallies = [self._gone_side]
+        if self.pi.current is not None:
+            tallies.append(self.pi.current.client.side_usage)
         total = UsageTally()
-        for tally in tallies.values():
-            total = total.plus(tally)
-        return self.pi.current.client.pid, total
+        for by_kind in tallies:
+            for each, tally in by_kind.items():
+                if kind is None or each == kind:
+                    total = total.plus(tally)
+        return total
+
+    def _let_go(self) -> None:
+        """A Pi is let go (asleep, restarted, gone): what it spent outside the answers stays
+        the session's, and so does nothing of its session file's claim."""
+        process = self.pi.current
+        if process is not None:
+            for kind, tally in process.client.side_usage.items():
+                self._gone_side[kind] = self._gone_side.get(kind, UsageTally()).plus(tally)
+        self._claim.release()
 
     async def choices(self, *, refresh: bool = False, state: SessionState | None = None) -> Choices:
         """Discovery for the picker: models (cached unless ``refresh``), state (unless

@@ -75,8 +75,8 @@ def changed(limits: Limits, words: list[str]) -> Limits:
 
 @dataclass
 class Spending:
-    """What this kernel's Pi has spent: its turns, and its usage between them, followed
-    across Pi processes (a restarted Pi counts from zero; what the old one spent stays)."""
+    """What this kernel's Pi has spent: its turns, and its usage between them (the session's,
+    over every Pi process it ran)."""
 
     total: UsageTally = field(default_factory=UsageTally)
     _between: Followed = field(default_factory=Followed)
@@ -84,9 +84,9 @@ class Spending:
     def add_turn(self, usage: UsageTally) -> None:
         self.total = self.total.plus(usage)
 
-    def follow(self, pid: int | None, side: UsageTally) -> None:
-        """Take in the usage outside answers that Pi process ``pid`` reports so far."""
-        self.total = self.total.plus(self._between.added(pid, side))
+    def follow(self, side: UsageTally) -> None:
+        """Take in the session's usage outside answers so far."""
+        self.total = self.total.plus(self._between.added(side))
 
 
 def over(limits: Limits, spent: UsageTally) -> str | None:

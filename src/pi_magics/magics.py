@@ -589,7 +589,7 @@ class PiMagics(PiSettings, RecordCommands):
 
     def _spent(self) -> UsageTally:
         """What this kernel's Pi has spent, with what it spent since it was last asked."""
-        self.spending.follow(*self.bridge.call(self.session.side_usage))
+        self.spending.follow(self.bridge.call(self.session.side_usage))
         return self.spending.total
 
     def _footer_budget(self) -> str | None:
@@ -598,7 +598,7 @@ class PiMagics(PiSettings, RecordCommands):
 
     def _cache_warming_since_last_cell(self) -> UsageTally | None:
         """Pi's idle prompt-cache refreshes since the last footer (a new Pi starts at 0)."""
-        added = self._warming.added(*self.bridge.call(self.session.side_usage, CACHE_WARM))
+        added = self._warming.added(self.bridge.call(self.session.side_usage, CACHE_WARM))
         return added if added.count else None
 
     def _show_replayed(

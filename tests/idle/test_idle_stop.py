@@ -7,6 +7,7 @@ import time
 
 import psutil
 
+from pi_kernel.transcript import transcripts_in
 from tests.support import scripted_llm as script
 from tests.support.kernels import KernelHarness, running_kernel
 from tests.support.pi_env import PiEnv, add_cached_model
@@ -66,6 +67,12 @@ def test_an_asleep_pi_warms_no_cache(kernel: KernelHarness, llm: ScriptedLLM, pi
     asleep = len(llm.requests)
     time.sleep(3)
     assert len(llm.requests) == asleep
+    # What the Pi put to sleep spent warming is still counted: the next cell says so.
+    woken = kernel.execute("%%pi\nhello again")
+    assert woken.status == "ok", woken.outputs
+    [record] = transcripts_in(woken.outputs)
+    assert record.cache_warming is not None
+    assert 1 <= record.cache_warming.refreshes <= asleep - 1
 
 
 def test_a_session_pi_chose_itself_is_never_put_to_sleep(kernel: KernelHarness, llm: ScriptedLLM):

@@ -172,13 +172,13 @@ def test_a_budget_that_is_not_one_is_said_in_one_sentence(words: list[str], mess
         budget.changed(Limits(), words)
 
 
-def test_spending_follows_each_pi_process_and_keeps_what_a_stopped_one_spent():
+def test_spending_follows_the_sessions_usage_between_turns():
     spending = Spending()
     spending.add_turn(UsageTally(1, 100, 10, 0, 0, 0.25))
-    spending.follow(11, UsageTally(2, 0, 0, 50, 0, 0.01))
-    spending.follow(11, UsageTally(3, 0, 0, 80, 0, 0.02))  # the same Pi, further on
-    spending.follow(None, UsageTally())  # no Pi running: nothing new
-    spending.follow(12, UsageTally(1, 0, 0, 5, 0, 0.001))  # a new Pi counts from zero
+    spending.follow(UsageTally(2, 0, 0, 50, 0, 0.01))
+    spending.follow(UsageTally(3, 0, 0, 80, 0, 0.02))  # further on
+    spending.follow(UsageTally(3, 0, 0, 80, 0, 0.02))  # nothing new
+    spending.follow(UsageTally(4, 0, 0, 85, 0, 0.021))  # a new Pi's, after the last one's
     total = spending.total
     assert (total.tokens, round(total.cost, 3)) == (195, 0.271)
     assert budget.over(Limits(tokens=195), total) == "195 of 195 tokens"

@@ -56,14 +56,11 @@ class UsageTally:
 
 @dataclass
 class Followed:
-    """A Pi process's running tally, read now and then: what each read added since the one
-    before.  A new process (another pid) counts from zero: all it reports is new."""
+    """A running tally, read now and then: what each read added since the one before."""
 
-    pid: int | None = None
     seen: UsageTally = field(default_factory=UsageTally)
 
-    def added(self, pid: int | None, now: UsageTally) -> UsageTally:
-        """What process ``pid``'s tally ``now`` holds that the last read did not."""
-        added = now.since(self.seen) if pid == self.pid else now
-        self.pid, self.seen = pid, now
+    def added(self, now: UsageTally) -> UsageTally:
+        """What the tally ``now`` holds that the last read did not."""
+        added, self.seen = now.since(self.seen), now
         return added
