@@ -48,7 +48,11 @@ class NotebookPage:
 
     def run(self, index: int) -> None:
         """Put the cursor in the cell and press Shift+Enter (returns at once)."""
-        self.cell(index).locator(".cm-content").click()
+        editor = self.cell(index).locator(".cm-content")
+        editor.click()
+        # The key goes where the focus is: on a busy machine the editor may take it a moment
+        # after the click (a run once went nowhere, and the cell never ran).
+        expect(editor).to_be_focused(timeout=KERNEL_READY_TIMEOUT)
         self.page.keyboard.press("Shift+Enter")
 
     def wait_done(self, index: int, timeout: float = CELL_TIMEOUT) -> None:
