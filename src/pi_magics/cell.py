@@ -65,6 +65,13 @@ class Request(NamedTuple):
     model: str | None
     level: str | None
 
+    def asked_in(self, state: SessionState) -> Request:
+        """The request completed from the session's ``state``: what the cell did not name
+        (model, level) is the notebook's."""
+        return self._replace(
+            model=self.model or state.model_ref, level=self.level or state.thinking_level
+        )
+
 
 class CellTurn:
     """A turn streaming into the running cell."""
@@ -196,8 +203,7 @@ class CellTurn:
             self.turn.apply(item)
 
     def _asked_in(self, state: SessionState) -> None:
-        prompt, model, level = self.request
-        self.request = Request(prompt, model or state.model_ref, level or state.thinking_level)
+        self.request = self.request.asked_in(state)
         self.state = state
         if self._on_state is not None:
             self._on_state(self)

@@ -400,7 +400,7 @@ class PiMagics(PiSettings, RecordCommands):
         # What the turn is asked with: the cell's options, else the notebook's settings.
         request = Request(prompt, model, thinking)
         if state is not None:
-            request = Request(prompt, model or state.model_ref, thinking or state.thinking_level)
+            request = request.asked_in(state)
         try:
             # A cassette holds what leaves the kernel: the prompt as redacted, like its transcript.
             recorded = self.cassettes.answer(redact(prompt, secrets), request.model, request.level)
@@ -597,7 +597,8 @@ class PiMagics(PiSettings, RecordCommands):
         return budget.footer_part(limits, self._spent()) if limits.any else None
 
     def _cache_warming_since_last_cell(self) -> UsageTally | None:
-        """Pi's idle prompt-cache refreshes since the last footer (a new Pi starts at 0)."""
+        """Pi's idle prompt-cache refreshes since the last footer (the session's: a Pi
+        stopped meanwhile counts too)."""
         added = self._warming.added(self.bridge.call(self.session.side_usage, CACHE_WARM))
         return added if added.count else None
 
